@@ -1,0 +1,42 @@
+"""``transferome validate FILE``: exit non-zero, with the reason, when the data break the schema."""
+
+from __future__ import annotations
+
+import argparse
+
+from transferome.cli._common import add_data_arguments, add_key_arguments, validate_kwargs
+
+NAME = "validate"
+HELP = "check a dataset against the schema; exit status 2 with the reason if it fails"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="dataset (.h5ad, or another supported format)")
+    add_key_arguments(parser)
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--require-counts", action="store_true", help="values must be raw integer counts"
+    )
+    parser.add_argument(
+        "--allow-missing-controls",
+        action="store_true",
+        help="accept contexts without control observations",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from transferome.data import read, validate
+
+    adata = read(args.file)
+    description = validate(
+        adata,
+        require_counts=args.require_counts,
+        require_controls=not args.allow_missing_controls,
+        **validate_kwargs(args),
+    )
+    print(
+        f"{args.file}: valid ({description.n_obs} observations x {description.n_vars} genes, "
+        f"{description.value_type}, {len(description.contexts)} contexts, "
+        f"{len(description.perturbations)} perturbations)"
+    )
+    return 0
