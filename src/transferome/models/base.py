@@ -44,10 +44,13 @@ class Estimator:
     """Base class: parameter introspection, ``repr`` and the fitted check.
 
     Subclasses list their hyperparameters as keyword-only ``__init__`` arguments stored under
-    the same names, and set ``name`` (the short name used by the benchmark and the CLI).
+    the same names, set ``name`` (the short name used by the benchmark and the CLI) and
+    ``fast_params``.
     """
 
     name: ClassVar[str] = ""
+    fast_params: ClassVar[dict[str, Any]] = {}
+    """Hyperparameters for a quick run (tests, ``--quick`` presets): few epochs, small layers."""
 
     @classmethod
     def _param_names(cls) -> list[str]:
