@@ -1,0 +1,207 @@
+"""Species-independent gene descriptions and token selection for the Universal Gene Embedding.
+
+A gene's description is a vector whose columns mean the same thing in every species, so that a
+network of it places genes of all species in one space:
+
+* ``profile``: the gene's mean log expression in each context (organ, cell type), centred on the
+  gene's mean over contexts (its specificity), plus that mean (its level). Controls only when the
+  data hold perturbations.
+* ``reactome``: the gene's expression change under each perturbation in each context (mean log
+  treated minus mean log control of the same context) -- the paper's reactome.
+* ``both``: the two side by side (the default when perturbations exist).
+
+Columns are labelled ``"profile|<context>"``, ``"level"`` and
+``"reactome|<context>|<perturbation>"``; only columns measured in every training species are
+used. Descriptions may also be *transferred* through a gene map
+(:func:`descriptions_through_map`) when a species' own labels must not be used (zero-shot
+annotation transfer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from transferome.data.schema import Schema, obs_labels
+from transferome.errors import DataValidationError
+
+__all__ = [
+    "DescriptionKind",
+    "align_columns",
+    "dense_values",
+    "describe_genes",
+    "descriptions_through_map",
+    "relative_values",
+    "top_variable",
+]
+
+DescriptionKind = Literal["auto", "profile", "reactome", "both"]
+
+
+def dense_values(adata: AnnData, columns: np.ndarray | None = None) -> np.ndarray:
+    """``X`` (optionally a subset of columns) as a dense float32 array (a copy)."""
+    matrix = adata.X if columns is None else adata.X[:, columns]
+    if sp.issparse(matrix):
+        matrix = matrix.toarray()
+    return np.asarray(matrix, dtype=np.float32).copy()
+
+
+def _group_means(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique labels and the column means of ``values`` per label."""
+    groups, codes = np.unique(labels, return_inverse=True)
+    sums = np.zeros((len(groups), values.shape[1]), dtype=np.float64)
+    np.add.at(sums, codes, values)
+    counts = np.bincount(codes, minlength=len(groups)).astype(np.float64)
+    return groups, sums / counts[:, None]
+
+
+def describe_genes(
+    adata: AnnData, *, schema: Schema | None = None, kind: DescriptionKind = "auto"
+) -> pd.DataFrame:
+    """Description of every gene of one species (genes x features), see the module docstring.
+
+    Parameters
+    ----------
+    adata
+        Log-normalised data of one species with the schema's context and perturbation keys.
+    schema
+        Keys (defaults of :class:`~transferome.data.schema.Schema` when ``None``).
+    kind
+        ``profile``, ``reactome``, ``both``, or ``auto`` (``both`` when the data hold a
+        perturbation, else ``profile``).
+    """
+    schema = schema or Schema()
+    for key in (schema.context_key, schema.perturbation_key):
+        if key not in adata.obs.columns:
+            raise DataValidationError(f"obs key {key!r} is missing; obs has {list(adata.obs)}")
+    contexts = obs_labels(adata, schema.context_key)
+    perturbations = obs_labels(adata, schema.perturbation_key)
+    is_control = perturbations == schema.control
+    has_perturbations = bool((~is_control).any())
+    if kind == "auto":
+        kind = "both" if has_perturbations else "profile"
+    if kind not in ("profile", "reactome", "both"):
+        raise DataValidationError(
+            f"gene description {kind!r} is not one of 'auto', 'profile', 'reactome', 'both'"
+        )
+    if kind != "profile" and not has_perturbations:
+        raise DataValidationError(
+            f"a {kind!r} gene description needs perturbed observations; obs"
+            f"[{schema.perturbation_key!r}] holds only {schema.control!r}"
+        )
+    values = dense_values(adata)
+    base = is_control if has_perturbations else np.ones(len(contexts), dtype=bool)
+    control_groups, control_means = _group_means(values[base], contexts[base])
+    control_of = {c: control_means[i] for i, c in enumerate(control_groups)}
+    parts: list[pd.DataFrame] = []
+    if kind in ("profile", "both"):
+        level = control_means.mean(axis=0)
+        columns = {f"profile|{c}": control_of[c] - level for c in control_groups}
+        columns["level"] = level
+        parts.append(pd.DataFrame(columns, index=adata.var_names.astype(str)))
+    if kind in ("reactome", "both"):
+        treated = ~is_control & np.isin(contexts, control_groups)
+        pair_labels = np.char.add(
+            np.char.add(contexts[treated].astype(str), "|"), perturbations[treated].astype(str)
+        )
+        pairs, pair_means = _group_means(values[treated], pair_labels)
+        columns = {}
+        for label, mean in zip(pairs, pair_means, strict=True):
+            context = str(label).split("|", 1)[0]
+            columns[f"reactome|{label}"] = mean - control_of[context]
+        parts.append(pd.DataFrame(columns, index=adata.var_names.astype(str)))
+    return pd.concat(parts, axis=1).astype(np.float32)
+
+
+def descriptions_through_map(
+    source: pd.DataFrame,
+    gene_map: pd.DataFrame,
+    target_genes: Sequence[str],
+    *,
+    source_column: str,
+    target_column: str,
+    weight_column: str | None = None,
+) -> pd.DataFrame:
+    """Descriptions of a species' genes borrowed from their partners in another species.
+
+    Each target gene gets the (weighted) mean description of its source partners in
+    ``gene_map`` (many-to-many pairs are averaged); genes without a partner get zeros, the
+    column mean once descriptions are standardised. No label of the target species is used.
+
+    Parameters
+    ----------
+    source
+        Source-species descriptions (genes x features), e.g. from :func:`describe_genes`.
+    gene_map
+        Pairs of genes, one row per pair (an ortholog table or a learned mapping).
+    target_genes
+        Genes of the target species, in the order wanted.
+    source_column, target_column
+        Columns of ``gene_map`` naming the source and the target gene.
+    weight_column
+        Optional non-negative weight of each pair (e.g. sequence identity or confidence).
+    """
+    for column in (source_column, target_column, weight_column):
+        if column is not None and column not in gene_map.columns:
+            raise DataValidationError(
+                f"gene map column {column!r} is missing; it has {list(gene_map.columns)}"
+            )
+    target_index = pd.Index([str(g) for g in target_genes])
+    pairs = pd.DataFrame(
+        {
+            "s": gene_map[source_column].astype(str).to_numpy(),
+            "t": gene_map[target_column].astype(str).to_numpy(),
+            "w": (
+                gene_map[weight_column].astype(float).to_numpy()
+                if weight_column is not None
+                else np.ones(len(gene_map))
+            ),
+        }
+    )
+    pairs = pairs[pairs["s"].isin(source.index) & pairs["t"].isin(target_index)]
+    pairs = pairs[pairs["w"] > 0].drop_duplicates(["s", "t"])
+    out = np.zeros((len(target_index), source.shape[1]), dtype=np.float64)
+    if len(pairs):
+        rows = target_index.get_indexer(pairs["t"])
+        weighted = (
+            source.loc[pairs["s"]].to_numpy(dtype=np.float64) * pairs["w"].to_numpy()[:, None]
+        )
+        np.add.at(out, rows, weighted)
+        totals = np.bincount(rows, weights=pairs["w"].to_numpy(), minlength=len(target_index))
+        mapped = totals > 0
+        out[mapped] /= totals[mapped, None]
+    return pd.DataFrame(out.astype(np.float32), index=target_index, columns=source.columns)
+
+
+def top_variable(values: np.ndarray, n: int) -> np.ndarray:
+    """Column indices (sorted) of the ``n`` columns with the largest variance."""
+    n = min(int(n), values.shape[1])
+    variance = values.var(axis=0)
+    chosen = np.argsort(-variance, kind="stable")[:n]
+    return np.sort(chosen)
+
+
+def relative_values(values: np.ndarray) -> np.ndarray:
+    """Relative expression (paper 3.1.2): each row divided by its maximum (all-zero rows stay 0)."""
+    peak = values.max(axis=1, keepdims=True)
+    return np.divide(values, peak, out=np.zeros_like(values), where=peak > 0).astype(np.float32)
+
+
+def align_columns(descriptions: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Description columns present in every species, in the first species' order."""
+    frames = list(descriptions.values())
+    shared = set(frames[0].columns)
+    for frame in frames[1:]:
+        shared &= set(frame.columns)
+    columns = [c for c in frames[0].columns if c in shared]
+    if not columns:
+        raise DataValidationError(
+            "the gene descriptions of the species share no column (context / perturbation); "
+            f"species: {list(descriptions)}"
+        )
+    return columns
