@@ -20,7 +20,11 @@ __all__ = [
 ]
 
 # short name -> "module:Class"; each model adds its line here.
-_REGISTRY: dict[str, str] = {}
+_REGISTRY: dict[str, str] = {
+    "control": "transferome.models.baselines:ControlBaseline",
+    "additive": "transferome.models.baselines:AdditiveBaseline",
+    "linear": "transferome.models.baselines:LinearBaseline",
+}
 
 
 def available_models() -> tuple[str, ...]:

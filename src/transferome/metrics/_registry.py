@@ -1,0 +1,113 @@
+"""Metadata of every metric: best value, direction, kind and a one-line definition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+__all__ = ["METRICS", "MetricInfo"]
+
+MetricKind = Literal["group", "set", "classification", "mapping"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric means.
+
+    Attributes
+    ----------
+    name
+        Column value in result tables.
+    best
+        Value of a perfect prediction.
+    higher_is_better
+        Direction of improvement.
+    kind
+        ``group``: one value per held-out (context, perturbation) group from its mean profile;
+        ``set``: one value per group that depends on the other held-out groups;
+        ``classification`` and ``mapping``: computed on labels and ranked gene lists.
+    description
+        Exact definition.
+    """
+
+    name: str
+    best: float
+    higher_is_better: bool
+    kind: MetricKind
+    description: str
+
+
+_DEG = "on the DEGs of the group (the n_degs genes with the largest |true - control|)"
+_INFOS = [
+    MetricInfo("r2", 1.0, True, "group", "sklearn r2_score(true_mean, pred_mean) across genes"),
+    MetricInfo("r2_deg", 1.0, True, "group", f"r2 {_DEG}"),
+    MetricInfo(
+        "explained_variance",
+        1.0,
+        True,
+        "group",
+        "sklearn explained_variance_score(true_mean, pred_mean) across genes",
+    ),
+    MetricInfo("explained_variance_deg", 1.0, True, "group", f"explained_variance {_DEG}"),
+    MetricInfo("pearson", 1.0, True, "group", "Pearson r of pred_mean and true_mean"),
+    MetricInfo("pearson_deg", 1.0, True, "group", f"pearson {_DEG}"),
+    MetricInfo("pearson_squared", 1.0, True, "group", "square of pearson"),
+    MetricInfo("pearson_squared_deg", 1.0, True, "group", f"pearson_squared {_DEG}"),
+    MetricInfo(
+        "pearson_delta",
+        1.0,
+        True,
+        "group",
+        "Pearson r of (pred_mean - control_mean) and (true_mean - control_mean); "
+        "NaN when either is constant (e.g. the control prediction)",
+    ),
+    MetricInfo("pearson_delta_deg", 1.0, True, "group", f"pearson_delta {_DEG}"),
+    MetricInfo(
+        "r2_delta",
+        1.0,
+        True,
+        "group",
+        "r2_score(true_mean - control_mean, pred_mean - control_mean)",
+    ),
+    MetricInfo("r2_delta_deg", 1.0, True, "group", f"r2_delta {_DEG}"),
+    MetricInfo("mse", 0.0, False, "group", "mean squared error of pred_mean against true_mean"),
+    MetricInfo("mse_deg", 0.0, False, "group", f"mse {_DEG}"),
+    MetricInfo(
+        "deg_direction",
+        1.0,
+        True,
+        "group",
+        "fraction of DEGs where sign(pred_mean - control_mean) == sign(true_mean - control_mean)",
+    ),
+    MetricInfo(
+        "discrimination",
+        1.0,
+        True,
+        "set",
+        "1 - rank / n, rank = number of held-out groups whose true delta is closer (L1) to the "
+        "predicted delta than the group's own (ties count half); NaN with fewer than 2 groups",
+    ),
+    MetricInfo("accuracy", 1.0, True, "classification", "fraction of correct labels"),
+    MetricInfo(
+        "random_accuracy",
+        1.0,
+        True,
+        "classification",
+        "expected accuracy of predictions drawn from the training class frequencies",
+    ),
+    MetricInfo(
+        "precision_at_1", 1.0, True, "mapping", "fraction of genes whose top candidate is true"
+    ),
+    MetricInfo(
+        "precision_at_5",
+        1.0,
+        True,
+        "mapping",
+        "fraction of genes with a true match among their top 5 candidates",
+    ),
+    MetricInfo("mrr", 1.0, True, "mapping", "mean over genes of 1 / rank of the first true match"),
+]
+
+METRICS: MappingProxyType[str, MetricInfo] = MappingProxyType({m.name: m for m in _INFOS})
+"""Every metric by name."""
