@@ -50,7 +50,9 @@ def test_pair_invariants(n_contexts, n_perts, n_cells, seed):
     else:
         assert not pairs.degenerate.any()
         # a perturbation sits on one side of the split only: no pair in both orders
-        sides = {(perturbations[i], perturbations[j]) for i, j in zip(pairs.a, pairs.b, strict=True)}
+        sides = {
+            (perturbations[i], perturbations[j]) for i, j in zip(pairs.a, pairs.b, strict=True)
+        }
         assert not any((q, p) in sides for p, q in sides)
 
 
