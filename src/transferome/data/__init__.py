@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from transferome.data._atomic import atomic_path, atomic_write_text
-from transferome.data.io import read, read_h5ad, write_h5ad
+from transferome.data.io import (
+    read,
+    read_10x_mtx,
+    read_gct,
+    read_h5ad,
+    read_metadata,
+    read_table,
+    write,
+    write_10x_mtx,
+    write_gct,
+    write_h5ad,
+    write_table,
+)
+from transferome.data.preprocess import GeneSet, preprocess, project_genes
 from transferome.data.schema import (
     DatasetDescription,
     Schema,
@@ -16,15 +29,26 @@ from transferome.data.schema import (
 
 __all__ = [
     "DatasetDescription",
+    "GeneSet",
     "Schema",
     "ValueType",
     "atomic_path",
     "atomic_write_text",
     "detect_value_type",
     "obs_labels",
+    "preprocess",
+    "project_genes",
     "read",
+    "read_10x_mtx",
+    "read_gct",
     "read_h5ad",
+    "read_metadata",
+    "read_table",
     "split_combination",
     "validate",
+    "write",
+    "write_10x_mtx",
+    "write_gct",
     "write_h5ad",
+    "write_table",
 ]

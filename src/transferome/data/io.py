@@ -1,4 +1,9 @@
-"""Readers and writers. Every writer is atomic (temporary file, then rename)."""
+"""Readers and writers. Every writer is atomic (temporary file, then rename).
+
+Formats: ``.h5ad``; CSV / TSV expression tables (:func:`read_table`); 10x ``matrix.mtx``
+folders (:func:`read_10x_mtx`); GCT 1.2 / 1.3 (:func:`read_gct`). :func:`read` picks the
+reader from the file name or the folder layout.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,34 @@ import anndata as ad
 from anndata import AnnData
 
 from transferome.data._atomic import atomic_path
+from transferome.data._gct import read_gct, write_gct
+from transferome.data._mtx import find_mtx, read_10x_mtx, write_10x_mtx
+from transferome.data._tables import read_metadata, read_table, write_table
+from transferome.data._text import base_suffix, existing_file
 from transferome.errors import ReaderError
 
-__all__ = ["read", "read_h5ad", "write_h5ad"]
+__all__ = [
+    "FORMATS",
+    "read",
+    "read_10x_mtx",
+    "read_gct",
+    "read_h5ad",
+    "read_metadata",
+    "read_table",
+    "write",
+    "write_10x_mtx",
+    "write_gct",
+    "write_h5ad",
+    "write_table",
+]
 
-
-def _existing(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise ReaderError(f"{p}: no such file or directory")
-    return p
+FORMATS = {
+    "h5ad": ".h5ad",
+    "table": ".csv, .tsv, .txt, .tab (optionally .gz)",
+    "gct": ".gct (optionally .gz)",
+    "10x": "a folder with matrix.mtx(.gz), features.tsv(.gz) or genes.tsv(.gz), barcodes.tsv(.gz)",
+}
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
 
 
 def read_h5ad(path: str | os.PathLike[str], *, backed: bool = False) -> AnnData:
@@ -31,9 +54,7 @@ def read_h5ad(path: str | os.PathLike[str], *, backed: bool = False) -> AnnData:
     backed
         Keep ``X`` on disk (read-only) instead of loading it into memory.
     """
-    p = _existing(path)
-    if p.is_dir():
-        raise ReaderError(f"{p} is a directory, expected an .h5ad file")
+    p = existing_file(path)
     try:
         return ad.read_h5ad(p, backed="r" if backed else None)
     except Exception as exc:  # h5py and anndata raise many types for corrupt files
@@ -48,13 +69,59 @@ def write_h5ad(adata: AnnData, path: str | os.PathLike[str], *, overwrite: bool 
     return final
 
 
-def read(path: str | os.PathLike[str], **kwargs) -> AnnData:
-    """Read a dataset, choosing the reader from the file name.
+def format_of(path: str | os.PathLike[str]) -> str:
+    """The format :func:`read` would use for ``path``: a key of :data:`FORMATS`."""
+    p = Path(path)
+    if not p.exists():
+        raise ReaderError(f"{p}: no such file or directory")
+    if p.is_dir():
+        if find_mtx(p) is not None:
+            return "10x"
+        raise ReaderError(f"{p}: a folder, but not a 10x folder (no matrix.mtx or matrix.mtx.gz)")
+    suffix = base_suffix(p)
+    if p.name.lower().endswith(("matrix.mtx", "matrix.mtx.gz")):
+        return "10x"
+    if suffix == ".h5ad" and p.suffix.lower() == ".h5ad":
+        return "h5ad"
+    if suffix == ".gct":
+        return "gct"
+    if suffix in _TABLE_SUFFIXES:
+        return "table"
+    known = "; ".join(f"{k}: {v}" for k, v in FORMATS.items())
+    raise ReaderError(f"{p}: unknown file type {suffix or '(no suffix)'!r}; expected {known}")
 
-    ``.h5ad`` files are supported here; keyword arguments go to the reader.
+
+def read(path: str | os.PathLike[str], **kwargs) -> AnnData:
+    """Read a dataset, choosing the reader from the file name or folder layout.
+
+    ``.h5ad`` -> :func:`read_h5ad`; ``.csv`` / ``.tsv`` / ``.txt`` / ``.tab`` ->
+    :func:`read_table` (needs ``genes_in=``); ``.gct`` -> :func:`read_gct`; a folder (or
+    ``matrix.mtx`` file) of 10x files -> :func:`read_10x_mtx`. Keyword arguments go to the
+    reader; one it does not take is a :class:`ReaderError`.
     """
-    p = _existing(path)
-    suffix = "".join(p.suffixes[-1:]).lower()
+    kind = format_of(path)
+    reader = {"h5ad": read_h5ad, "table": read_table, "gct": read_gct, "10x": read_10x_mtx}[kind]
+    try:
+        return reader(path, **kwargs)
+    except TypeError as exc:
+        raise ReaderError(f"{path}: bad options for the {kind} reader ({exc})") from exc
+
+
+def write(adata: AnnData, path: str | os.PathLike[str], **kwargs) -> Path:
+    """Write ``adata`` in the format named by ``path`` (as :func:`read` would read it back).
+
+    A path without a known suffix is written as a 10x folder.
+    """
+    p = Path(path)
+    suffix = base_suffix(p)
     if suffix == ".h5ad":
-        return read_h5ad(p, **kwargs)
-    raise ReaderError(f"{p}: unknown file type {suffix or '(no suffix)'!r}; expected .h5ad")
+        return write_h5ad(adata, p, **kwargs)
+    if suffix == ".gct":
+        return write_gct(adata, p, **kwargs)
+    if suffix in _TABLE_SUFFIXES:
+        return write_table(adata, p, **kwargs)
+    if suffix == "" or p.is_dir():
+        return write_10x_mtx(adata, p, **kwargs)
+    raise ReaderError(
+        f"{p}: cannot write {suffix!r} files; use .h5ad, .gct, .csv, .tsv or a folder"
+    )
