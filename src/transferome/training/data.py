@@ -1,0 +1,293 @@
+"""Datasets over AnnData rows and tensors, and the batch sampler the engine uses.
+
+A dataset with ``batched_indexing = True`` accepts a whole array of row indices in
+``__getitem__`` and returns the batch at once (one sparse or on-disk slice instead of one
+read and one collate per row); the engine then hands it index batches directly. Plain
+torch datasets still work, one item at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from anndata import AnnData
+
+from transferome.errors import DataValidationError
+
+__all__ = ["AnnDataRows", "IndexBatchSampler", "TensorRows", "supports_batched_indexing"]
+
+# Rows read per on-disk slice when a batch of a backed AnnData spans a wide range of rows.
+_BACKED_SPAN_FACTOR = 8
+
+
+def supports_batched_indexing(dataset: Any) -> bool:
+    """Whether ``dataset[index_array]`` returns a whole batch (see the module docstring)."""
+    return bool(getattr(dataset, "batched_indexing", False))
+
+
+def _column_tensor(name: str, values: Any, n_rows: int) -> torch.Tensor:
+    array = np.asarray(values)
+    if array.ndim == 0 or array.shape[0] != n_rows:
+        raise DataValidationError(
+            f"obs_columns[{name!r}] has {array.shape[0] if array.ndim else 0} rows, "
+            f"expected {n_rows} (one per observation)"
+        )
+    if array.dtype == np.bool_:
+        return torch.from_numpy(array.copy())
+    if np.issubdtype(array.dtype, np.integer):
+        return torch.from_numpy(array.astype(np.int64))
+    if np.issubdtype(array.dtype, np.floating):
+        return torch.from_numpy(array.astype(np.float32))
+    raise DataValidationError(
+        f"obs_columns[{name!r}] has dtype {array.dtype}; expected numbers or booleans "
+        "(encode categories as integer codes first)"
+    )
+
+
+class AnnDataRows(torch.utils.data.Dataset):
+    """A torch dataset over the rows of an AnnData, without densifying the whole matrix.
+
+    Parameters
+    ----------
+    adata
+        Dense or sparse ``X``, or an AnnData opened with ``backed="r"`` (rows are then read
+        from disk a batch at a time). It is never modified.
+    layer
+        Read this layer instead of ``X``.
+    obs_columns
+        Extra per-row values (integer codes, covariates): name -> array with one entry (or
+        row) per observation. Integers become int64 tensors, floats float32.
+
+    Notes
+    -----
+    ``rows[i]`` returns ``{"x": float32 (n_genes,), "index": int64, **columns}``;
+    ``rows[index_array]`` returns the same keys with a leading batch dimension.
+    """
+
+    batched_indexing = True
+
+    def __init__(
+        self,
+        adata: AnnData,
+        layer: str | None = None,
+        obs_columns: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        if not isinstance(adata, AnnData):
+            raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
+        self.n_obs, self.n_vars = adata.n_obs, adata.n_vars
+        self.backed = bool(adata.isbacked)
+        if layer is not None and layer not in adata.layers:
+            raise DataValidationError(
+                f"layer {layer!r} not found; the AnnData has layers {sorted(adata.layers)}"
+            )
+        matrix = adata.layers[layer] if layer is not None else adata.X
+        if matrix is None:
+            raise DataValidationError("the AnnData has no X; pass layer= to read a layer")
+        if self.backed:
+            self._matrix: Any = matrix
+        elif sp.issparse(matrix):
+            csr = sp.csr_matrix(matrix, dtype=np.float32)  # shares arrays when it can
+            if not csr.has_canonical_format:  # duplicates summed on a copy, never in place
+                csr = csr.copy()
+                csr.sum_duplicates()
+            self._matrix = csr
+        else:
+            self._matrix = torch.from_numpy(np.array(matrix, dtype=np.float32, copy=True))
+        self.columns = {
+            name: _column_tensor(name, values, self.n_obs)
+            for name, values in (obs_columns or {}).items()
+        }
+        reserved = {"x", "index"} & set(self.columns)
+        if reserved:
+            raise DataValidationError(f"obs_columns may not use the reserved names {reserved}")
+
+    def __len__(self) -> int:
+        return self.n_obs
+
+    def _rows(self, index: np.ndarray) -> torch.Tensor:
+        if isinstance(self._matrix, torch.Tensor):
+            return self._matrix[torch.from_numpy(index)]
+        if self.backed:
+            return torch.from_numpy(self._read_backed(index))
+        return torch.from_numpy(_sparse_rows_dense(self._matrix, index))
+
+    def _read_backed(self, index: np.ndarray) -> np.ndarray:
+        """Read rows from disk in increasing order, as few contiguous slices as possible."""
+        order = np.argsort(index, kind="stable")
+        sorted_index = index[order]
+        low, high = int(sorted_index[0]), int(sorted_index[-1]) + 1
+        if high - low <= _BACKED_SPAN_FACTOR * len(index):
+            block = _dense(self._matrix[low:high])
+            rows = block[sorted_index - low]
+        else:
+            unique, inverse = np.unique(sorted_index, return_inverse=True)
+            rows = _dense(self._matrix[unique])[inverse]
+        out = np.empty_like(rows)
+        out[order] = rows
+        return out
+
+    def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
+        scalar = isinstance(index, (int, np.integer)) or (
+            isinstance(index, torch.Tensor) and index.ndim == 0
+        )
+        idx = np.atleast_1d(np.asarray(index, dtype=np.int64))
+        if idx.ndim != 1:
+            raise IndexError(f"expected an integer or a 1-d array of row indices, got {index!r}")
+        if idx.size and (idx.min() < -self.n_obs or idx.max() >= self.n_obs):
+            raise IndexError(f"row index out of range for {self.n_obs} rows")
+        idx = np.where(idx < 0, idx + self.n_obs, idx)
+        x = self._rows(idx) if idx.size else torch.zeros((0, self.n_vars), dtype=torch.float32)
+        item = {"x": x, "index": torch.from_numpy(idx)}
+        tidx = torch.from_numpy(idx)
+        item.update({name: values[tidx] for name, values in self.columns.items()})
+        if scalar:
+            return {name: value[0] for name, value in item.items()}
+        return item
+
+
+def _dense(block: Any) -> np.ndarray:
+    if sp.issparse(block):
+        return block.toarray().astype(np.float32, copy=False)
+    if hasattr(block, "to_memory"):  # anndata's backed sparse dataset slice
+        return _dense(block.to_memory())
+    return np.asarray(block, dtype=np.float32)
+
+
+def _sparse_rows_dense(matrix: sp.csr_matrix, index: np.ndarray) -> np.ndarray:
+    """Densify the selected CSR rows directly, without building an intermediate sparse matrix."""
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    starts, stops = indptr[index], indptr[index + 1]
+    lengths = stops - starts
+    out = np.zeros((len(index), matrix.shape[1]), dtype=np.float32)
+    total = int(lengths.sum())
+    if total == 0:
+        return out
+    row_of = np.repeat(np.arange(len(index)), lengths)
+    offsets = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    positions = np.repeat(starts, lengths) + offsets
+    out[row_of, indices[positions]] = data[positions]
+    return out
+
+
+class TensorRows(torch.utils.data.Dataset):
+    """A dataset over named tensors sharing their first dimension, indexed a batch at a time.
+
+    Parameters
+    ----------
+    **tensors
+        Name -> tensor (or array); all must have the same number of rows.
+    """
+
+    batched_indexing = True
+
+    def __init__(self, **tensors: Any) -> None:
+        if not tensors:
+            raise DataValidationError("TensorRows needs at least one named tensor")
+        self.tensors = {name: torch.as_tensor(value) for name, value in tensors.items()}
+        lengths = {name: len(t) for name, t in self.tensors.items()}
+        if len(set(lengths.values())) != 1:
+            raise DataValidationError(f"tensors have different numbers of rows: {lengths}")
+        self.n_rows = next(iter(lengths.values()))
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
+        if isinstance(index, np.ndarray):
+            index = torch.from_numpy(index.astype(np.int64, copy=False))
+        return {name: values[index] for name, values in self.tensors.items()}
+
+
+class IndexBatchSampler(torch.utils.data.Sampler):
+    """Yield arrays of row indices, one per batch, split across data-parallel processes.
+
+    Every process draws the same permutation (from ``seed`` and the epoch), cuts it into
+    global batches of ``batch_size * num_replicas`` rows and keeps its own share of each, so
+    ``num_replicas`` processes see exactly the batches one process would see with the global
+    batch size.
+
+    Parameters
+    ----------
+    n_rows
+        Rows in the dataset.
+    batch_size
+        Rows per batch in each process.
+    shuffle
+        Draw a new permutation every epoch (training) or keep the row order (validation).
+    seed
+        Seed of the permutations.
+    num_replicas, rank
+        Number of data-parallel processes and the index of this one.
+    chunk_size
+        If set, shuffle contiguous chunks of this many rows, then rows within groups of
+        chunks: batches then touch few regions of an on-disk matrix.
+    """
+
+    def __init__(
+        self,
+        n_rows: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        chunk_size: int | None = None,
+    ) -> None:
+        if batch_size < 1 or num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(
+                f"invalid batch_size={batch_size}, num_replicas={num_replicas}, rank={rank}"
+            )
+        self.n_rows, self.batch_size, self.shuffle, self.seed = n_rows, batch_size, shuffle, seed
+        self.num_replicas, self.rank, self.chunk_size = num_replicas, rank, chunk_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of this epoch."""
+        self.epoch = epoch
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.n_rows)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if not self.chunk_size:
+            return rng.permutation(self.n_rows)
+        starts = rng.permutation(np.arange(0, self.n_rows, self.chunk_size))
+        group = max(1, (self.batch_size * self.num_replicas) // self.chunk_size) * 4
+        pieces = []
+        for g in range(0, len(starts), group):
+            rows = np.concatenate(
+                [np.arange(s, min(s + self.chunk_size, self.n_rows)) for s in starts[g : g + group]]
+            )
+            pieces.append(rng.permutation(rows))
+        return np.concatenate(pieces) if pieces else np.arange(0)
+
+    def _global_batches(self) -> Sequence[np.ndarray]:
+        order = self._order()
+        size = self.batch_size * self.num_replicas
+        return [order[i : i + size] for i in range(0, len(order), size)]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.num_replicas == 1:
+            yield from self._global_batches()
+            return
+        if not self.shuffle:  # validation: contiguous shares, uneven sizes are fine
+            share = np.array_split(np.arange(self.n_rows), self.num_replicas)[self.rank]
+            for i in range(0, len(share), self.batch_size):
+                yield share[i : i + self.batch_size]
+            return
+        order = self._order()
+        for batch in self._global_batches():
+            if len(batch) < self.num_replicas:  # every process needs a row for each step
+                batch = np.concatenate([batch, order[: self.num_replicas - len(batch)]])
+            yield np.array_split(batch, self.num_replicas)[self.rank]
+
+    def __len__(self) -> int:
+        if self.num_replicas > 1 and not self.shuffle:
+            share = len(np.array_split(np.arange(self.n_rows), self.num_replicas)[self.rank])
+            return -(-share // self.batch_size)
+        return -(-self.n_rows // (self.batch_size * self.num_replicas))
