@@ -1,0 +1,440 @@
+"""The built-in simulated atlas: perturbation responses across organs and species.
+
+:func:`simulate` generates, deterministically from a seed, the design of the Universal Gene
+Embedding study (two species x 10 organs x control + 3 drugs, blood drawn over five days) or
+a sci-Plex-like single-cell screen, with a known ground truth. What a model may see
+(:attr:`SimulatedAtlas.adatas`, :attr:`SimulatedAtlas.orthologs`) is kept apart from the
+truth (:attr:`SimulatedAtlas.truth`).
+
+The generative model is described where it is implemented: genes and their evolution in
+:mod:`transferome.datasets._genes`, contexts and drugs in :mod:`transferome.datasets._effects`,
+designs and counts in :mod:`transferome.datasets._sampling`. Every rate and scale is a field
+of :class:`GenerativeParams`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from itertools import combinations as pairs_of
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from transferome.data.schema import split_combination
+from transferome.datasets._effects import context_offsets, draw_ancestral_offsets, draw_effects
+from transferome.datasets._genes import evolve_genes, ortholog_tables
+from transferome.datasets._sampling import (
+    bulk_design,
+    expected_log_profile,
+    sample_counts,
+    single_cell_design,
+)
+from transferome.errors import DataValidationError
+
+__all__ = [
+    "ORGANS",
+    "GenerativeParams",
+    "SimulatedAtlas",
+    "SimulationTruth",
+    "simulate",
+]
+
+ORGANS = (
+    "brain",
+    "heart",
+    "kidney",
+    "liver",
+    "lung",
+    "muscle",
+    "pancreas",
+    "spleen",
+    "stomach",
+    "thymus",
+)
+"""The ten organs of the UGE study (blood gives an eleventh context, ``PBMC``)."""
+
+_BULK_DRUGS = ("tetracycline", "drug_a", "drug_b")
+_CELL_LINES = ("A549", "K562", "MCF7")
+_TARGET_CELLS = 1e4  # normalize_total target
+
+
+@dataclass(frozen=True)
+class GenerativeParams:
+    """Rates and scales of the generative model (see the module docstrings for their roles).
+
+    Gene evolution (:mod:`~transferome.datasets._genes`): ``program_count_probs``,
+    ``loading_range``, ``baseline_sd``, ``baseline_species_sd``, ``p_loss``,
+    ``p_duplication``, ``duplicate_drift``, ``p_specific``, ``species_drift``,
+    ``p_diverged``, ``p_unannotated``. Contexts and drugs
+    (:mod:`~transferome.datasets._effects`): ``context_sd``, ``context_species_sd``,
+    ``context_gene_sd``, ``p_tissue_specific``, ``tissue_offset``, ``max_targets``,
+    ``effect_range``, ``exposure_range``, ``brain_exposure``, ``sensitivity_sd``,
+    ``ec50_range``, ``hill_n``, ``interaction_sd``, ``max_log_change``. Sampling
+    (:mod:`~transferome.datasets._sampling`): the rest.
+    """
+
+    program_count_probs: tuple[float, ...] = (0.45, 0.35, 0.15, 0.05)
+    loading_range: tuple[float, float] = (0.3, 1.2)
+    baseline_sd: float = 1.5
+    baseline_species_sd: float = 0.3
+    p_loss: float = 0.05
+    p_duplication: float = 0.04
+    duplicate_drift: float = 0.3
+    p_specific: float = 0.05
+    species_drift: float = 0.1
+    p_diverged: float = 0.1
+    p_unannotated: float = 0.03
+    context_sd: float = 0.8
+    context_species_sd: float = 0.15
+    context_gene_sd: float = 0.3
+    p_tissue_specific: float = 0.15
+    tissue_offset: float = 2.5
+    max_targets: int = 3
+    effect_range: tuple[float, float] = (1.2, 3.0)
+    exposure_range: tuple[float, float] = (0.4, 1.0)
+    brain_exposure: float = 0.3
+    sensitivity_sd: float = 0.25
+    ec50_range: tuple[float, float] = (0.5, 8.0)
+    hill_n: float = 1.5
+    interaction_sd: float = 0.35
+    max_log_change: float = 4.0
+    animal_program_sd: float = 0.1
+    animal_gene_sd: float = 0.08
+    batch_sd: float = 0.08
+    day_sd: float = 0.05
+    cell_state_sd: float = 0.25
+    response_shape: float = 8.0
+    bulk_library: float = 2e6
+    cell_library: float = 3e3
+    library_sd: float = 0.3
+    bulk_dispersion: float = 0.04
+    cell_dispersion: float = 0.25
+    low_integrity_contexts: tuple[str, ...] = ("pancreas",)
+    low_integrity_library: float = 0.25
+    low_integrity_dispersion: float = 4.0
+    low_integrity_noise: float = 0.25
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            numbers = value if isinstance(value, tuple) else (value,)
+            for v in numbers:
+                if isinstance(v, (int, float)) and (not np.isfinite(v) or v < 0):
+                    raise DataValidationError(
+                        f"GenerativeParams.{f.name} must be finite and >= 0, got {value!r}"
+                    )
+        for name in ("p_loss", "p_duplication", "p_diverged", "p_unannotated"):
+            if getattr(self, name) >= 1:
+                raise DataValidationError(f"GenerativeParams.{name} must be < 1")
+
+
+@dataclass(frozen=True)
+class SimulationTruth:
+    """What generated the data; never given to a model.
+
+    Attributes
+    ----------
+    means
+        Per species, one row per (species, context, perturbation, dose) group: ``X`` holds the
+        noise-free mean log-normalised profile (``log1p(1e4 * expected proportion)``), the
+        layer ``"change"`` the difference to the control of the same context.
+    correspondence
+        Every true ortholog pair between two species with ``functional_similarity`` (cosine
+        of the program loadings), ``diverged`` (function redrawn, sequence kept),
+        ``homology_type``, ``sequence_identity`` and ``in_ortholog_table``.
+    loadings
+        Per species, genes x programs loadings.
+    program_effects
+        Tidy table of the program shift of every perturbed group (``species, context,
+        perturbation, dose, program, shift``).
+    drugs
+        Per drug: ``ec50`` and the base effect on each program; per species sensitivity.
+    exposure
+        Drugs x contexts exposure.
+    """
+
+    means: MappingProxyType
+    correspondence: pd.DataFrame
+    loadings: MappingProxyType
+    program_effects: pd.DataFrame
+    drugs: pd.DataFrame
+    exposure: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class SimulatedAtlas:
+    """A simulated dataset: one AnnData per species, the ortholog table, and the truth.
+
+    Attributes
+    ----------
+    adatas
+        Species -> AnnData; ``X`` log-normalised (normalize_total 1e4 + log1p), raw counts in
+        ``layers["counts"]`` (sparse CSR), obs ``species, context, perturbation, dose,
+        sample, day, batch`` (bulk adds ``treatment_group``, the animal's assigned condition).
+    orthologs
+        ``source_species, source_gene, target_species, target_gene, sequence_identity,
+        homology_type``, as a user would download it (incomplete and sometimes wrong about
+        function).
+    truth
+        :class:`SimulationTruth`.
+    mode
+        ``"bulk"`` or ``"single_cell"``.
+    seed
+        The seed it was generated from.
+    """
+
+    adatas: MappingProxyType
+    orthologs: pd.DataFrame
+    truth: SimulationTruth = field(repr=False)
+    mode: str
+    seed: int
+
+    @property
+    def species(self) -> tuple[str, ...]:
+        return tuple(self.adatas)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{s}: {a.n_obs} x {a.n_vars}" for s, a in self.adatas.items())
+        return f"SimulatedAtlas(mode={self.mode!r}, seed={self.seed}, {shapes})"
+
+
+def _labels(values, what: str) -> tuple[str, ...]:
+    out = tuple(str(v) for v in values)
+    if not out or len(set(out)) != len(out) or any(not v.strip() for v in out):
+        raise DataValidationError(f"{what} must be non-empty, unique labels; got {list(out)}")
+    return out
+
+
+def _conditions(
+    drugs: tuple[str, ...], doses: tuple[float, ...], combos: tuple[str, ...], control: str
+) -> list[tuple[str, float]]:
+    return [(control, 0.0)] + [(p, float(d)) for p in drugs + combos for d in doses]
+
+
+def _combinations(
+    drugs: tuple[str, ...], combinations: int | tuple[str, ...] | None, sep: str
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    if combinations is None or combinations == 0:
+        return (), ()
+    if isinstance(combinations, int):
+        all_pairs = list(pairs_of(drugs, 2))
+        if combinations > len(all_pairs):
+            raise DataValidationError(
+                f"combinations={combinations} but {len(drugs)} drugs give {len(all_pairs)} pairs"
+            )
+        chosen = all_pairs[:: max(1, len(all_pairs) // combinations)][:combinations]
+        return tuple(sep.join(p) for p in chosen), tuple(tuple(sorted(p)) for p in chosen)
+    labels = _labels(combinations, "combinations")
+    pairs = []
+    for label in labels:
+        parts = split_combination(label, sep)
+        if len(parts) != 2 or any(p not in drugs for p in parts):
+            raise DataValidationError(
+                f"combination {label!r} must join two of the drugs {list(drugs)} with {sep!r}"
+            )
+        pairs.append(tuple(parts))
+    return labels, tuple(pairs)
+
+
+def simulate(
+    mode: Literal["bulk", "single_cell"] = "bulk",
+    *,
+    seed: int = 0,
+    species: tuple[str, ...] | None = None,
+    contexts: tuple[str, ...] | None = None,
+    drugs: tuple[str, ...] | None = None,
+    doses: tuple[float, ...] | None = None,
+    combinations: int | tuple[str, ...] | None = None,
+    n_genes: int = 2000,
+    n_programs: int = 8,
+    animals_per_group: int = 10,
+    blood_days: tuple[int, ...] = (1, 2, 3, 4, 5),
+    dosing_day: int = 3,
+    cells_per_group: int = 60,
+    control_multiplier: int = 3,
+    n_batches: int = 4,
+    params: GenerativeParams | None = None,
+) -> SimulatedAtlas:
+    """Generate a simulated perturbation atlas with a known ground truth.
+
+    Parameters
+    ----------
+    mode
+        ``"bulk"``: the UGE design, ``animals_per_group`` animals per condition, ``contexts``
+        organs collected at necropsy plus blood (``PBMC``) drawn on ``blood_days`` with dosing
+        after ``dosing_day``. ``"single_cell"``: ``contexts`` cell lines x (control +
+        ``drugs`` x ``doses`` + combinations), ``cells_per_group`` cells per group.
+    seed
+        Seed of the only random generator used (``np.random.default_rng(seed)``).
+    species
+        Default ``("mouse", "rat")`` (bulk) or ``("human",)`` (single cell).
+    contexts
+        Organs (default :data:`ORGANS`) or cell lines (default ``A549, K562, MCF7``).
+    drugs
+        Default ``tetracycline, drug_a, drug_b`` (bulk) or ``drug_01`` ... ``drug_12``.
+    doses
+        Doses of every drug, in units of the EC50 scale (EC50s are drawn log-uniform in
+        ``params.ec50_range``). Default ``(10.0,)`` (bulk) or ``(0.1, 1.0, 10.0)``.
+    combinations
+        Number of drug pairs to add as combinations (``drug_a+drug_b``), or their labels.
+        Default none (bulk) or 3 (single cell).
+    n_genes
+        Approximate number of genes per species; the ancestral gene count is chosen so that
+        after loss, duplication and species-specific genes each species has about this many.
+    n_programs
+        Number of latent gene programs.
+    animals_per_group, blood_days, dosing_day
+        Bulk design. Defaults give 40 animals, 400 organ samples and 200 blood samples per
+        species.
+    cells_per_group, control_multiplier
+        Single-cell design; controls get ``control_multiplier`` times more cells.
+    n_batches
+        Processing batches (bulk) or plates (single cell).
+    params
+        Rates and scales of the model, :class:`GenerativeParams`.
+
+    Returns
+    -------
+    SimulatedAtlas
+        The data per species, the ortholog table, and the truth (kept separately).
+    """
+    if mode not in ("bulk", "single_cell"):
+        raise DataValidationError(f"mode must be 'bulk' or 'single_cell', got {mode!r}")
+    params = params or GenerativeParams()
+    bulk = mode == "bulk"
+    species = _labels(species or (("mouse", "rat") if bulk else ("human",)), "species")
+    contexts = _labels(contexts or (ORGANS if bulk else _CELL_LINES), "contexts")
+    default_drugs = _BULK_DRUGS if bulk else tuple(f"drug_{i:02d}" for i in range(1, 13))
+    drugs = _labels(drugs or default_drugs, "drugs")
+    if any("+" in d or d == "control" for d in drugs):
+        raise DataValidationError(f"drug names may not contain '+' or be 'control': {drugs}")
+    doses = tuple(float(d) for d in (doses or ((10.0,) if bulk else (0.1, 1.0, 10.0))))
+    if not doses or any(not np.isfinite(d) or d <= 0 for d in doses):
+        raise DataValidationError(f"doses must be positive numbers, got {doses}")
+    combos, pairs = _combinations(
+        drugs, combinations if combinations is not None else (0 if bulk else 3), "+"
+    )
+    for name, value in (("n_genes", n_genes), ("n_programs", n_programs)):
+        if value < 2:
+            raise DataValidationError(f"{name} must be >= 2, got {value}")
+    if (bulk and animals_per_group < 1) or (not bulk and cells_per_group < 1):
+        raise DataValidationError("animals_per_group and cells_per_group must be >= 1")
+
+    rng = np.random.default_rng(seed)
+    growth = (1 - params.p_loss) * (1 + params.p_duplication) + params.p_specific
+    n_ancestral = max(2, round(n_genes / growth))
+    _, genes, identity = evolve_genes(rng, species, n_ancestral, n_programs, params)
+    orthologs, correspondence = ortholog_tables(rng, genes, identity, params)
+    all_contexts = (*contexts, "PBMC") if bulk and blood_days else contexts
+    effects = draw_effects(rng, species, all_contexts, drugs, pairs, n_programs, params)
+    ancestral_offsets = draw_ancestral_offsets(rng, len(all_contexts), n_ancestral, params)
+    conditions = _conditions(drugs, doses, combos, "control")
+
+    adatas, means, loadings, program_rows = {}, {}, {}, []
+    programs = [f"program_{k + 1}" for k in range(n_programs)]
+    for s in species:
+        g = genes[s]
+        offsets = context_offsets(rng, g.ancestor, ancestral_offsets, params)
+        if bulk:
+            obs = bulk_design(
+                s,
+                contexts,
+                conditions,
+                animals_per_group=animals_per_group,
+                blood_days=tuple(blood_days),
+                dosing_day=dosing_day,
+                n_batches=n_batches,
+                rng=rng,
+            )
+        else:
+            obs = single_cell_design(
+                s,
+                contexts,
+                conditions,
+                cells_per_group=cells_per_group,
+                control_multiplier=control_multiplier,
+                wells_per_group=2,
+                n_batches=n_batches,
+            )
+        counts = sample_counts(rng, obs, g, effects, offsets, params, single_cell=not bulk)
+        adatas[s] = _to_adata(obs, counts, g.names, s, dense_x=bulk, mode=mode, seed=seed)
+        means[s] = _truth_means(obs, g, effects, offsets)
+        loadings[s] = pd.DataFrame(g.loadings, index=g.names.astype(str), columns=programs)
+        groups = means[s].obs
+        for _, row in groups[groups.perturbation != "control"].iterrows():
+            shift = effects.program_shift(s, row.context, row.perturbation, row.dose)
+            for k, value in enumerate(shift):
+                program_rows.append(
+                    (s, row.context, row.perturbation, row.dose, programs[k], value)
+                )
+
+    drug_table = pd.DataFrame(effects.drug_effect, index=list(drugs), columns=programs)
+    drug_table.insert(0, "ec50", effects.ec50)
+    for i, s in enumerate(species):
+        drug_table[f"sensitivity_{s}"] = effects.sensitivity[i]
+    truth = SimulationTruth(
+        means=MappingProxyType(means),
+        correspondence=correspondence,
+        loadings=MappingProxyType(loadings),
+        program_effects=pd.DataFrame(
+            program_rows,
+            columns=["species", "context", "perturbation", "dose", "program", "shift"],
+        ),
+        drugs=drug_table,
+        exposure=pd.DataFrame(effects.exposure, index=list(drugs), columns=list(all_contexts)),
+    )
+    return SimulatedAtlas(
+        adatas=MappingProxyType(adatas), orthologs=orthologs, truth=truth, mode=mode, seed=seed
+    )
+
+
+def _to_adata(obs, counts, names, species, *, dense_x: bool, mode: str, seed: int) -> AnnData:
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    scale = np.divide(_TARGET_CELLS, totals, out=np.zeros_like(totals), where=totals > 0)
+    logged = counts.multiply(scale[:, None]).tocsr()
+    logged.data = np.log1p(logged.data).astype(np.float32)
+    obs = obs.copy()
+    obs.index = [f"{species}-s{i + 1:05d}" for i in range(len(obs))]
+    for column in ("species", "context", "perturbation", "sample", "batch"):
+        obs[column] = obs[column].astype("category")
+    if "treatment_group" in obs:
+        obs["treatment_group"] = obs["treatment_group"].astype("category")
+    adata = AnnData(
+        X=logged.toarray() if dense_x else logged,
+        obs=obs,
+        var=pd.DataFrame(index=pd.Index(names.astype(str))),
+        layers={"counts": counts},
+    )
+    adata.uns["transferome"] = {"simulated": True, "mode": mode, "seed": seed, "species": species}
+    return adata
+
+
+def _truth_means(obs: pd.DataFrame, genes, effects, offsets) -> AnnData:
+    groups = (
+        obs[["species", "context", "perturbation", "dose"]]
+        .drop_duplicates()
+        .sort_values(["context", "perturbation", "dose"])
+        .reset_index(drop=True)
+    )
+    profiles = np.stack(
+        [
+            expected_log_profile(genes, effects, offsets, r.context, r.perturbation, r.dose)
+            for r in groups.itertuples()
+        ]
+    )
+    control = {
+        r.context: profiles[i]
+        for i, r in enumerate(groups.itertuples())
+        if r.perturbation == "control"
+    }
+    change = profiles - np.stack([control[c] for c in groups["context"]])
+    groups.index = [f"{r.context}|{r.perturbation}|{r.dose:g}" for r in groups.itertuples()]
+    return AnnData(
+        X=profiles.astype(np.float32),
+        obs=groups,
+        var=pd.DataFrame(index=pd.Index(genes.names.astype(str))),
+        layers={"change": change.astype(np.float32)},
+    )
