@@ -11,6 +11,7 @@ observations: column metadata go to ``obs``, row metadata to ``var``.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,15 @@ from transferome.errors import DataValidationError, ReaderError
 __all__ = ["read_gct", "write_gct"]
 
 
-def _typed(values: list[str]) -> pd.Series | list[str]:
-    """Numbers when every value is one, else the strings (as cmapR does)."""
-    converted = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-    if len(values) and not converted.isna().any():
-        return converted.to_numpy()
+def _typed(values: list[str]) -> np.ndarray | list[str]:
+    """Integers or floats when every value is one, else the strings (as cmapR does)."""
+    if not values:
+        return values
+    for kind in (int, float):
+        try:
+            return np.array([kind(v) for v in values])
+        except (ValueError, OverflowError):
+            continue
     return values
 
 
@@ -121,18 +126,24 @@ def read_gct(path: str | os.PathLike[str]) -> AnnData:
     skip = 3 + n_col_meta
     names = ["__id__", *[f"__meta{i}__" for i in range(n_row_meta)], *map(str, range(n_cols))]
     try:
-        frame = pd.read_csv(
-            p,
-            sep="\t",
-            header=None,
-            skiprows=skip,
-            names=names,
-            index_col=False,
-            dtype=dict.fromkeys(names[: 1 + n_row_meta], str),
-            low_memory=False,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # rows that are too long
+            frame = pd.read_csv(
+                p,
+                sep="\t",
+                header=None,
+                skiprows=skip,
+                names=names,
+                index_col=False,
+                dtype=dict.fromkeys(names[: 1 + n_row_meta], str),
+                low_memory=False,
+                float_precision="round_trip",
+            )
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame(columns=names)
+    except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
+        check_field_counts(p, "\t", width, skip=skip)  # names the ragged line
+        raise ReaderError(f"{p}: cannot parse ({type(exc).__name__}: {exc})") from None
     except PARSE_ERRORS as exc:
         raise ReaderError(f"{p}: cannot parse the data rows ({type(exc).__name__}: {exc})") from exc
     if len(frame) != n_rows:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,7 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 from anndata import AnnData
+from anndata.utils import make_index_unique
 
 from transferome._logging import get_logger
 from transferome.data._atomic import atomic_path
@@ -129,17 +131,19 @@ def read_10x_mtx(
     var["gene_symbols"] = genes[1].to_numpy() if genes.shape[1] > 1 else genes[0].to_numpy()
     if genes.shape[1] > 2:
         var["feature_types"] = genes[2].to_numpy()
-    var.index = pd.Index(var.pop(var_names).astype(str), dtype=object)
+    names = pd.Index(var.pop(var_names).astype(str), dtype=object)
+    if make_unique and names.duplicated().any():
+        _log.info("%s: %d duplicated gene names made unique", features, names.duplicated().sum())
+        names = make_index_unique(names)
+    var.index = names
     obs = pd.DataFrame(index=pd.Index(cells[0].astype(str), dtype=object))
     if obs.index.duplicated().any():
         dup = list(dict.fromkeys(obs.index[obs.index.duplicated()]))[:5]
         raise ReaderError(f"{barcodes}: duplicated barcodes, e.g. {dup}")
-    adata = AnnData(X=sp.csr_matrix(matrix.T, dtype=np.float32), obs=obs, var=var)
-    if make_unique and adata.var_names.duplicated().any():
-        n = int(adata.var_names.duplicated().sum())
-        _log.info("%s: %d duplicated gene names made unique", features, n)
-        adata.var_names_make_unique()
-    return adata
+    with warnings.catch_warnings():
+        # duplicated names (make_unique=False) are reported, precisely, by validation
+        warnings.filterwarnings("ignore", "Variable names are not unique")
+        return AnnData(X=sp.csr_matrix(matrix.T, dtype=np.float32), obs=obs, var=var)
 
 
 def write_10x_mtx(

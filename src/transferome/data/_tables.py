@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -55,16 +56,23 @@ def _load_frame(path: Path, sep: str, header: list[str], text_columns: list[str]
     if any(not h for h in header):
         raise ReaderError(f"{path}: the header has an empty column name")
     try:
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            header=0,
-            names=header,
-            index_col=False,
-            dtype=dict.fromkeys(text_columns, str),
-            skip_blank_lines=True,
-            low_memory=False,
-        )
+        with warnings.catch_warnings():
+            # rows longer than the header: pandas warns and drops fields; locate the row instead
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path,
+                sep=sep,
+                header=0,
+                names=header,
+                index_col=False,
+                dtype=dict.fromkeys(text_columns, str),
+                skip_blank_lines=True,
+                low_memory=False,
+                float_precision="round_trip",
+            )
+    except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
+        check_field_counts(path, sep, len(header), skip=1)  # names the ragged line
+        raise ReaderError(f"{path}: cannot parse ({type(exc).__name__}: {exc})") from None
     except PARSE_ERRORS as exc:
         raise ReaderError(f"{path}: cannot parse ({type(exc).__name__}: {exc})") from exc
     if frame.empty:

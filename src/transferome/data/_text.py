@@ -127,7 +127,7 @@ def check_numeric(path: Path, frame: pd.DataFrame, columns: list[str], first_lin
         converted = pd.to_numeric(series.astype(str), errors="coerce")
         bad = np.flatnonzero(converted.isna().to_numpy() & series.notna().to_numpy())
         row = int(bad[0]) if len(bad) else 0
-        value = series.iloc[row]
+        value = str(series.iloc[row])
         raise ReaderError(
             f"{path}: value {value!r} in column {column!r} (data row {row + 1}, around line "
             f"{first_line + row}) is not a number"

@@ -8,6 +8,7 @@ reader from the file name or the folder layout.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -56,7 +57,10 @@ def read_h5ad(path: str | os.PathLike[str], *, backed: bool = False) -> AnnData:
     """
     p = existing_file(path)
     try:
-        return ad.read_h5ad(p, backed="r" if backed else None)
+        with warnings.catch_warnings():
+            # duplicated names are reported, precisely, by validation
+            warnings.filterwarnings("ignore", "(Observation|Variable) names are not unique")
+            return ad.read_h5ad(p, backed="r" if backed else None)
     except Exception as exc:  # h5py and anndata raise many types for corrupt files
         raise ReaderError(f"{p}: not a readable .h5ad file ({type(exc).__name__}: {exc})") from exc
 
