@@ -8,6 +8,7 @@ torch datasets still work, one item at a time.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -20,8 +21,9 @@ from transferome.errors import DataValidationError
 
 __all__ = ["AnnDataRows", "IndexBatchSampler", "TensorRows", "supports_batched_indexing"]
 
-# Rows read per on-disk slice when a batch of a backed AnnData spans a wide range of rows.
-_BACKED_SPAN_FACTOR = 8
+# Rows per on-disk read of a backed AnnData, and how many such chunks stay in memory.
+DEFAULT_CHUNK_SIZE = 1024
+DEFAULT_CACHE_CHUNKS = 16
 
 
 def supports_batched_indexing(dataset: Any) -> bool:
@@ -61,6 +63,12 @@ class AnnDataRows(torch.utils.data.Dataset):
     obs_columns
         Extra per-row values (integer codes, covariates): name -> array with one entry (or
         row) per observation. Integers become int64 tensors, floats float32.
+    chunk_size
+        Rows per on-disk read. For a backed AnnData (default 1024) the engine's sampler then
+        shuffles whole chunks and rows within a few chunks at a time, so every chunk is read
+        once per epoch; for in-memory data ``None`` (rows shuffled freely).
+    cache_chunks
+        Chunks of a backed matrix kept in memory.
 
     Notes
     -----
@@ -75,6 +83,9 @@ class AnnDataRows(torch.utils.data.Dataset):
         adata: AnnData,
         layer: str | None = None,
         obs_columns: Mapping[str, np.ndarray] | None = None,
+        *,
+        chunk_size: int | None = None,
+        cache_chunks: int = DEFAULT_CACHE_CHUNKS,
     ) -> None:
         if not isinstance(adata, AnnData):
             raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
@@ -87,6 +98,13 @@ class AnnDataRows(torch.utils.data.Dataset):
         matrix = adata.layers[layer] if layer is not None else adata.X
         if matrix is None:
             raise DataValidationError("the AnnData has no X; pass layer= to read a layer")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise DataValidationError(f"chunk_size={chunk_size!r}; expected a positive integer")
+        if not isinstance(cache_chunks, int) or cache_chunks < 1:
+            raise DataValidationError(f"cache_chunks={cache_chunks!r}; expected a positive integer")
+        self.chunk_size = chunk_size or (DEFAULT_CHUNK_SIZE if self.backed else None)
+        self.cache_chunks = cache_chunks
+        self._cache: OrderedDict[int, Any] = OrderedDict()
         if self.backed:
             self._matrix: Any = matrix
         elif sp.issparse(matrix):
@@ -96,7 +114,7 @@ class AnnDataRows(torch.utils.data.Dataset):
                 csr.sum_duplicates()
             self._matrix = csr
         else:
-            self._matrix = torch.from_numpy(np.array(matrix, dtype=np.float32, copy=True))
+            self._matrix = np.asarray(matrix, dtype=np.float32)  # read only, never written
         self.columns = {
             name: _column_tensor(name, values, self.n_obs)
             for name, values in (obs_columns or {}).items()
@@ -109,25 +127,34 @@ class AnnDataRows(torch.utils.data.Dataset):
         return self.n_obs
 
     def _rows(self, index: np.ndarray) -> torch.Tensor:
-        if isinstance(self._matrix, torch.Tensor):
-            return self._matrix[torch.from_numpy(index)]
+        if isinstance(self._matrix, np.ndarray):
+            return torch.from_numpy(self._matrix[index])  # fancy indexing copies the rows
         if self.backed:
             return torch.from_numpy(self._read_backed(index))
         return torch.from_numpy(_sparse_rows_dense(self._matrix, index))
 
-    def _read_backed(self, index: np.ndarray) -> np.ndarray:
-        """Read rows from disk in increasing order, as few contiguous slices as possible."""
-        order = np.argsort(index, kind="stable")
-        sorted_index = index[order]
-        low, high = int(sorted_index[0]), int(sorted_index[-1]) + 1
-        if high - low <= _BACKED_SPAN_FACTOR * len(index):
-            block = _dense(self._matrix[low:high])
-            rows = block[sorted_index - low]
+    def _chunk(self, chunk: int) -> Any:
+        """Rows ``[chunk * chunk_size, (chunk + 1) * chunk_size)`` of a backed matrix, cached."""
+        block = self._cache.get(chunk)
+        if block is None:
+            start = chunk * self.chunk_size
+            block = _in_memory(self._matrix[start : min(start + self.chunk_size, self.n_obs)])
+            self._cache[chunk] = block
+            if len(self._cache) > self.cache_chunks:
+                self._cache.popitem(last=False)
         else:
-            unique, inverse = np.unique(sorted_index, return_inverse=True)
-            rows = _dense(self._matrix[unique])[inverse]
-        out = np.empty_like(rows)
-        out[order] = rows
+            self._cache.move_to_end(chunk)
+        return block
+
+    def _read_backed(self, index: np.ndarray) -> np.ndarray:
+        """Gather rows from on-disk chunks; each chunk is read once while it stays cached."""
+        out = np.empty((len(index), self.n_vars), dtype=np.float32)
+        chunks = index // self.chunk_size
+        for chunk in np.unique(chunks):
+            mask = chunks == chunk
+            local = index[mask] - chunk * self.chunk_size
+            block = self._chunk(int(chunk))
+            out[mask] = _sparse_rows_dense(block, local) if sp.issparse(block) else block[local]
         return out
 
     def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
@@ -149,11 +176,14 @@ class AnnDataRows(torch.utils.data.Dataset):
         return item
 
 
-def _dense(block: Any) -> np.ndarray:
+def _in_memory(block: Any) -> Any:
+    """A slice of an on-disk matrix as canonical float32 CSR or a float32 ndarray."""
+    if hasattr(block, "to_memory"):  # anndata's lazy sparse slice
+        block = block.to_memory()
     if sp.issparse(block):
-        return block.toarray().astype(np.float32, copy=False)
-    if hasattr(block, "to_memory"):  # anndata's backed sparse dataset slice
-        return _dense(block.to_memory())
+        csr = sp.csr_matrix(block, dtype=np.float32)
+        csr.sum_duplicates()
+        return csr
     return np.asarray(block, dtype=np.float32)
 
 
@@ -257,7 +287,8 @@ class IndexBatchSampler(torch.utils.data.Sampler):
         if not self.chunk_size:
             return rng.permutation(self.n_rows)
         starts = rng.permutation(np.arange(0, self.n_rows, self.chunk_size))
-        group = max(1, (self.batch_size * self.num_replicas) // self.chunk_size) * 4
+        global_batch = self.batch_size * self.num_replicas
+        group = max(4, 2 * -(-global_batch // self.chunk_size))  # chunks shuffled together
         pieces = []
         for g in range(0, len(starts), group):
             rows = np.concatenate(
