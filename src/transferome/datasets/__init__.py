@@ -6,6 +6,14 @@ the ``load_*`` functions read the public datasets into AnnData with the schema's
 
 from __future__ import annotations
 
+from transferome.datasets.loaders import (
+    load_cmap,
+    load_kang_muscat,
+    load_kang_scgen,
+    load_l1000_modz,
+    load_tggates,
+)
+from transferome.datasets.packaged import ORTHOLOG_COLUMNS, load_baron, load_orthologs
 from transferome.datasets.simulator import (
     ORGANS,
     GenerativeParams,
@@ -16,8 +24,16 @@ from transferome.datasets.simulator import (
 
 __all__ = [
     "ORGANS",
+    "ORTHOLOG_COLUMNS",
     "GenerativeParams",
     "SimulatedAtlas",
     "SimulationTruth",
+    "load_baron",
+    "load_cmap",
+    "load_kang_muscat",
+    "load_kang_scgen",
+    "load_l1000_modz",
+    "load_orthologs",
+    "load_tggates",
     "simulate",
 ]
