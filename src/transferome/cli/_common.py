@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transferome.data.schema import Schema
 
-__all__ = ["add_data_arguments", "add_key_arguments", "validate_kwargs"]
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+__all__ = [
+    "add_data_arguments",
+    "add_key_arguments",
+    "add_reader_arguments",
+    "read_input",
+    "validate_kwargs",
+]
 
 _DEFAULT = Schema()
 
@@ -53,3 +62,66 @@ def validate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "layer": getattr(args, "layer", None),
         "allow_negative": getattr(args, "allow_negative", False),
     }
+
+
+# Reader options and the formats they apply to (dest -> (reader keyword, formats)).
+_READER_OPTIONS = {
+    "genes_in": ("genes_in", ("table",)),
+    "gene_column": ("gene_column", ("table",)),
+    "sample_column": ("sample_column", ("table",)),
+    "metadata": ("metadata", ("table",)),
+    "metadata_id_column": ("metadata_id_column", ("table",)),
+    "sep": ("sep", ("table",)),
+    "var_names": ("var_names", ("10x",)),
+}
+
+
+def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the CSV / TSV table and 10x folder readers (see ``transferome.data.read``)."""
+    group = parser.add_argument_group("reading tables and 10x folders")
+    group.add_argument(
+        "--genes-in",
+        choices=("rows", "columns"),
+        default=None,
+        help="CSV/TSV tables: one gene per row, or one gene per column (required for tables)",
+    )
+    group.add_argument("--gene-column", default=None, help="column of gene ids (--genes-in rows)")
+    group.add_argument(
+        "--sample-column", default=None, help="column of sample ids (--genes-in columns)"
+    )
+    group.add_argument(
+        "--metadata", default=None, help="sample metadata table joined to obs by sample id"
+    )
+    group.add_argument(
+        "--metadata-id-column", default=None, help="column of sample ids in --metadata"
+    )
+    group.add_argument("--sep", default=None, help="field separator (default: from the suffix)")
+    group.add_argument(
+        "--var-names",
+        choices=("gene_symbols", "gene_ids"),
+        default=None,
+        help="10x folders: use gene symbols (default) or gene ids as gene names",
+    )
+
+
+def read_input(args: argparse.Namespace) -> AnnData:
+    """Read ``args.file`` with the reader options that were given.
+
+    An option that does not apply to the file's format is an error rather than ignored.
+    """
+    from transferome.data.io import format_of, read
+    from transferome.errors import ReaderError
+
+    kind = format_of(args.file)
+    kwargs: dict[str, Any] = {}
+    for dest, (keyword, formats) in _READER_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if kind not in formats:
+            flag = "--" + dest.replace("_", "-")
+            raise ReaderError(
+                f"{args.file}: {flag} applies to {', '.join(formats)} input, not {kind}"
+            )
+        kwargs[keyword] = value
+    return read(args.file, **kwargs)

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from transferome.cli._common import add_data_arguments, add_key_arguments, validate_kwargs
+from transferome.cli._common import (
+    add_data_arguments,
+    add_key_arguments,
+    add_reader_arguments,
+    read_input,
+    validate_kwargs,
+)
 
 NAME = "info"
 HELP = "describe a dataset: shape, value type, contexts x perturbations cell counts"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="dataset (.h5ad, or another supported format)")
+    parser.add_argument(
+        "file", help="dataset: .h5ad, .csv/.tsv table, .gct, or a 10x matrix.mtx folder"
+    )
+    add_reader_arguments(parser)
     add_key_arguments(parser)
     add_data_arguments(parser)
 
@@ -20,11 +29,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from transferome.data import read, validate
+    from transferome.data import validate
     from transferome.errors import DataValidationError
 
-    adata = read(args.file)
-    console = Console()
+    adata = read_input(args)
+    console = Console(soft_wrap=True)
     console.print(f"[bold]{args.file}[/bold]: {adata.n_obs} observations x {adata.n_vars} genes")
     kwargs = validate_kwargs(args)
     try:

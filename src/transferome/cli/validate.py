@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from transferome.cli._common import add_data_arguments, add_key_arguments, validate_kwargs
+from transferome.cli._common import (
+    add_data_arguments,
+    add_key_arguments,
+    add_reader_arguments,
+    read_input,
+    validate_kwargs,
+)
 
 NAME = "validate"
 HELP = "check a dataset against the schema; exit status 2 with the reason if it fails"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="dataset (.h5ad, or another supported format)")
+    parser.add_argument(
+        "file", help="dataset: .h5ad, .csv/.tsv table, .gct, or a 10x matrix.mtx folder"
+    )
+    add_reader_arguments(parser)
     add_key_arguments(parser)
     add_data_arguments(parser)
     parser.add_argument(
@@ -25,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transferome.data import read, validate
+    from transferome.data import validate
 
-    adata = read(args.file)
+    adata = read_input(args)
     description = validate(
         adata,
         require_counts=args.require_counts,
