@@ -17,6 +17,7 @@ __all__ = ["build_parser", "main"]
 _SUBCOMMANDS = (
     "info",
     "validate",
+    "simulate",
 )
 
 

@@ -16,6 +16,7 @@ from transferome.datasets.loaders import (
 from transferome.datasets.packaged import ORTHOLOG_COLUMNS, load_baron, load_orthologs
 from transferome.datasets.simulator import (
     ORGANS,
+    QUICK,
     GenerativeParams,
     SimulatedAtlas,
     SimulationTruth,
@@ -25,6 +26,7 @@ from transferome.datasets.simulator import (
 __all__ = [
     "ORGANS",
     "ORTHOLOG_COLUMNS",
+    "QUICK",
     "GenerativeParams",
     "SimulatedAtlas",
     "SimulationTruth",

@@ -36,6 +36,7 @@ from transferome.errors import DataValidationError
 
 __all__ = [
     "ORGANS",
+    "QUICK",
     "GenerativeParams",
     "SimulatedAtlas",
     "SimulationTruth",
@@ -59,6 +60,21 @@ ORGANS = (
 _BULK_DRUGS = ("tetracycline", "drug_a", "drug_b")
 _CELL_LINES = ("A549", "K562", "MCF7")
 _TARGET_CELLS = 1e4  # normalize_total target
+
+QUICK = MappingProxyType(
+    {
+        "bulk": MappingProxyType({"n_genes": 300, "animals_per_group": 3}),
+        "single_cell": MappingProxyType(
+            {
+                "n_genes": 300,
+                "cells_per_group": 15,
+                "drugs": ("drug_01", "drug_02", "drug_03", "drug_04"),
+                "combinations": 2,
+            }
+        ),
+    }
+)
+"""Keyword arguments of :func:`simulate` for a small, quick atlas (tests, ``--quick``)."""
 
 
 @dataclass(frozen=True)
@@ -432,6 +448,8 @@ def _truth_means(obs: pd.DataFrame, genes, effects, offsets) -> AnnData:
     }
     change = profiles - np.stack([control[c] for c in groups["context"]])
     groups.index = [f"{r.context}|{r.perturbation}|{r.dose:g}" for r in groups.itertuples()]
+    for column in ("species", "context", "perturbation"):
+        groups[column] = groups[column].astype("category")
     return AnnData(
         X=profiles.astype(np.float32),
         obs=groups,
