@@ -176,6 +176,13 @@ def preprocess(
         raise DataValidationError(f"the data are empty ({adata.n_obs} x {adata.n_vars})")
     if layer is not None and layer not in adata.layers:
         raise DataValidationError(f"layer {layer!r} not found; layers: {list(adata.layers)}")
+    for axis, names in (("obs", adata.obs_names), ("var", adata.var_names)):
+        if names.duplicated().any():
+            shown = list(dict.fromkeys(map(str, names[names.duplicated()])))[:5]
+            raise DataValidationError(
+                f"duplicated {axis} names, e.g. {shown}; make them unique first "
+                f"(AnnData.{axis}_names_make_unique())"
+            )
     if not target_sum > 0:
         raise DataValidationError(f"target_sum must be positive, got {target_sum}")
     if n_top_genes is not None and n_top_genes < 1:
