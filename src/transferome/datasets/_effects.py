@@ -25,10 +25,14 @@ brackets:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from transferome.data.schema import split_combination
+
+if TYPE_CHECKING:
+    from transferome.datasets.simulator import GenerativeParams
 
 __all__ = [
     "EffectModel",
@@ -69,7 +73,9 @@ class EffectModel:
     max_log_change: float
     combination_sep: str = "+"
 
-    def program_shift(self, species: str, context: str, perturbation: str, dose: float):
+    def program_shift(
+        self, species: str, context: str, perturbation: str, dose: float
+    ) -> np.ndarray:
         """Shift of the program activities caused by ``perturbation`` (zeros for control)."""
         n_programs = self.drug_effect.shape[1]
         parts = split_combination(perturbation, self.combination_sep)
@@ -100,7 +106,7 @@ def draw_effects(
     drugs: tuple[str, ...],
     pairs: tuple[tuple[str, str], ...],
     n_programs: int,
-    params,
+    params: GenerativeParams,
     combination_sep: str = "+",
 ) -> EffectModel:
     """Draw context activities, drug effects, exposures, sensitivities and interactions."""
@@ -151,7 +157,7 @@ def context_offsets(
     rng: np.random.Generator,
     ancestor: np.ndarray,
     ancestral_offsets: np.ndarray,
-    params,
+    params: GenerativeParams,
 ) -> np.ndarray:
     """Gene x context log offsets of one species (contexts x genes).
 
@@ -166,7 +172,9 @@ def context_offsets(
     return out + rng.normal(0.0, params.context_gene_sd / 2, size=out.shape)
 
 
-def draw_ancestral_offsets(rng: np.random.Generator, n_ctx: int, n_genes: int, params):
+def draw_ancestral_offsets(
+    rng: np.random.Generator, n_ctx: int, n_genes: int, params: GenerativeParams
+) -> np.ndarray:
     """Tissue-specific genes and small gene x context offsets (contexts x genes)."""
     offsets = rng.normal(0.0, params.context_gene_sd, size=(n_ctx, n_genes))
     specific = np.flatnonzero(rng.random(n_genes) < params.p_tissue_specific)

@@ -26,9 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from transferome.datasets.simulator import GenerativeParams
 
 __all__ = ["SpeciesGenes", "draw_loadings", "evolve_genes", "ortholog_tables"]
 
@@ -49,7 +53,9 @@ class SpeciesGenes:
         return len(self.names)
 
 
-def draw_loadings(rng: np.random.Generator, n: int, n_programs: int, params) -> np.ndarray:
+def draw_loadings(
+    rng: np.random.Generator, n: int, n_programs: int, params: GenerativeParams
+) -> np.ndarray:
     """Sparse signed program loadings of ``n`` genes (``n x n_programs``)."""
     probs = np.asarray(params.program_count_probs, dtype=float)
     counts = rng.choice(len(probs), size=n, p=probs / probs.sum())
@@ -64,7 +70,9 @@ def draw_loadings(rng: np.random.Generator, n: int, n_programs: int, params) -> 
     return loadings
 
 
-def _redraw_nonempty(rng: np.random.Generator, n_programs: int, params) -> np.ndarray:
+def _redraw_nonempty(
+    rng: np.random.Generator, n_programs: int, params: GenerativeParams
+) -> np.ndarray:
     row = np.zeros(n_programs)
     while not row.any():
         row = draw_loadings(rng, 1, n_programs, params)[0]
@@ -80,7 +88,7 @@ def evolve_genes(
     species: tuple[str, ...],
     n_ancestral: int,
     n_programs: int,
-    params,
+    params: GenerativeParams,
 ) -> tuple[np.ndarray, dict[str, SpeciesGenes], np.ndarray]:
     """Draw the ancestral genes and evolve them into each species.
 
@@ -174,7 +182,7 @@ def ortholog_tables(
     rng: np.random.Generator,
     genes: dict[str, SpeciesGenes],
     identity: np.ndarray,
-    params,
+    params: GenerativeParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ortholog table a user would download, and the true gene correspondence.
 

@@ -26,12 +26,17 @@ brackets:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from transferome.datasets._effects import EffectModel, saturate
 from transferome.datasets._genes import SpeciesGenes
+
+if TYPE_CHECKING:
+    from transferome.datasets.simulator import GenerativeParams
 
 __all__ = [
     "bulk_design",
@@ -159,7 +164,7 @@ def sample_counts(
     genes: SpeciesGenes,
     effects: EffectModel,
     offsets: np.ndarray,
-    params,
+    params: GenerativeParams,
     *,
     single_cell: bool,
 ) -> sp.csr_matrix:

@@ -142,6 +142,8 @@ class GenerativeParams:
                     raise DataValidationError(
                         f"GenerativeParams.{f.name} must be finite and >= 0, got {value!r}"
                     )
+        if sum(self.program_count_probs) <= 0:
+            raise DataValidationError("GenerativeParams.program_count_probs must not all be 0")
         for name in ("p_loss", "p_duplication", "p_diverged", "p_unannotated"):
             if getattr(self, name) >= 1:
                 raise DataValidationError(f"GenerativeParams.{name} must be < 1")
