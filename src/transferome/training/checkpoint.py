@@ -197,8 +197,20 @@ def read_checkpoint(folder: str | os.PathLike[str]) -> Checkpoint:
         training_config=meta["training_config"],
         module_class=meta["module_class"],
         progress=progress,
-        history=pd.DataFrame.from_records(history) if history else pd.DataFrame(),
+        history=_history_frame(history),
     )
+
+
+def _history_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """History records back to a frame; JSON nulls become NaN in numeric columns."""
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            try:
+                frame[column] = pd.to_numeric(frame[column])
+            except (TypeError, ValueError):
+                continue
+    return frame
 
 
 def load_module_state(module: torch.nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:

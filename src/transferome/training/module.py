@@ -10,7 +10,7 @@ the best weights and writes checkpoints.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ class EngineModule(pl.LightningModule):
         self._sums: dict[str, dict[str, torch.Tensor]] = {}
         self._counts: dict[str, int] = {}
         self._started = 0.0
-        self._samplers: list[Any] = []
+        self._samplers: list[_EpochBatches] = []
 
     # ----------------------------------------------------------------- data
     def _loader(self, dataset: torch.utils.data.Dataset, *, train: bool) -> Any:
@@ -111,21 +111,24 @@ class EngineModule(pl.LightningModule):
                 chunk_size=getattr(dataset, "chunk_size", None),
             )
         if train:
+            batches = _EpochBatches(batches, self.first_epoch)
             self._samplers.append(batches)
-        pin = self.device.type == "cuda" or str(self.config.accelerator) in ("gpu", "cuda")
+        # The loader draws its base seed from its own generator, never from the global one
+        # the module's dropout and noise use.
+        options: dict[str, Any] = {
+            "generator": torch.Generator().manual_seed(self.config.random_state),
+            "pin_memory": torch.cuda.is_available() and self.config.accelerator != "cpu",
+        }
         if supports_batched_indexing(dataset):
             return torch.utils.data.DataLoader(
                 dataset,
                 sampler=batches,
                 batch_size=None,
                 collate_fn=self._collate_fn or _identity,
-                pin_memory=pin and torch.cuda.is_available(),
+                **options,
             )
         return torch.utils.data.DataLoader(
-            dataset,
-            batch_sampler=batches,
-            collate_fn=self._collate_fn,
-            pin_memory=pin and torch.cuda.is_available(),
+            dataset, batch_sampler=batches, collate_fn=self._collate_fn, **options
         )
 
     def train_dataloader(self) -> Any:
@@ -208,8 +211,7 @@ class EngineModule(pl.LightningModule):
         self._started = time.perf_counter()
         self._sums, self._counts = {}, {}
         for sampler in self._samplers:
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(self.epoch)
+            sampler.epoch = self.epoch
         torch.manual_seed(epoch_seed(self.config.random_state, self.epoch, self.global_rank))
 
     def _epoch_means(self, stage: str) -> dict[str, float]:
@@ -288,6 +290,28 @@ class EngineModule(pl.LightningModule):
         last = ["lr", "seconds"]
         middle = sorted(c for c in frame.columns if c not in first + last)
         return frame[first + middle + last].astype({"epoch": "int64"})
+
+
+class _EpochBatches:
+    """Hand the run's absolute epoch to a batch sampler before every pass.
+
+    It deliberately has no ``set_epoch``: Lightning would call it with the epoch counted from
+    the start of this ``fit`` call, which is wrong for a resumed run. Lightning may create
+    the first iterator before ``on_train_epoch_start``, so ``epoch`` starts at the first
+    epoch of the run.
+    """
+
+    def __init__(self, batches: Iterable[Any], epoch: int) -> None:
+        self.batches, self.epoch = batches, epoch
+
+    def __iter__(self) -> Iterator[Any]:
+        set_epoch = getattr(self.batches, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.epoch)
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)  # type: ignore[arg-type]
 
 
 def _identity(batch: Any) -> Any:
