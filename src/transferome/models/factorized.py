@@ -1,0 +1,685 @@
+"""Factorized Embeddings (FE): sample, gene and descriptor embeddings from one expression matrix.
+
+:class:`FactorizedEmbedding` learns one embedding per sample, per gene and per level of any
+extra descriptor (obs keys such as tissue, species, drug or donor; var keys such as a gene
+family), and an MLP that predicts each value from the embeddings of its descriptors
+(Trofimov et al. 2020). Training runs on the shared engine over blocks of samples x genes
+(:mod:`transferome.models.fe_module`), fits only observed entries (a mask), and the fitted
+model imputes missing values, embeds new samples with the network frozen, moves samples
+between contexts by vector arithmetic and predicts unmeasured (context, perturbation) cells.
+
+The transfer task (``predict(adata, targets)``)
+-----------------------------------------------
+For a target ``(context c, perturbation p)`` the model takes every control observation of
+``c`` in ``adata`` (its learned sample embedding when its obs name was seen in ``fit``, else an
+embedding fitted with the network frozen, see :meth:`FactorizedEmbedding.transform`), and:
+
+- ``transfer="factors"`` (default): keeps each control's sample embedding and sets its
+  descriptor embeddings to those of ``c`` and ``p`` (a combination ``a+b`` never seen as a
+  label gets the sum of its parts' embeddings). Needs ``perturbation_key`` among ``factors``.
+- ``transfer="arithmetic"``: adds to each control's sample embedding the mean, over the
+  training contexts where ``p`` was measured, of ``centroid(context, p) -
+  centroid(context, control)`` of the learned sample embeddings (paper section 3.8).
+
+The predicted profiles of the controls are averaged: one mean profile per target.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from anndata import AnnData
+
+from transferome.data.schema import Schema, split_combination
+from transferome.errors import DataValidationError
+from transferome.models._persist import check_var_names, read_model_files, write_model_files
+from transferome.models.base import Estimator, Target, prediction_adata
+from transferome.models.fe_module import FEBlocks, FEConfig, FEModule, embed_samples
+
+__all__ = ["FactorizedEmbedding"]
+
+_TUPLE_PARAMS = ("hidden",)
+_PRED_CHUNK = 2**22  # values per prediction chunk (bounds memory)
+
+
+class FactorizedEmbedding(Estimator):
+    """Factorized Embeddings estimator (defaults from the paper).
+
+    Parameters
+    ----------
+    embedding_dim
+        Size of every embedding (sample, gene, each descriptor).
+    hidden
+        Hidden layer sizes of the MLP.
+    activation
+        ``"tanh"`` (paper), ``"relu"`` or ``"gelu"``.
+    gene_block
+        Genes per training block; a block holds ``batch_size`` samples x ``gene_block`` genes
+        (blocks of a few thousand values keep the activations in cache on CPUs).
+    transfer
+        How ``predict(adata, targets)`` moves controls to a perturbation: ``"factors"`` or
+        ``"arithmetic"`` (see the module docstring).
+    transform_epochs, transform_lr
+        Adam steps and learning rate used to embed samples not seen in ``fit``.
+    validation_fraction
+        Fraction of the observed entries held out to monitor early stopping.
+    max_epochs, batch_size, lr, weight_decay, early_stopping, accelerator, devices, strategy,
+    precision, random_state, progress
+        Training arguments of :class:`transferome.training.TrainingConfig`; ``batch_size`` is
+        the number of samples per block.
+    """
+
+    name: ClassVar[str] = "fe"
+    fast_params: ClassVar[dict[str, Any]] = {
+        "embedding_dim": 8,
+        "hidden": (24, 12),
+        "max_epochs": 10,
+        "batch_size": 8,
+        "gene_block": 16,
+        "lr": 2e-2,
+        "transform_epochs": 30,
+    }
+
+    def __init__(
+        self,
+        *,
+        embedding_dim: int = 50,
+        hidden: tuple[int, ...] = (250, 150, 100, 50, 10),
+        activation: str = "tanh",
+        gene_block: int = 256,
+        transfer: str = "factors",
+        transform_epochs: int = 200,
+        transform_lr: float = 1e-2,
+        validation_fraction: float = 0.1,
+        max_epochs: int = 100,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        early_stopping: int | None = None,
+        accelerator: str = "cpu",
+        devices: int | str = 1,
+        strategy: str = "auto",
+        precision: str = "32-true",
+        random_state: int = 0,
+        progress: bool = False,
+    ) -> None:
+        self.embedding_dim = embedding_dim
+        self.hidden = hidden
+        self.activation = activation
+        self.gene_block = gene_block
+        self.transfer = transfer
+        self.transform_epochs = transform_epochs
+        self.transform_lr = transform_lr
+        self.validation_fraction = validation_fraction
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.accelerator = accelerator
+        self.devices = devices
+        self.strategy = strategy
+        self.precision = precision
+        self.random_state = random_state
+        self.progress = progress
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(
+        self,
+        adata: AnnData,
+        *,
+        schema: Schema | None = None,
+        factors: Sequence[str] | None = None,
+        var_factors: Sequence[str] = (),
+        layer: str | None = None,
+        mask: np.ndarray | str | None = None,
+    ) -> FactorizedEmbedding:
+        """Learn the embeddings and the network from ``adata`` (never modified).
+
+        Parameters
+        ----------
+        adata
+            Observations x genes, log-normalised values.
+        schema
+            Keys of context and perturbation (used by the transfer ``predict``); default
+            :class:`~transferome.data.schema.Schema()`.
+        factors
+            obs keys embedded as extra descriptors; default the schema's context and
+            perturbation keys that exist in ``adata.obs``.
+        var_factors
+            var keys embedded as extra gene descriptors.
+        layer
+            Use ``adata.layers[layer]`` instead of ``X``.
+        mask
+            Observed entries: a boolean ``(n_obs, n_vars)`` array, a layer name, or ``None``
+            (the finite entries). Only observed entries are fitted.
+
+        Returns
+        -------
+        FactorizedEmbedding
+            ``self``, fitted.
+        """
+        from transferome.training import TrainingConfig, fit_module
+
+        if self.transfer not in ("factors", "arithmetic"):
+            raise DataValidationError(
+                f"transfer={self.transfer!r}; expected 'factors' or 'arithmetic'"
+            )
+        schema = Schema() if schema is None else schema
+        values, observed = _values_and_mask(adata, layer, mask)
+        if factors is None:
+            factors = [
+                k for k in (schema.context_key, schema.perturbation_key) if k in adata.obs.columns
+            ]
+        factors, var_factors = list(factors), list(var_factors)
+        obs_labels = {k: _labels(adata.obs, k, "obs") for k in factors}
+        var_labels = {k: _labels(adata.var, k, "var") for k in var_factors}
+        self.schema_ = schema
+        self.factor_keys_ = factors
+        self.factor_levels_ = {k: sorted(set(v)) for k, v in obs_labels.items()}
+        self.var_factor_keys_ = var_factors
+        self.var_factor_levels_ = {k: sorted(set(v)) for k, v in var_labels.items()}
+        self.var_names_ = [str(g) for g in adata.var_names]
+        self.obs_names_ = [str(o) for o in adata.obs_names]
+        self.train_labels_ = {
+            k: _labels(adata.obs, k, "obs")
+            for k in (schema.context_key, schema.perturbation_key)
+            if k in adata.obs.columns
+        }
+        config = FEConfig(
+            n_samples=adata.n_obs,
+            n_genes=adata.n_vars,
+            obs_factor_levels=tuple(len(self.factor_levels_[k]) for k in factors),
+            var_factor_levels=tuple(len(self.var_factor_levels_[k]) for k in var_factors),
+            embedding_dim=int(self.embedding_dim),
+            hidden=tuple(int(h) for h in self.hidden),
+            activation=self.activation,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.random_state))
+            module = FEModule(config)
+        module.var_factor_codes.copy_(torch.as_tensor(self._var_codes(var_labels)))
+        with torch.no_grad():  # start the output at the mean value: fewer epochs to fit offsets
+            module.last.bias.fill_(
+                float(values.mean() if observed is None else values[observed].mean())
+            )
+        codes = self._codes(obs_labels, adata.n_obs)
+
+        training = TrainingConfig(
+            max_epochs=int(self.max_epochs),
+            batch_size=1,
+            lr=float(self.lr),
+            weight_decay=float(self.weight_decay),
+            early_stopping=self.early_stopping,
+            validation_fraction=float(self.validation_fraction),
+            accelerator=self.accelerator,
+            devices=self.devices,
+            strategy=self.strategy,
+            precision=self.precision,
+            random_state=int(self.random_state),
+            progress=bool(self.progress),
+        )
+        train_mask, val_mask = observed, None
+        if self.early_stopping is not None:
+            rng = np.random.default_rng(self.random_state)
+            held = rng.random(values.shape) < float(self.validation_fraction)
+            all_observed = np.ones_like(held) if observed is None else observed
+            train_mask, val_mask = all_observed & ~held, all_observed & held
+        blocks = {"sample_block": int(self.batch_size), "gene_block": int(self.gene_block)}
+        train = FEBlocks(values, train_mask, codes, **blocks, seed=int(self.random_state))
+        val = (
+            None
+            if val_mask is None
+            else FEBlocks(values, val_mask, codes, **blocks, seed=int(self.random_state))
+        )
+        result = fit_module(module, train, val, config=training, collate_fn=FEBlocks.collate)
+        module.eval()
+        self.module_ = module
+        self.history_ = result.history
+        return self
+
+    # -- embeddings ------------------------------------------------------------------------
+    @property
+    def sample_embeddings_(self) -> pd.DataFrame:
+        """Learned sample embeddings, indexed by the training obs names."""
+        self._check_fitted()
+        z = self.module_.sample_embedding.weight.detach().numpy()
+        return pd.DataFrame(z, index=self.obs_names_)
+
+    @property
+    def gene_embeddings_(self) -> pd.DataFrame:
+        """Learned gene embeddings, indexed by gene name."""
+        self._check_fitted()
+        z = self.module_.gene_embedding.weight.detach().numpy()
+        return pd.DataFrame(z, index=self.var_names_)
+
+    def factor_embeddings(self, key: str) -> pd.DataFrame:
+        """Embeddings of the levels of descriptor ``key`` (an obs or var factor)."""
+        self._check_fitted()
+        if key in self.factor_keys_:
+            table = self.module_.obs_factor_embeddings[self.factor_keys_.index(key)]
+            levels = self.factor_levels_[key]
+        elif key in self.var_factor_keys_:
+            table = self.module_.var_factor_embeddings[self.var_factor_keys_.index(key)]
+            levels = self.var_factor_levels_[key]
+        else:
+            raise DataValidationError(
+                f"{key!r} is not a descriptor of this model; descriptors: "
+                f"{self.factor_keys_ + self.var_factor_keys_}"
+            )
+        return pd.DataFrame(table.weight.detach().numpy(), index=levels)
+
+    def transform(
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None = None,
+        mask: np.ndarray | str | None = None,
+        use_learned: bool = True,
+    ) -> np.ndarray:
+        """Sample embeddings of the rows of ``adata``, shape ``(n_obs, embedding_dim)``.
+
+        Rows whose obs name was seen in ``fit`` get their learned embedding (unless
+        ``use_learned`` is false); the others are embedded by optimising only their sample
+        embeddings against their observed values, network and gene embeddings frozen. Their
+        descriptor values (``factors``) must be levels seen in ``fit``.
+        """
+        self._check_fitted()
+        return self._embed(adata, layer=layer, mask=mask, use_learned=use_learned)[0]
+
+    # -- prediction ------------------------------------------------------------------------
+    def predict(
+        self,
+        adata: AnnData,
+        targets: Sequence[Target] | None = None,
+        *,
+        layer: str | None = None,
+    ) -> AnnData:
+        """Predicted profiles.
+
+        Without ``targets``: the reconstruction of every row of ``adata`` (same obs). With
+        ``targets``: one mean profile per ``(context, perturbation)`` target, following the
+        transfer contract of :mod:`transferome.models.base` (method in the module docstring).
+        """
+        self._check_fitted()
+        if targets is None:
+            z, codes = self._embed(adata, layer=layer)
+            values = self._predict_rows(z, self._factor_vectors(codes))
+            return _profiles(values, adata.obs.copy(), self.var_names_)
+        schema = self.schema_
+        for key in (schema.context_key, schema.perturbation_key):
+            if key not in adata.obs.columns:
+                raise DataValidationError(
+                    f"obs key {key!r} is missing; predict(adata, targets) needs the schema keys"
+                )
+        contexts = _labels(adata.obs, schema.context_key, "obs")
+        perturbations = _labels(adata.obs, schema.perturbation_key, "obs")
+        profiles = []
+        for context, perturbation in targets:
+            rows = np.flatnonzero((contexts == str(context)) & (perturbations == schema.control))
+            if len(rows) == 0:
+                raise DataValidationError(
+                    f"no {schema.control!r} observations of context {context!r} in "
+                    f"obs[{schema.context_key!r}]; the transfer prediction starts from them"
+                )
+            z, codes = self._embed(adata[rows], layer=layer)
+            vectors = self._factor_vectors(codes, overrides={schema.context_key: str(context)})
+            if self.transfer == "arithmetic":
+                z = z + self._perturbation_shift(str(context), str(perturbation))[None, :]
+            if schema.perturbation_key in self.factor_keys_:
+                vectors[self.factor_keys_.index(schema.perturbation_key)] = np.broadcast_to(
+                    self._level_vector(schema.perturbation_key, str(perturbation)), z.shape
+                )
+            elif self.transfer == "factors":
+                raise DataValidationError(
+                    f"transfer='factors' needs {schema.perturbation_key!r} among the factors "
+                    f"of fit (factors were {self.factor_keys_}); use transfer='arithmetic'"
+                )
+            profiles.append(self._predict_rows(z, vectors).mean(axis=0))
+        return prediction_adata(np.vstack(profiles), list(targets), self.var_names_, schema)
+
+    def impute(
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None = None,
+        mask: np.ndarray | str | None = None,
+    ) -> AnnData:
+        """A copy of ``adata`` whose unobserved entries are replaced by predictions.
+
+        ``mask`` marks the observed entries (default: the finite ones); observed values are
+        kept as they are.
+        """
+        self._check_fitted()
+        values, observed = _values_and_mask(adata, layer, mask)
+        z, codes = self._embed(adata, layer=layer, mask=mask)
+        predicted = self._predict_rows(z, self._factor_vectors(codes))
+        # Nothing missing: the data come back unchanged.
+        filled = values if observed is None else np.where(observed, values, predicted)
+        out = adata.copy()
+        if layer is None:
+            out.X = filled.astype(np.float32)
+        else:
+            out.layers[layer] = filled.astype(np.float32)
+        return out
+
+    def translate(
+        self,
+        adata: AnnData,
+        *,
+        key: str,
+        source: str,
+        target: str,
+        within: str | None = None,
+        layer: str | None = None,
+    ) -> AnnData:
+        """Move the ``source`` rows of ``adata`` to ``target`` by vector arithmetic.
+
+        Each row with ``obs[key] == source`` gets the embedding ``z - centroid(source) +
+        centroid(target)``, the centroids taken over the rows of ``adata`` (all of them
+        embedded as in :meth:`transform`). With ``within`` (e.g. the donor or cell-type key),
+        the shift is the mean of ``centroid(w, target) - centroid(w, source)`` over the groups
+        ``w`` that have both. When ``key`` is a descriptor its embedding is switched too.
+
+        Returns
+        -------
+        AnnData
+            Predicted profiles of the moved rows; obs copied, with ``obs[key] = target``.
+        """
+        self._check_fitted()
+        labels = _labels(adata.obs, key, "obs")
+        moved = np.flatnonzero(labels == str(source))
+        if len(moved) == 0 or not (labels == str(target)).any():
+            raise DataValidationError(
+                f"obs[{key!r}] needs rows labelled {source!r} and {target!r}; labels present: "
+                f"{sorted(set(labels))[:20]}"
+            )
+        z, codes = self._embed(adata, layer=layer)
+        groups = None if within is None else _labels(adata.obs, within, "obs")
+        shift = _centroid_shift(z, labels, str(source), str(target), groups, within)
+        vectors = self._factor_vectors(codes[moved])
+        if key in self.factor_keys_:
+            vectors[self.factor_keys_.index(key)] = np.broadcast_to(
+                self._level_vector(key, str(target)),
+                (len(moved), self.module_.config.embedding_dim),
+            )
+        values = self._predict_rows(z[moved] + shift[None, :], vectors)
+        obs = adata.obs.iloc[moved].copy()
+        obs[key] = str(target)
+        return _profiles(values, obs, self.var_names_)
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model folder (safetensors weights + JSON) and return it."""
+        self._check_fitted()
+        arrays = {f"module.{k}": v.detach().numpy() for k, v in self.module_.state_dict().items()}
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
+        extra = {
+            "config": self.module_.config.to_dict(),
+            "schema": self.schema_.to_dict(),
+            "obs_names": self.obs_names_,
+            "factor_keys": self.factor_keys_,
+            "factor_levels": self.factor_levels_,
+            "var_factor_keys": self.var_factor_keys_,
+            "var_factor_levels": self.var_factor_levels_,
+            "train_labels": {k: v.tolist() for k, v in self.train_labels_.items()},
+        }
+        return write_model_files(
+            path,
+            model_class=type(self).__name__,
+            params=params,
+            arrays=arrays,
+            var_names=self.var_names_,
+            extra=extra,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> FactorizedEmbedding:
+        """Read a model folder written by :meth:`save`."""
+        meta, arrays = read_model_files(path, model_class=cls.__name__)
+        params = dict(meta["params"])
+        for name in _TUPLE_PARAMS:
+            params[name] = tuple(params[name])
+        model = cls(**params)
+        extra = meta["extra"]
+        module = FEModule(FEConfig.from_dict(extra["config"]))
+        state = {k.removeprefix("module."): torch.as_tensor(v) for k, v in arrays.items()}
+        module.load_state_dict(state, strict=True)
+        module.eval()
+        model.module_ = module
+        model.schema_ = Schema.from_dict(extra["schema"])
+        model.var_names_ = list(meta["var_names"])
+        model.obs_names_ = list(extra["obs_names"])
+        model.factor_keys_ = list(extra["factor_keys"])
+        model.factor_levels_ = {k: list(v) for k, v in extra["factor_levels"].items()}
+        model.var_factor_keys_ = list(extra["var_factor_keys"])
+        model.var_factor_levels_ = {k: list(v) for k, v in extra["var_factor_levels"].items()}
+        model.train_labels_ = {
+            k: np.asarray(v, dtype=str) for k, v in extra["train_labels"].items()
+        }
+        model.history_ = pd.DataFrame()
+        return model
+
+    # -- internals -------------------------------------------------------------------------
+    def _codes(self, labels: dict[str, np.ndarray], n: int) -> np.ndarray:
+        columns = [_encode(labels[k], self.factor_levels_[k], k, "obs") for k in self.factor_keys_]
+        return np.stack(columns, axis=1) if columns else np.zeros((n, 0), dtype=np.int64)
+
+    def _var_codes(self, labels: dict[str, np.ndarray]) -> np.ndarray:
+        columns = [
+            _encode(labels[k], self.var_factor_levels_[k], k, "var") for k in self.var_factor_keys_
+        ]
+        n = len(self.var_names_)
+        return np.stack(columns, axis=1) if columns else np.zeros((n, 0), dtype=np.int64)
+
+    def _level_vector(self, key: str, level: str) -> np.ndarray:
+        table = self.module_.obs_factor_embeddings[self.factor_keys_.index(key)]
+        weight = table.weight.detach().numpy()
+        levels = self.factor_levels_[key]
+        if level in levels:
+            return weight[levels.index(level)]
+        parts = split_combination(level, self.schema_.combination_sep)
+        if key == self.schema_.perturbation_key and len(parts) > 1:
+            unknown = [p for p in parts if p not in levels]
+            if not unknown:
+                return weight[[levels.index(p) for p in parts]].sum(axis=0)
+        raise DataValidationError(
+            f"obs[{key!r}] value {level!r} was not seen in fit; known values: {levels[:20]}"
+        )
+
+    def _factor_vectors(
+        self,
+        codes: np.ndarray,
+        overrides: dict[str, str] | None = None,
+    ) -> list[np.ndarray]:
+        vectors = []
+        for k, key in enumerate(self.factor_keys_):
+            if overrides and key in overrides:
+                vec = self._level_vector(key, overrides[key])
+                vectors.append(np.broadcast_to(vec, (len(codes), vec.shape[0])))
+            else:
+                weight = self.module_.obs_factor_embeddings[k].weight.detach().numpy()
+                vectors.append(weight[codes[:, k]])
+        return vectors
+
+    def _predict_rows(self, z: np.ndarray, vectors: list[np.ndarray]) -> np.ndarray:
+        module = self.module_
+        n_genes = len(self.var_names_)
+        out = np.empty((len(z), n_genes), dtype=np.float32)
+        width = max(module.config.hidden[0], 1)
+        chunk = max(1, _PRED_CHUNK // (n_genes * width) + 1)
+        with torch.no_grad():
+            gene_h = module.gene_side(torch.arange(n_genes))
+            for start in range(0, len(z), chunk):
+                parts = [torch.as_tensor(np.asarray(z[start : start + chunk], dtype=np.float32))]
+                parts += [
+                    torch.as_tensor(
+                        np.ascontiguousarray(v[start : start + chunk], dtype=np.float32)
+                    )
+                    for v in vectors
+                ]
+                sample_h = module.first_sample(torch.cat(parts, dim=1))
+                out[start : start + chunk] = module.head(sample_h, gene_h).numpy()
+        return out
+
+    def _embed(
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None = None,
+        mask: np.ndarray | str | None = None,
+        use_learned: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(adata, AnnData):
+            raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
+        labels = {k: _labels(adata.obs, k, "obs") for k in self.factor_keys_}
+        codes = self._codes(labels, adata.n_obs)
+        index = {name: i for i, name in enumerate(self.obs_names_)} if use_learned else {}
+        rows = np.array([index.get(str(o), -1) for o in adata.obs_names], dtype=np.int64)
+        learned = self.module_.sample_embedding.weight.detach().numpy()
+        z = np.zeros((adata.n_obs, learned.shape[1]), dtype=np.float32)
+        z[rows >= 0] = learned[rows[rows >= 0]]
+        new = np.flatnonzero(rows < 0)
+        if len(new):
+            check_var_names(self.var_names_, adata.var_names, what="data to embed")
+            values, observed = _values_and_mask(adata[new], layer, _subset_mask(mask, new))
+            z[new] = embed_samples(
+                self.module_,
+                values,
+                observed,
+                codes[new],
+                epochs=int(self.transform_epochs),
+                lr=float(self.transform_lr),
+                gene_block=int(self.gene_block),
+            )
+        return z, codes
+
+    def _perturbation_shift(self, context: str, perturbation: str) -> np.ndarray:
+        schema = self.schema_
+        if not {schema.context_key, schema.perturbation_key} <= set(self.train_labels_):
+            raise DataValidationError(
+                "transfer='arithmetic' needs the context and perturbation keys in the training obs"
+            )
+        z = self.module_.sample_embedding.weight.detach().numpy()
+        contexts = self.train_labels_[schema.context_key]
+        perturbations = self.train_labels_[schema.perturbation_key]
+        keep = np.isin(perturbations, [schema.control, perturbation]) & (contexts != context)
+        if not (perturbations[keep] == perturbation).any():
+            raise DataValidationError(
+                f"perturbation {perturbation!r} was not measured in any training context other "
+                f"than {context!r}; vector arithmetic has no shift to transfer"
+            )
+        return _centroid_shift(
+            z[keep], perturbations[keep], schema.control, perturbation, contexts[keep], "context"
+        )
+
+
+def _centroid_shift(
+    z: np.ndarray,
+    labels: np.ndarray,
+    source: str,
+    target: str,
+    groups: np.ndarray | None,
+    within: str | None,
+) -> np.ndarray:
+    """``centroid(target) - centroid(source)``, averaged over ``groups`` having both."""
+    if groups is None:
+        return z[labels == target].mean(axis=0) - z[labels == source].mean(axis=0)
+    shifts = []
+    for group in np.unique(groups):
+        in_group = groups == group
+        src, tgt = in_group & (labels == source), in_group & (labels == target)
+        if src.any() and tgt.any():
+            shifts.append(z[tgt].mean(axis=0) - z[src].mean(axis=0))
+    if not shifts:
+        raise DataValidationError(
+            f"no group of {within!r} holds both {source!r} and {target!r} rows; "
+            "vector arithmetic needs at least one"
+        )
+    return np.mean(shifts, axis=0)
+
+
+def _labels(frame: pd.DataFrame, key: str, axis: str) -> np.ndarray:
+    if key not in frame.columns:
+        raise DataValidationError(
+            f"{axis} key {key!r} is missing; {axis} has columns {list(map(str, frame.columns))}"
+        )
+    column = frame[key]
+    if column.isna().any():
+        raise DataValidationError(
+            f"{axis} key {key!r} has {int(column.isna().sum())} missing labels"
+        )
+    return column.astype(str).to_numpy()
+
+
+def _encode(labels: np.ndarray, levels: list[str], key: str, axis: str) -> np.ndarray:
+    lookup = {level: i for i, level in enumerate(levels)}
+    unknown = sorted({v for v in labels if v not in lookup})
+    if unknown:
+        raise DataValidationError(
+            f"{axis}[{key!r}] has values not seen in fit: {unknown[:10]}; known: {levels[:20]}"
+        )
+    return np.fromiter((lookup[v] for v in labels), dtype=np.int64, count=len(labels))
+
+
+def _subset_mask(mask: np.ndarray | str | None, rows: np.ndarray) -> np.ndarray | str | None:
+    if mask is None or isinstance(mask, str):
+        return mask
+    return np.asarray(mask)[rows]
+
+
+def _values_and_mask(
+    adata: AnnData, layer: str | None, mask: np.ndarray | str | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Dense float32 values (missing entries set to 0) and the observed mask (None: all)."""
+    if not isinstance(adata, AnnData):
+        raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise DataValidationError(f"the data are empty ({adata.n_obs} x {adata.n_vars})")
+    if layer is not None and layer not in adata.layers:
+        raise DataValidationError(f"layer {layer!r} not found; layers: {list(adata.layers)}")
+    matrix = adata.X if layer is None else adata.layers[layer]
+    values = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+    values = np.array(values, dtype=np.float32, copy=True)
+    if isinstance(mask, str):
+        if mask not in adata.layers:
+            raise DataValidationError(
+                f"mask layer {mask!r} not found; layers: {list(adata.layers)}"
+            )
+        m = adata.layers[mask]
+        mask = (m.toarray() if sp.issparse(m) else np.asarray(m)).astype(bool)
+    finite = np.isfinite(values)
+    if mask is None:
+        observed = None if finite.all() else finite
+    else:
+        observed = np.asarray(mask)
+        if observed.shape != values.shape or observed.dtype != bool:
+            raise DataValidationError(
+                f"mask must be a boolean array of shape {values.shape}, got "
+                f"{observed.dtype} {observed.shape}"
+            )
+        bad = observed & ~finite
+        if bad.any():
+            raise DataValidationError(
+                f"{int(bad.sum())} entries marked observed by the mask are NaN or infinite"
+            )
+    if observed is not None:
+        if not observed.any():
+            raise DataValidationError("the mask marks no entry as observed")
+        values[~observed] = 0.0
+    return values, observed
+
+
+def _profiles(values: np.ndarray, obs: pd.DataFrame, var_names: Sequence[str]) -> AnnData:
+    return AnnData(
+        X=np.asarray(values, dtype=np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=[str(g) for g in var_names]),
+    )
