@@ -18,6 +18,7 @@ _SUBCOMMANDS = (
     "info",
     "validate",
     "simulate",
+    "benchmark",
 )
 
 

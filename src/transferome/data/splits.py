@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from transferome.data.schema import Schema, obs_labels, split_combination
@@ -179,8 +180,7 @@ def holdout_groups(
     controls = [g for g in wanted if g[1] == schema.control]
     if controls:
         raise DataValidationError(f"control group(s) {controls} cannot be held out")
-    keys = np.char.add(np.char.add(contexts.astype(str), "\x00"), perturbations.astype(str))
-    test_mask = np.isin(keys, [f"{c}\x00{p}" for c, p in wanted])
+    test_mask = np.asarray(pd.MultiIndex.from_arrays([contexts, perturbations]).isin(wanted))
     label = name or ";".join(f"{c}|{p}" for c, p in sorted(set(wanted)))
     return _make_split(adata, schema, test_mask, name=label, val_fraction=val_fraction, seed=seed)
 

@@ -72,6 +72,7 @@ def control_means(adata: AnnData, *, schema: Schema) -> pd.DataFrame:
 
 
 _observed_control_means = control_means
+_UNCHANGED_RTOL = 1e-6
 
 
 def _control_matrix(
@@ -128,6 +129,12 @@ def evaluate_groups(
     n_degs
         Number of DEGs per group.
 
+    Notes
+    -----
+    A predicted value within a relative ``1e-6`` of the control mean (float32 rounding) is
+    taken as equal to it, so the control prediction has exactly zero change and undefined
+    (NaN) ``pearson_delta`` instead of a correlation of rounding noise.
+
     Returns
     -------
     pandas.DataFrame
@@ -156,6 +163,8 @@ def evaluate_groups(
     contexts = [c for c, _ in groups]
     control = _control_matrix(control_means, contexts, var_names)
     p, t = pred_means.to_numpy(), true_means.to_numpy()
+    # predictions are float32: values within its rounding of the control mean are unchanged
+    p = np.where(np.isclose(p, control, rtol=_UNCHANGED_RTOL, atol=0.0), control, p)
     records: list[tuple[str, str, str, float]] = []
     for i, (context, perturbation) in enumerate(groups):
         for metric, value in group_metrics(p[i], t[i], control[i], n_degs=n_degs).items():

@@ -16,7 +16,14 @@ Effects = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def fit_effects(
-    tensor: np.ndarray, mask: np.ndarray, *, rank: int, penalty: float, n_iter: int, seed: int
+    tensor: np.ndarray,
+    mask: np.ndarray,
+    *,
+    rank: int,
+    penalty: float,
+    n_iter: int,
+    seed: int,
+    tol: float = 1e-6,
 ) -> Effects:
     """Fit ``(m, a, b, A, B)`` by block coordinate descent (each block an exact ridge solve).
 
@@ -27,7 +34,10 @@ def fit_effects(
     mask
         ``(C, P)`` 1 where observed.
     rank, penalty, n_iter, seed
-        Interaction rank, ridge penalty, sweeps, seed of the initial context factors.
+        Interaction rank, ridge penalty, maximum sweeps, seed of the initial context factors.
+    tol
+        Without interaction, stop when no effect moves by more than ``tol`` times the
+        largest change in ``tensor`` (plus one).
     """
     n_c, n_p, n_g = tensor.shape
     weights = mask[:, :, None]
@@ -39,13 +49,20 @@ def fit_effects(
     factors_c = rng.normal(scale=0.1, size=(n_c, rank))
     factors_p = np.zeros((n_p, rank, n_g))
     eye = np.eye(rank)
+    scale = tol * (1.0 + float(np.abs(tensor).max()))
     for _ in range(n_iter):
         inter = np.einsum("ck,pkg->cpg", factors_c, factors_p) if rank else 0.0
-        base = tensor - inter
-        m = (weights * (base - a[:, None] - b[None])).sum(axis=(0, 1)) / mask.sum()
-        a = (weights * (base - m - b[None])).sum(axis=1) / (n_per_c + penalty)[:, None]
-        b = (weights * (base - m - a[:, None])).sum(axis=0) / (n_per_p + penalty)[:, None]
+        base = (tensor - inter) * weights
+        previous = (m, a, b)
+        m = (base - weights * (a[:, None] + b[None])).sum(axis=(0, 1)) / mask.sum()
+        a = (base.sum(axis=1) - n_per_c[:, None] * m - mask @ b) / (n_per_c + penalty)[:, None]
+        b = (base.sum(axis=0) - n_per_p[:, None] * m - mask.T @ a) / (n_per_p + penalty)[:, None]
+        moved = max(
+            float(np.abs(new - old).max()) for new, old in zip((m, a, b), previous, strict=True)
+        )
         if not rank:
+            if moved < scale:
+                break
             continue
         resid = (tensor - m - a[:, None] - b[None]) * weights
         lhs = np.einsum("cp,ck,cl->pkl", mask, factors_c, factors_c) + penalty * eye

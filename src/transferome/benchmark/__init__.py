@@ -1,0 +1,22 @@
+"""Benchmark harness: tasks that split a dataset, fit every model and baseline on the training
+part, predict the held-out groups and return tidy tables.
+
+Tasks (:data:`TASKS`): ``transfer`` (leave one context out per perturbation) and
+``combination`` (hold out combinations whose singles are seen). Add a task with
+:func:`register_task`.
+"""
+
+from __future__ import annotations
+
+from transferome.benchmark._run import BenchmarkResult, run_task, with_zero_controls
+from transferome.benchmark._tasks import TASKS, Task, get_task, register_task
+
+__all__ = [
+    "TASKS",
+    "BenchmarkResult",
+    "Task",
+    "get_task",
+    "register_task",
+    "run_task",
+    "with_zero_controls",
+]

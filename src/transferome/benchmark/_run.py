@@ -1,0 +1,233 @@
+"""Run a benchmark task: split, fit every model on each training part, predict, score."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from transferome._logging import get_logger
+from transferome.benchmark._tasks import get_task
+from transferome.data.schema import Schema, obs_labels, validate
+from transferome.errors import DataValidationError, TransferomeError
+from transferome.metrics import METRICS, control_means, evaluate_groups, summarize
+from transferome.models import Estimator, get_model
+
+__all__ = ["BenchmarkResult", "run_task", "with_zero_controls"]
+
+_log = get_logger(__name__)
+ValueKind = Literal["log", "delta"]
+RESULT_COLUMNS = ["task", "split", "model", "context", "perturbation", "metric", "value"]
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """Tables of a benchmark run.
+
+    Attributes
+    ----------
+    task
+        Name of the task.
+    results
+        One row per split x group x model x metric (columns :data:`RESULT_COLUMNS`).
+    summary
+        Mean and median over groups per model x metric (NaN values left out, counted in
+        ``n_nan``; see :func:`transferome.metrics.summarize`).
+    timings
+        Seconds spent in ``fit`` and ``predict`` per split and model.
+    """
+
+    task: str
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    timings: pd.DataFrame = field(repr=False)
+
+    def to_markdown(self, metrics: Sequence[str] | None = None) -> str:
+        """Markdown table: one row per metric, one column per model, ``mean (median)``."""
+        frame = self.summary
+        names = list(metrics) if metrics is not None else list(dict.fromkeys(frame["metric"]))
+        models = list(dict.fromkeys(frame["model"]))
+        cells = frame.set_index(["metric", "model"])
+        lines = [
+            "| metric | " + " | ".join(models) + " |",
+            "|---|" + "---:|" * len(models),
+        ]
+        for name in names:
+            arrow = (
+                "" if name not in METRICS else (" ↑" if METRICS[name].higher_is_better else " ↓")
+            )
+            row = []
+            for model in models:
+                if (name, model) not in cells.index:
+                    row.append("")
+                    continue
+                mean, median = cells.loc[(name, model), ["mean", "median"]]
+                row.append(f"{mean:.3f} ({median:.3f})" if np.isfinite(mean) else "n/a")
+            lines.append(f"| {name}{arrow} | " + " | ".join(row) + " |")
+        n_groups = self.results.groupby("model")["perturbation"].size()
+        n = int(self.results[["context", "perturbation"]].drop_duplicates().shape[0])
+        lines.append("")
+        lines.append(
+            f"Task `{self.task}`: mean (median) over {n} held-out groups; n/a: undefined in "
+            f"every group. {int(n_groups.size)} models."
+        )
+        return "\n".join(lines)
+
+
+def with_zero_controls(adata: AnnData, *, schema: Schema) -> AnnData:
+    """A copy of change data (e.g. L1000 signatures) with one all-zero control per context.
+
+    Existing control observations are dropped: for changes against control the control
+    profile is zero by definition.
+    """
+    for key in (schema.context_key, schema.perturbation_key):
+        if key not in adata.obs.columns:
+            raise DataValidationError(
+                f"obs key {key!r} is missing; obs has columns {list(map(str, adata.obs.columns))}"
+            )
+    labels = obs_labels(adata, schema.perturbation_key)
+    kept = adata[labels != schema.control]
+    contexts = sorted(set(obs_labels(kept, schema.context_key)))
+    obs = pd.DataFrame(
+        {schema.context_key: contexts, schema.perturbation_key: schema.control},
+        index=[f"zero_control_{i}" for i in range(len(contexts))],
+    )
+    zeros = AnnData(
+        X=np.zeros((len(contexts), adata.n_vars), dtype=np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=adata.var_names.copy()),
+    )
+    body = AnnData(
+        X=np.asarray(kept.X.toarray() if hasattr(kept.X, "toarray") else kept.X, np.float32),
+        obs=kept.obs[[schema.context_key, schema.perturbation_key]].astype(str),
+        var=pd.DataFrame(index=adata.var_names.copy()),
+    )
+    return ad.concat([body, zeros], join="outer", merge="first")
+
+
+def _instantiate(
+    models: Sequence[str | Estimator], model_params: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, type[Estimator], dict[str, Any]]]:
+    specs = []
+    for model in models:
+        if isinstance(model, str):
+            cls = get_model(model)
+            specs.append((model, cls, dict(model_params.get(model, {}))))
+        elif isinstance(model, Estimator):
+            specs.append(
+                (type(model).name or type(model).__name__, type(model), model.get_params())
+            )
+        else:
+            raise TransferomeError(f"models must be names or estimators, got {model!r}")
+    labels = [label for label, _, _ in specs]
+    if len(set(labels)) != len(labels):
+        raise TransferomeError(f"duplicated model names {labels}")
+    if not specs:
+        raise TransferomeError("no model given to benchmark")
+    return specs
+
+
+def run_task(
+    task_name: str,
+    adata: AnnData,
+    *,
+    schema: Schema | None = None,
+    models: Sequence[str | Estimator],
+    model_params: Mapping[str, Mapping[str, Any]] | None = None,
+    seed: int = 0,
+    values: ValueKind = "log",
+    n_degs: int = 50,
+    task_options: Mapping[str, Any] | None = None,
+) -> BenchmarkResult:
+    """Run a registered task on ``adata`` for every model.
+
+    Parameters
+    ----------
+    task_name
+        A name of :data:`~transferome.benchmark.TASKS` (``transfer``, ``combination``, ...).
+    adata
+        The data (log-normalised ``X``, or changes against control with ``values="delta"``);
+        never modified.
+    schema
+        The obs keys.
+    models
+        Registered model names or estimator instances (refitted, fresh, on every split).
+    model_params
+        Hyperparameters per model name.
+    seed
+        Seed of the splits.
+    values
+        ``log``: non-negative log-normalised values, the control of a group is the observed
+        control mean of its context. ``delta``: values are already changes against control
+        (negative allowed); controls are replaced by one zero profile per context.
+    n_degs
+        DEGs per group.
+    task_options
+        Extra keyword arguments of the task's split builder.
+
+    Returns
+    -------
+    BenchmarkResult
+    """
+    schema = schema or Schema()
+    if values not in ("log", "delta"):
+        raise DataValidationError(f"values must be 'log' or 'delta', got {values!r}")
+    task = get_task(task_name)
+    specs = _instantiate(models, model_params or {})
+    delta = values == "delta"
+    keys = {
+        "species_key": schema.species_key,
+        "context_key": schema.context_key,
+        "perturbation_key": schema.perturbation_key,
+        "control": schema.control,
+        "dose_key": schema.dose_key,
+        "sample_key": schema.sample_key,
+        "combination_sep": schema.combination_sep,
+    }
+    if delta:
+        data = with_zero_controls(adata, schema=schema)
+        keys.update(species_key=None, dose_key=None, sample_key=None)
+        schema = validate(data, **keys, allow_negative=True).schema
+    else:
+        schema = validate(adata, **keys, require_controls=False).schema
+        data = adata
+    splits = task.make_splits(data, schema=schema, seed=seed, **dict(task_options or {}))
+    split_of: dict[tuple[str, str], str] = {}
+    for split in splits:
+        for group in split.held_out:
+            if group in split_of:
+                raise TransferomeError(f"group {group} is held out by two splits of {task.name}")
+            split_of[group] = split.name
+    _log.info("task %s: %d splits, %d models", task.name, len(splits), len(specs))
+    predictions: dict[str, list[AnnData]] = {label: [] for label, _, _ in specs}
+    timings = []
+    for number, split in enumerate(splits, start=1):
+        train = data[split.train].copy()
+        for label, cls, params in specs:
+            model = cls(**params)
+            start = time.perf_counter()
+            model.fit(train, schema=schema)
+            fitted = time.perf_counter()
+            predictions[label].append(model.predict(train, list(split.held_out)))
+            timings.append((split.name, label, fitted - start, time.perf_counter() - fitted))
+        _log.info("split %d/%d (%s) done", number, len(splits), split.name)
+    controls = control_means(data, schema=schema)
+    tables = []
+    for label, predicted in predictions.items():
+        pooled = ad.concat(predicted, index_unique="-")
+        scored = evaluate_groups(pooled, data, schema=schema, control_means=controls, n_degs=n_degs)
+        scored.insert(0, "model", label)
+        tables.append(scored)
+    results = pd.concat(tables, ignore_index=True)
+    pairs = zip(results["context"], results["perturbation"], strict=True)
+    results.insert(0, "split", [split_of[g] for g in pairs])
+    results.insert(0, "task", task.name)
+    results = results[RESULT_COLUMNS]
+    timing_frame = pd.DataFrame(timings, columns=["split", "model", "fit_s", "predict_s"])
+    return BenchmarkResult(task.name, results, summarize(results), timing_frame)
