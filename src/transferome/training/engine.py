@@ -56,11 +56,15 @@ class TrainingResult:
         Epoch whose weights the module holds: lowest validation loss, else the last epoch.
     stopped_early
         Whether early stopping ended the run before ``max_epochs``.
+    global_rank
+        Index of this process in a multi-process run (``strategy="ddp"`` runs the calling
+        script once per device and every process returns); save results only where it is 0.
     """
 
     history: pd.DataFrame
     best_epoch: int
     stopped_early: bool
+    global_rank: int = 0
 
 
 @contextlib.contextmanager
@@ -228,9 +232,12 @@ def fit_module(
     engine.best_state = best_state
     stopped = resume is not None and bool(resume.progress.get("stopped_early", False))
     remaining = config.max_epochs - engine.first_epoch
+    global_rank = 0
     if remaining > 0 and not stopped:
         with _preserved_rng(), _quiet_lightning():
-            _trainer(config, remaining).fit(engine)
+            trainer = _trainer(config, remaining)
+            trainer.fit(engine)
+            global_rank = trainer.global_rank
         log.debug("trained %s for %d epochs", type(module).__name__, len(engine.records))
     engine.stopped_early = engine.stopped_early or stopped
     if engine.best_state is not None:
@@ -239,6 +246,7 @@ def fit_module(
         history=engine.history(),
         best_epoch=engine.best_epoch,
         stopped_early=engine.stopped_early,
+        global_rank=global_rank,
     )
 
 
