@@ -1,0 +1,123 @@
+"""The harness and the benchmark command; one Kang group recomputed by hand with numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+
+from tests.conftest import make_counts_adata
+from transferome.benchmark import TASKS, run_task
+from transferome.cli import main
+from transferome.data import read
+from transferome.data.schema import Schema
+from transferome.errors import TransferomeError
+
+
+def _planted(perturbations=("control", "a", "b", "a+b")) -> AnnData:
+    adata = make_counts_adata(n_per_group=4, n_genes=15, perturbations=perturbations, seed=7)
+    for single, genes in (("a", [0, 1]), ("b", [2, 3])):
+        rows = adata.obs["perturbation"].str.contains(single, regex=False).to_numpy()
+        adata.X[np.ix_(rows, genes)] *= 4.0
+    adata.X = np.log1p(adata.X)
+    return adata
+
+
+def test_transfer_and_combination_tasks() -> None:
+    assert {"transfer", "combination"} <= set(TASKS)
+    adata = _planted()
+    result = run_task("transfer", adata, schema=Schema(), models=["control", "additive"])
+    assert len(result.results["split"].unique()) == 9  # 3 perturbations x 3 contexts
+    summary = result.summary.set_index(["model", "metric"])
+    assert summary.loc[("additive", "mse"), "mean"] < summary.loc[("control", "mse"), "mean"]
+    assert summary.loc[("control", "pearson_delta"), "n_nan"] == 9
+    assert "| pearson_delta ↑ |" in result.to_markdown()
+
+    combo = run_task("combination", adata, schema=Schema(), models=["control", "additive"])
+    assert set(combo.results["perturbation"]) == {"a+b"}
+    scores = combo.summary.set_index(["model", "metric"])["mean"]
+    assert scores[("additive", "deg_direction")] > scores[("control", "deg_direction")]
+    with pytest.raises(TransferomeError, match="unknown benchmark task"):
+        run_task("nope", adata, schema=Schema(), models=["control"])
+
+
+def test_delta_values_use_zero_controls() -> None:
+    rng = np.random.default_rng(0)
+    rows = [(c, p) for c in ("x", "y", "z") for p in ("d1", "d2")]
+    obs = pd.DataFrame(rows, columns=["line", "drug"], index=[f"s{i}" for i in range(6)])
+    shift = {"d1": rng.normal(size=10), "d2": rng.normal(size=10)}
+    values = np.vstack([shift[p] + 0.1 * rng.normal(size=10) for _, p in rows])
+    adata = AnnData(values.astype(np.float32), obs=obs)
+    schema = Schema(context_key="line", perturbation_key="drug")
+    with pytest.raises(TransferomeError):
+        run_task("transfer", adata, schema=schema, models=["additive"])
+    result = run_task("transfer", adata, schema=schema, models=["additive"], values="delta")
+    table = result.results.set_index(["context", "perturbation", "metric"])["value"]
+    # with zero controls the prediction is the mean of the other lines' signatures
+    own = values[0]
+    pred = values[[2, 4]].mean(axis=0)
+    assert table[("x", "d1", "mse")] == pytest.approx(np.mean((pred - own) ** 2), rel=1e-5)
+    assert table[("x", "d1", "pearson_delta")] == pytest.approx(
+        np.corrcoef(pred, own)[0, 1], rel=1e-5
+    )
+
+
+def test_kang_additive_group_by_hand(shared_data) -> None:
+    kang = read(shared_data / "kang_pbmc_scgen_valid.h5ad")
+    keep = kang.obs["cell_type"].isin(["B", "NK", "CD8T"]).to_numpy()
+    small = kang[keep, :300].copy()
+    schema = Schema(context_key="cell_type", perturbation_key="condition", control="control")
+    result = run_task("transfer", small, schema=schema, models=["additive"], n_degs=20)
+    got = result.results.query("context == 'B'").set_index("metric")["value"]
+
+    x = small.X.toarray().astype(np.float64)
+    cell = small.obs["cell_type"].to_numpy()
+    cond = small.obs["condition"].to_numpy()
+
+    def mean(c: str, k: str) -> np.ndarray:
+        return x[(cell == c) & (cond == k)].mean(axis=0)
+
+    control = mean("B", "control")
+    shift = np.mean([mean(c, "stimulated") - mean(c, "control") for c in ("NK", "CD8T")], 0)
+    pred, true = (control + shift).astype(np.float32).astype(np.float64), mean("B", "stimulated")
+    degs = np.argsort(-np.abs(true - control), kind="stable")[:20]
+    r2 = 1 - np.sum((true - pred) ** 2) / np.sum((true - true.mean()) ** 2)
+    dt, dp = true - control, pred - control
+    assert got["r2"] == pytest.approx(r2, rel=1e-5)
+    assert got["pearson"] == pytest.approx(np.corrcoef(true, pred)[0, 1], rel=1e-5)
+    assert got["pearson_delta"] == pytest.approx(np.corrcoef(dt, dp)[0, 1], rel=1e-4)
+    assert got["pearson_delta_deg"] == pytest.approx(
+        np.corrcoef(dt[degs], dp[degs])[0, 1], rel=1e-4
+    )
+    assert got["deg_direction"] == pytest.approx(np.mean(np.sign(dt[degs]) == np.sign(dp[degs])))
+    assert got["mse"] == pytest.approx(np.mean((true - pred) ** 2), rel=1e-4)
+
+
+def test_benchmark_command_writes_tables(tmp_path, capsys) -> None:
+    data = tmp_path / "data.h5ad"
+    _planted(("control", "a", "b")).write_h5ad(data)
+    out = tmp_path / "out"
+    code = main(
+        [
+            "-q",
+            "benchmark",
+            "transfer",
+            "--data",
+            str(data),
+            "--models",
+            "control,additive",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["model"]) == {"control", "additive"}
+    assert set(pd.read_csv(out / "summary.csv").columns) >= {"model", "metric", "mean", "median"}
+    assert "| r2 ↑ |" in (out / "summary.md").read_text()
+    assert "| r2 ↑ |" in capsys.readouterr().out
+    assert (
+        main(["benchmark", "transfer", "--data", str(data), "--models", "nope", "--out", str(out)])
+        == 2
+    )
