@@ -20,7 +20,7 @@ from transferome.data.schema import Schema
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["control", "additive", "linear"]
-# L1000: 195 splits; a smaller inner-validation grid keeps the linear baseline to minutes.
+# L1000: 131 splits; a smaller inner-validation grid keeps the linear baseline to minutes.
 L1000_LINEAR = {"linear": {"ranks": [0, 1], "penalties": [1.0, 10.0], "n_iter": 15}}
 
 
