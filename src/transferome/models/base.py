@@ -1,6 +1,7 @@
 """The estimator contract every transferome model follows.
 
-``__init__`` only stores keyword hyperparameters; ``fit(adata, ...)`` validates once, learns,
+``__init__`` only stores keyword hyperparameters; ``fit(adata, *, schema=None, ...)`` (``schema``
+a :class:`~transferome.data.Schema`, defaults when ``None``) validates once, learns,
 sets trailing-underscore attributes and returns ``self``; ``predict(adata, targets)`` returns a
 new AnnData of predicted log-normalised profiles; ``save(path)`` / ``load(path)`` use
 safetensors + JSON (see :mod:`transferome.models._persist`).
