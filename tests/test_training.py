@@ -293,3 +293,37 @@ def test_bad_modules_and_arguments_give_clear_errors() -> None:
         fit_module(AutoEncoder(), AnnDataRows(adata), config=small_config(early_stopping=2))
     with pytest.raises(TrainingConfigError, match="strategy='ddp'"):
         fit_module(AutoEncoder(), AnnDataRows(adata), config=small_config(strategy="ddp_spawn"))
+
+
+def test_gradient_clipping_bounds_each_update() -> None:
+    adata = make_adata(n_obs=16)
+
+    class SGDModule(AutoEncoder):
+        def configure_optimizer(self, config: TrainingConfig) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=1.0)
+
+    module = SGDModule()
+    before = torch.cat([p.detach().flatten().clone() for p in module.parameters()])
+    config = small_config(max_epochs=1, batch_size=16, gradient_clip=1e-3)
+    fit_module(module, AnnDataRows(adata), config=config)  # one step of plain SGD
+    after = torch.cat([p.detach().flatten() for p in module.parameters()])
+    assert torch.linalg.vector_norm(after - before) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_progress_bar_shows_the_loss(capfd) -> None:
+    adata = make_adata()
+    fit_module(AutoEncoder(), AnnDataRows(adata), config=small_config(max_epochs=1, progress=True))
+    output = capfd.readouterr()
+    text = output.err + output.out
+    assert "loss" in text
+    assert "it/s" in text  # the speed
+
+
+def test_bf16_mixed_precision_trains_on_cpu() -> None:
+    adata = make_adata()
+    module = AutoEncoder()
+    config = small_config(max_epochs=3, precision="bf16-mixed")
+    result = fit_module(module, AnnDataRows(adata), config=config)
+    assert np.isfinite(result.history["train_loss"]).all()
+    assert result.history["train_loss"].iloc[-1] < result.history["train_loss"].iloc[0]
+    assert all(p.dtype == torch.float32 for p in module.parameters())  # weights stay float32
