@@ -9,12 +9,46 @@ against a known answer; :func:`predict_reactome` completes unmeasured reactome e
 
 from __future__ import annotations
 
+from transferome.crossspecies.completion import (
+    CompletionConfig,
+    ReactomeCompleter,
+    ortholog_groups,
+    predict_reactome,
+)
+from transferome.crossspecies.design import (
+    ReactomeEnsemble,
+    measured_cells,
+    reactome_ensemble,
+    suggest_experiments,
+)
+from transferome.crossspecies.evaluation import (
+    evaluate_mapping,
+    expected_calibration_error,
+    ranked_candidates,
+    reliability_table,
+    simulation_truth,
+    true_reactome,
+)
 from transferome.crossspecies.mapping import METHODS, map_genes
 from transferome.crossspecies.reactome import Reactome, reactome
 
 __all__ = [
     "METHODS",
+    "CompletionConfig",
     "Reactome",
+    "ReactomeCompleter",
+    "ReactomeEnsemble",
+    "evaluate_mapping",
+    "expected_calibration_error",
     "map_genes",
+    "measured_cells",
+    "ortholog_groups",
+    "predict_reactome",
+    "ranked_candidates",
     "reactome",
+    "reactome_ensemble",
+    "reliability_table",
+    "simulation_truth",
+    "suggest_experiments",
+    "true_reactome",
 ]

@@ -16,6 +16,7 @@ __all__ = [
     "ranked_candidates",
     "reliability_table",
     "simulation_truth",
+    "true_reactome",
 ]
 
 
@@ -128,7 +129,8 @@ def expected_calibration_error(table: pd.DataFrame) -> float:
     return float((gap * n).sum() / n.sum())
 
 
-def _true_changes(atlas: Any, species: str) -> pd.DataFrame:
+def true_reactome(atlas: Any, species: str) -> pd.DataFrame:
+    """Noise-free reactome (genes x (context, perturbation)) of a simulated atlas' species."""
     means = atlas.truth.means[species]
     perturbed = means[means.obs["perturbation"].astype(str) != "control"]
     columns = pd.MultiIndex.from_arrays(
@@ -183,8 +185,8 @@ def simulation_truth(
     diverged = pairs.loc[pairs["diverged"].astype(bool), "target_gene"].astype(str).unique()
     parts = [rows]
     if len(diverged):
-        s_true = _true_changes(atlas, source)
-        t_true = _true_changes(atlas, target).loc[list(diverged), s_true.columns]
+        s_true = true_reactome(atlas, source)
+        t_true = true_reactome(atlas, target).loc[list(diverged), s_true.columns]
         s_z = s_true.sub(s_true.mean(axis=1), axis=0)
         s_z = s_z.div(np.linalg.norm(s_z, axis=1) + 1e-12, axis=0)
         t_z = t_true.sub(t_true.mean(axis=1), axis=0)
