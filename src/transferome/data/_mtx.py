@@ -183,13 +183,13 @@ def write_10x_mtx(
     for name, text in (("features.tsv.gz", features), ("barcodes.tsv.gz", barcodes)):
         with (
             atomic_path(folder / name, overwrite=overwrite) as tmp,
-            gzip.open(tmp, "wt", encoding="utf-8") as handle,
+            gzip.open(tmp, "wt", encoding="utf-8", compresslevel=4) as handle,
         ):
             handle.write(text)
     data = coo.astype(np.int64) if integer else coo.astype(np.float64)
     with (
         atomic_path(folder / "matrix.mtx.gz", overwrite=overwrite) as tmp,
-        gzip.open(tmp, "wb") as handle,
+        gzip.open(tmp, "wb", compresslevel=4) as handle,
     ):
         scipy.io.mmwrite(handle, data, field="integer" if integer else "real")
     return folder

@@ -49,7 +49,11 @@ def _pick_column(path: Path, header: list[str], name: str | None, what: str) -> 
     return name
 
 
-def _load_frame(path: Path, sep: str, header: list[str], text_columns: list[str]) -> pd.DataFrame:
+def _load_frame(
+    path: Path, sep: str, header: list[str], text_columns: list[str], *, exact: bool = False
+) -> pd.DataFrame:
+    """Parse the table; ``exact`` parses floats to the nearest double (slower), otherwise
+    within a unit in the last place, which is exact once stored as float32."""
     dup = _duplicates(header)
     if dup:
         raise ReaderError(f"{path}: duplicated column names in the header: {dup[:5]}")
@@ -59,6 +63,8 @@ def _load_frame(path: Path, sep: str, header: list[str], text_columns: list[str]
         with warnings.catch_warnings():
             # rows longer than the header: pandas warns and drops fields; locate the row instead
             warnings.simplefilter("error", pd.errors.ParserWarning)
+            # mixed types become object columns, reported by check_numeric
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
             frame = pd.read_csv(
                 path,
                 sep=sep,
@@ -67,8 +73,7 @@ def _load_frame(path: Path, sep: str, header: list[str], text_columns: list[str]
                 index_col=False,
                 dtype=dict.fromkeys(text_columns, str),
                 skip_blank_lines=True,
-                low_memory=False,
-                float_precision="round_trip",
+                float_precision="round_trip" if exact else None,
             )
     except (pd.errors.ParserWarning, pd.errors.ParserError) as exc:
         check_field_counts(path, sep, len(header), skip=1)  # names the ragged line
@@ -116,7 +121,7 @@ def read_metadata(
     sep = separator_for(p, sep)
     header = read_header(p, sep)
     id_column = _pick_column(p, header, id_column, "sample id")
-    frame = _load_frame(p, sep, header, [id_column])
+    frame = _load_frame(p, sep, header, [id_column], exact=True)
     if frame.shape[1] != len(header):  # pragma: no cover - pandas keeps the given names
         raise ReaderError(f"{p}: expected {len(header)} columns, parsed {frame.shape[1]}")
     frame.index = _ids(p, frame, id_column, "sample")
@@ -203,7 +208,7 @@ def read_table(
         raise ReaderError(f"{p}: no expression columns besides {[id_column, *annotations]}")
     frame = _load_frame(p, sep, header, [id_column, *annotations])
     check_numeric(p, frame, value_columns, first_line=2)
-    values = frame[value_columns].to_numpy(dtype=np.float64)
+    values = frame.drop(columns=[id_column, *annotations]).to_numpy(dtype=np.float64)
     if np.isnan(values[:, -1]).any():  # short rows are filled with NaN by pandas
         check_field_counts(p, sep, len(header), skip=1)
     ids = _ids(p, frame, id_column, what)
@@ -221,6 +226,24 @@ def read_table(
         meta = read_metadata(metadata, id_column=metadata_id_column, sep=None)
         obs = _join_metadata(obs, meta, str(p))
     return AnnData(X=np.ascontiguousarray(matrix, dtype=np.float32), obs=obs, var=var)
+
+
+def _compression(path: Path) -> dict[str, object] | None:
+    # level 4: nearly the size of the default level 9 at a fraction of the time
+    return {"method": "gzip", "compresslevel": 4} if path.suffix.lower() == ".gz" else None
+
+
+def compact(values: np.ndarray) -> np.ndarray:
+    """Integer copy of ``values`` when they are all integers (text is shorter, written 4x
+    faster), else ``values``."""
+    integer = (
+        values.dtype.kind == "f"
+        and values.size > 0
+        and bool(np.isfinite(values).all())
+        and bool(np.array_equal(values, np.round(values)))
+        and float(np.abs(values).max()) < 2**53
+    )
+    return values.astype(np.int64) if integer else values
 
 
 def _free_name(base: str, taken: list[str]) -> str:
@@ -257,7 +280,7 @@ def write_table(
     """
     final = Path(path)
     sep = separator_for(final, sep)
-    values = _dense(adata, layer)
+    values = compact(_dense(adata, layer))
     if genes_in == "rows":
         frame = pd.DataFrame(values.T, index=adata.var_names, columns=adata.obs_names)
         frame.index.name = _free_name("gene", list(map(str, adata.obs_names)))
@@ -266,7 +289,7 @@ def write_table(
         frame.index.name = _free_name("sample_id", list(map(str, adata.var_names)))
     else:
         raise DataValidationError(f"genes_in must be 'rows' or 'columns', got {genes_in!r}")
-    compression = "gzip" if final.suffix.lower() == ".gz" else None
+    compression = _compression(final)
     if metadata is not None:
         meta_path = Path(metadata)
         obs = adata.obs.copy()
@@ -275,7 +298,7 @@ def write_table(
             obs.to_csv(
                 tmp,
                 sep=separator_for(meta_path, None),
-                compression="gzip" if meta_path.suffix.lower() == ".gz" else None,
+                compression=_compression(meta_path),
             )
     with atomic_path(final, overwrite=overwrite) as tmp:
         frame.to_csv(tmp, sep=sep, compression=compression)

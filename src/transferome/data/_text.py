@@ -120,10 +120,12 @@ def check_numeric(path: Path, frame: pd.DataFrame, columns: list[str], first_lin
 
     ``first_line`` is the file line of the frame's first row (for the message).
     """
+    dtypes = frame.dtypes
     for column in columns:
-        series = frame[column]
-        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        dtype = dtypes[column]
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
             continue
+        series = frame[column]
         converted = pd.to_numeric(series.astype(str), errors="coerce")
         bad = np.flatnonzero(converted.isna().to_numpy() & series.notna().to_numpy())
         row = int(bad[0]) if len(bad) else 0
