@@ -111,6 +111,8 @@ def check_field_counts(path: Path, sep: str, expected: int, skip: int = 0) -> No
                     f"{path}: line {line} has {len(fields)} fields, expected {expected} "
                     "(ragged row or truncated file)"
                 )
+    except ReaderError:
+        raise
     except PARSE_ERRORS as exc:
         raise ReaderError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
 
