@@ -19,6 +19,15 @@ from transferome.models.xtransfer_module import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks train fastest on one thread (and do not fight other processes)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_orth_loss_by_hand():
     s = torch.tensor([[1.0, 0.0], [1.0, 2.0]])
     p = torch.tensor([[0.0, 3.0], [2.0, 1.0]])

@@ -185,6 +185,20 @@ class XTransferModule(nn.Module):
         self.encoder_p = _mlp(widths, config, last=latent_act())
         self.decoder = _mlp(widths[::-1], config, last=nn.Identity())
 
+    @torch.no_grad()
+    def set_output_offset(self, gene_means: Tensor) -> None:
+        """Start the decoder at the data's gene means (bias of its last layer).
+
+        The decoder then learns deviations from the mean profile instead of the whole
+        profile from zero, which shortens training considerably.
+        """
+        last = self.decoder[-2]
+        if gene_means.shape != last.bias.shape:
+            raise ValueError(
+                f"gene_means has shape {tuple(gene_means.shape)}, expected {tuple(last.bias.shape)}"
+            )
+        last.bias.copy_(gene_means)
+
     def _noise(self, x: Tensor, sigma: float) -> Tensor:
         if self.training and sigma > 0:
             return x + sigma * torch.randn_like(x)
@@ -200,18 +214,24 @@ class XTransferModule(nn.Module):
         return self.decoder(self._noise(z, self.config.latent_noise))
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Latents and every decoded profile of a batch of pairs."""
-        s_a, p_a = self.encode(batch["x_a"])
-        s_b, p_b = self.encode(batch["x_b"])
+        """Latents and every decoded profile of a batch of pairs.
+
+        Both members of the pairs go through each encoder in one pass, and every latent sum
+        through the decoder in one pass, so that batch normalisation sees a batch mixing
+        both perturbation groups (the members of one side all come from one half of the
+        perturbations; normalising them apart would subtract their shared effect).
+        """
+        n = batch["x_a"].shape[0]
+        s, p = self.encode(torch.cat([batch["x_a"], batch["x_b"]]))
+        s_a, s_b, p_a, p_b = s[:n], s[n:], p[:n], p[n:]
         out = {"s_a": s_a, "p_a": p_a, "s_b": s_b, "p_b": p_b}
-        out["d_aa"] = self.decode(s_a + p_a)
-        out["d_bb"] = self.decode(s_b + p_b)
+        latents = {"d_aa": s_a + p_a, "d_bb": s_b + p_b}
         if self.config.w_cross > 0:
-            out["d_ba"] = self.decode(s_b + p_a)
-            out["d_ab"] = self.decode(s_a + p_b)
+            latents.update(d_ba=s_b + p_a, d_ab=s_a + p_b)
         if self.config.w_reco_control > 0:
-            out["d_s_a"] = self.decode(s_a)
-            out["d_s_b"] = self.decode(s_b)
+            latents.update(d_s_a=s_a, d_s_b=s_b)
+        decoded = self.decode(torch.cat(list(latents.values())))
+        out.update(zip(latents, decoded.split(n), strict=True))
         return out
 
     def loss(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -1,0 +1,498 @@
+"""XTransfer: the XTransferCDR model (Liu & Jin, AAAI 2025) as a transferome estimator.
+
+``fit`` draws the pairs of :func:`transferome.data.pairing.make_pairs` (two perturbations of
+one context, each with a control of that context) and trains
+:class:`~transferome.models.xtransfer_module.XTransferModule` on the shared training engine.
+
+Prediction for a target ``(context, p)``: the basal states ``S`` of the target's control cells
+are added to perturbation latents ``P`` of cells that received ``p`` in *other* contexts, and
+decoded, ``D(S + P)``. Two ways of matching source cells to target cells (``matching``):
+
+- ``"random"`` (the paper): every target control cell gets one source cell of ``p`` drawn at
+  random (seeded by ``random_state``);
+- ``"mean"``: every target control cell gets the mean latent of all source cells of ``p``.
+
+A combination ``a+b`` is predicted as ``D(S + P_a + P_b)`` from the cells of the single
+perturbations ``a`` and ``b`` (in any context, the target's included: only the combination is
+unmeasured there). When ``adata`` holds no cell of a needed perturbation, the mean latent of
+that perturbation over the training cells (kept in the model) is used. The returned AnnData
+holds one row per target: the mean of the predicted cells.
+
+``prediction="control_plus_delta"`` (a transferome extension) returns the target's measured
+control mean plus the decoded change ``mean(D(S + P)) - mean(D(S))``, so that errors of the
+decoder in reconstructing the target's own baseline cancel out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from anndata import AnnData
+
+from transferome.data.pairing import Pairs, make_pairs
+from transferome.data.schema import Schema, obs_labels, split_combination, validate
+from transferome.errors import DataValidationError, TransferomeError
+from transferome.models._persist import check_var_names, read_model_files, write_model_files
+from transferome.models.base import Estimator, Target, prediction_adata
+from transferome.models.xtransfer_module import XTransferConfig, XTransferModule
+
+__all__ = ["PairRows", "XTransfer"]
+
+_MATCHING = ("random", "mean")
+_PREDICTION = ("decoded", "control_plus_delta")
+_ENCODE_BATCH = 2048
+
+
+def _gene_means(rows: Any) -> np.ndarray:
+    """Mean of every gene over all rows, read a chunk at a time."""
+    total = np.zeros(rows.n_vars, dtype=np.float64)
+    for start in range(0, len(rows), _ENCODE_BATCH):
+        chunk = rows[np.arange(start, min(start + _ENCODE_BATCH, len(rows)))]["x"]
+        total += chunk.double().sum(dim=0).numpy()
+    return (total / max(len(rows), 1)).astype(np.float32)
+
+
+class PairRows(torch.utils.data.Dataset):
+    """Torch dataset of training pairs: items hold ``x_a``, ``x_b``, ``control_a``, ``control_b``.
+
+    Indexed a whole batch at a time (``batched_indexing``): the rows of the four members are
+    read from ``rows`` (an :class:`~transferome.training.AnnDataRows`) in one slice.
+    """
+
+    batched_indexing = True
+
+    def __init__(self, rows: Any, pairs: Pairs) -> None:
+        self.rows = rows
+        self.index = np.stack([pairs.a, pairs.b, pairs.control_a, pairs.control_b], axis=1)
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
+        scalar = np.ndim(index) == 0
+        chosen = self.index[np.atleast_1d(np.asarray(index, dtype=np.int64))]
+        unique, inverse = np.unique(chosen.reshape(-1), return_inverse=True)
+        x = self.rows[unique]["x"][torch.from_numpy(inverse.reshape(chosen.shape))]
+        item = {name: x[:, j] for j, name in enumerate(("x_a", "x_b", "control_a", "control_b"))}
+        return {k: v[0] for k, v in item.items()} if scalar else item
+
+
+class XTransfer(Estimator):
+    """Transfer a perturbation to a new context by adding latents: ``D(E_s(X) + E_p(X'))``.
+
+    Parameters
+    ----------
+    hidden, latent_dim, dropout, batch_norm, n_residual, input_noise, latent_noise, latent_relu
+        Architecture, see :class:`~transferome.models.xtransfer_module.XTransferConfig`.
+        Defaults follow the paper (1024-512-256 to 128, batch norm, dropout 0.2); the authors'
+        code uses ``n_residual=3`` and noise 0.1.
+    w_sim, w_orth, w_reco_control, w_reco, w_cross
+        Loss weights; 0 switches a term off.
+    matching
+        ``"random"`` or ``"mean"``: how source cells are matched to target cells (see the
+        module docstring).
+    prediction
+        ``"decoded"`` (the paper) or ``"control_plus_delta"`` (transferome extension).
+    max_epochs, batch_size, lr, weight_decay, lr_step_size, lr_gamma
+        Training (paper: 60 epochs, Adam lr 2e-4, weight decay 5e-4, x0.5 every 8 epochs).
+    early_stopping, validation_fraction
+        Patience in epochs on the loss of a validation share of the pairs (``None``: off).
+    accelerator, devices, precision, progress
+        Passed to the training engine.
+    random_state
+        Seed of the pairs, the initial weights, the training order and the random matching.
+    """
+
+    name: ClassVar[str] = "xtransfer"
+    fast_params: ClassVar[dict[str, Any]] = {
+        "hidden": (32,),
+        "latent_dim": 8,
+        "dropout": 0.0,
+        "max_epochs": 10,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "lr_step_size": None,
+    }
+
+    def __init__(
+        self,
+        *,
+        hidden: Sequence[int] = (1024, 512, 256),
+        latent_dim: int = 128,
+        dropout: float = 0.2,
+        batch_norm: bool = True,
+        n_residual: int = 0,
+        input_noise: float = 0.0,
+        latent_noise: float = 0.0,
+        latent_relu: bool = True,
+        w_sim: float = 1.0,
+        w_orth: float = 1.0,
+        w_reco_control: float = 1.0,
+        w_reco: float = 1.0,
+        w_cross: float = 1.0,
+        matching: str = "random",
+        prediction: str = "decoded",
+        max_epochs: int = 60,
+        batch_size: int = 128,
+        lr: float = 2e-4,
+        weight_decay: float = 5e-4,
+        lr_step_size: int | None = 8,
+        lr_gamma: float = 0.5,
+        early_stopping: int | None = None,
+        validation_fraction: float = 0.1,
+        accelerator: str = "cpu",
+        devices: int | str = 1,
+        precision: str = "32-true",
+        progress: bool = False,
+        random_state: int = 0,
+    ) -> None:
+        self.hidden = hidden
+        self.latent_dim = latent_dim
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.n_residual = n_residual
+        self.input_noise = input_noise
+        self.latent_noise = latent_noise
+        self.latent_relu = latent_relu
+        self.w_sim = w_sim
+        self.w_orth = w_orth
+        self.w_reco_control = w_reco_control
+        self.w_reco = w_reco
+        self.w_cross = w_cross
+        self.matching = matching
+        self.prediction = prediction
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.lr_step_size = lr_step_size
+        self.lr_gamma = lr_gamma
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.accelerator = accelerator
+        self.devices = devices
+        self.precision = precision
+        self.progress = progress
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ configuration
+    def _module_config(self, n_genes: int) -> XTransferConfig:
+        try:
+            return XTransferConfig(
+                n_genes=n_genes,
+                hidden=tuple(int(h) for h in self.hidden),
+                latent_dim=int(self.latent_dim),
+                dropout=float(self.dropout),
+                batch_norm=bool(self.batch_norm),
+                n_residual=int(self.n_residual),
+                input_noise=float(self.input_noise),
+                latent_noise=float(self.latent_noise),
+                latent_relu=bool(self.latent_relu),
+                w_sim=float(self.w_sim),
+                w_orth=float(self.w_orth),
+                w_reco_control=float(self.w_reco_control),
+                w_reco=float(self.w_reco),
+                w_cross=float(self.w_cross),
+            )
+        except ValueError as exc:
+            raise TransferomeError(f"invalid XTransfer hyperparameter: {exc}") from exc
+
+    def _training_config(self) -> Any:
+        from transferome.training import TrainingConfig
+
+        return TrainingConfig(
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            lr_step_size=self.lr_step_size,
+            lr_gamma=self.lr_gamma,
+            accelerator=self.accelerator,
+            devices=self.devices,
+            precision=self.precision,
+            random_state=self.random_state,
+            progress=self.progress,
+        )
+
+    def _check_options(self) -> None:
+        if self.matching not in _MATCHING:
+            raise TransferomeError(f"matching={self.matching!r}; expected one of {_MATCHING}")
+        if self.prediction not in _PREDICTION:
+            raise TransferomeError(f"prediction={self.prediction!r}; expected one of {_PREDICTION}")
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self, adata: AnnData, *, schema: Schema | None = None, layer: str | None = None
+    ) -> XTransfer:
+        """Train on the pairs of ``adata`` (log-normalised values in ``X`` or ``layer``).
+
+        Parameters
+        ----------
+        adata
+            Controls and perturbed cells; every context with perturbed cells needs controls.
+            Never modified.
+        schema
+            The obs keys (defaults of :class:`~transferome.data.schema.Schema` when ``None``).
+        layer
+            Read values from this layer instead of ``X``.
+        """
+        from transferome.training import AnnDataRows, fit_module
+
+        self._check_options()
+        schema = schema or Schema()
+        description = validate(
+            adata, **schema.to_dict(), layer=layer, require_controls=False, allow_negative=True
+        )
+        schema = description.schema
+        if not description.perturbations:
+            raise DataValidationError(
+                f"obs[{schema.perturbation_key!r}] holds only the control {schema.control!r}; "
+                "XTransfer needs perturbed cells to learn from"
+            )
+        contexts = obs_labels(adata, schema.context_key)
+        perturbations = obs_labels(adata, schema.perturbation_key)
+        pairs = make_pairs(
+            contexts, perturbations, control=schema.control, random_state=self.random_state
+        )
+        config = self._training_config()
+        train, val = self._split_pairs(pairs, config)
+        rows = AnnDataRows(adata, layer=layer)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.random_state)
+            module = XTransferModule(self._module_config(adata.n_vars))
+        module.set_output_offset(torch.from_numpy(_gene_means(rows)))
+        result = fit_module(
+            module,
+            PairRows(rows, train),
+            PairRows(rows, val) if val is not None else None,
+            config=config,
+        )
+        module.eval()
+        self.module_ = module
+        self.history_ = result.history
+        self.schema_ = schema
+        self.var_names_ = [str(v) for v in adata.var_names]
+        self.n_pairs_ = len(pairs)
+        is_perturbed = perturbations != schema.control
+        _, p_latent = self._encode(rows, np.flatnonzero(is_perturbed))
+        labels = perturbations[is_perturbed]
+        self.perturbations_ = sorted(set(labels))
+        self.perturbation_latents_ = np.stack(
+            [p_latent[labels == label].mean(axis=0) for label in self.perturbations_]
+        ).astype(np.float32)
+        return self
+
+    def _split_pairs(self, pairs: Pairs, config: Any) -> tuple[Pairs, Pairs | None]:
+        if self.early_stopping is None or len(pairs) < 4:
+            return pairs, None
+        rng = np.random.default_rng([self.random_state, 1])
+        order = rng.permutation(len(pairs))
+        n_val = max(1, round(config.validation_fraction * len(pairs)))
+
+        def take(idx: np.ndarray) -> Pairs:
+            return Pairs(
+                *(
+                    getattr(pairs, f)[idx]
+                    for f in ("a", "b", "control_a", "control_b", "degenerate")
+                )
+            )
+
+        return take(np.sort(order[n_val:])), take(np.sort(order[:n_val]))
+
+    # ------------------------------------------------------------------ latents
+    @torch.no_grad()
+    def _encode(self, rows: Any, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Basal and perturbation latents of the rows ``index`` (evaluation mode)."""
+        module = self.module_
+        module.eval()
+        s_parts, p_parts = [], []
+        for start in range(0, len(index), _ENCODE_BATCH):
+            x = rows[index[start : start + _ENCODE_BATCH]]["x"]
+            s, p = module.encode(x)
+            s_parts.append(s.numpy())
+            p_parts.append(p.numpy())
+        width = module.config.latent_dim
+        if not s_parts:
+            return np.zeros((0, width), np.float32), np.zeros((0, width), np.float32)
+        return np.concatenate(s_parts), np.concatenate(p_parts)
+
+    def transform(
+        self, adata: AnnData, *, layer: str | None = None, latent: str = "basal"
+    ) -> np.ndarray:
+        """Latents of every observation: ``"basal"`` (``S``) or ``"perturbation"`` (``P``)."""
+        from transferome.training import AnnDataRows
+
+        self._check_fitted()
+        if latent not in ("basal", "perturbation"):
+            raise TransferomeError(f"latent={latent!r}; expected 'basal' or 'perturbation'")
+        check_var_names(self.var_names_, adata.var_names, what="data")
+        s, p = self._encode(AnnDataRows(adata, layer=layer), np.arange(adata.n_obs))
+        return s if latent == "basal" else p
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self, adata: AnnData, targets: Sequence[Target], *, layer: str | None = None
+    ) -> AnnData:
+        """Mean predicted profile of each ``(context, perturbation)`` target.
+
+        Parameters
+        ----------
+        adata
+            Holds the control cells of every target context, and usually the source cells of
+            each perturbation (see the module docstring). Never modified.
+        targets
+            ``(context, perturbation)`` pairs; combinations join labels with the schema's
+            separator.
+        layer
+            Read values from this layer instead of ``X``.
+        """
+        from transferome.training import AnnDataRows
+
+        self._check_fitted()
+        self._check_options()
+        schema = self.schema_
+        check_var_names(self.var_names_, adata.var_names, what="prediction data")
+        for key in (schema.context_key, schema.perturbation_key):
+            if key not in adata.obs.columns:
+                raise DataValidationError(
+                    f"obs key {key!r} is missing; obs has columns {list(adata.obs.columns)}"
+                )
+        targets = [(str(c), str(p)) for c, p in targets]
+        contexts = obs_labels(adata, schema.context_key)
+        perturbations = obs_labels(adata, schema.perturbation_key)
+        rows = AnnDataRows(adata, layer=layer)
+        rng = np.random.default_rng(self.random_state)
+        values = np.stack(
+            [self._predict_one(rows, contexts, perturbations, c, p, rng) for c, p in targets]
+        )
+        return prediction_adata(values, targets, self.var_names_, schema)
+
+    def _source_latents(
+        self,
+        rows: Any,
+        contexts: np.ndarray,
+        perturbations: np.ndarray,
+        context: str,
+        single: str,
+        exclude_target: bool,
+    ) -> np.ndarray:
+        """``P`` of the cells of ``single`` (outside ``context`` if asked) or the kept mean."""
+        mask = perturbations == single
+        if exclude_target:
+            mask &= contexts != context
+        if mask.any():
+            return self._encode(rows, np.flatnonzero(mask))[1]
+        if single in self.perturbations_:
+            return self.perturbation_latents_[[self.perturbations_.index(single)]]
+        raise DataValidationError(
+            f"perturbation {single!r} has no cell in the prediction data"
+            f"{' outside context ' + repr(context) if exclude_target else ''} and was not "
+            f"seen in training; known perturbations: {self.perturbations_[:20]}"
+        )
+
+    def _predict_one(
+        self,
+        rows: Any,
+        contexts: np.ndarray,
+        perturbations: np.ndarray,
+        context: str,
+        perturbation: str,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        schema = self.schema_
+        controls = np.flatnonzero((contexts == context) & (perturbations == schema.control))
+        if controls.size == 0:
+            raise DataValidationError(
+                f"no {schema.control!r} cell of context {context!r} in "
+                f"obs[{schema.context_key!r}]; XTransfer predicts from the target's controls"
+            )
+        components = split_combination(perturbation, schema.combination_sep)
+        if not components or perturbation == schema.control:
+            raise DataValidationError(f"target perturbation {perturbation!r} names no perturbation")
+        s, _ = self._encode(rows, controls)
+        p = np.zeros_like(s)
+        for single in components:
+            source = self._source_latents(
+                rows, contexts, perturbations, context, single, exclude_target=len(components) == 1
+            )
+            if self.matching == "mean":
+                p += source.mean(axis=0, keepdims=True)
+            else:
+                p += source[rng.integers(0, len(source), size=len(s))]
+        module = self.module_
+        decoded = module.predict_from_latents(torch.from_numpy(s), torch.from_numpy(p)).numpy()
+        if self.prediction == "decoded":
+            return decoded.mean(axis=0)
+        baseline = module.predict_from_latents(
+            torch.from_numpy(s), torch.zeros_like(torch.from_numpy(s))
+        ).numpy()
+        measured = rows[controls]["x"].numpy().mean(axis=0)
+        return measured + decoded.mean(axis=0) - baseline.mean(axis=0)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model folder (``weights.safetensors`` + ``model.json``) at ``path``."""
+        import pandas as pd
+
+        self._check_fitted()
+        arrays = {
+            f"module.{k}": v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()
+        }
+        arrays["perturbation_latents"] = self.perturbation_latents_
+        params = self.get_params()
+        params["hidden"] = [int(h) for h in self.hidden]
+        return write_model_files(
+            path,
+            model_class=type(self).__name__,
+            params=params,
+            arrays=arrays,
+            var_names=self.var_names_,
+            extra={
+                "schema": self.schema_.to_dict(),
+                "module_config": self.module_.config.to_dict(),
+                "perturbations": self.perturbations_,
+                "n_pairs": self.n_pairs_,
+                "history": {
+                    str(col): [None if pd.isna(v) else float(v) for v in self.history_[col]]
+                    for col in self.history_.columns
+                },
+                "history_columns": [str(col) for col in self.history_.columns],
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> XTransfer:
+        """Read a model written by :meth:`save`; ``predict`` then checks the genes."""
+        import pandas as pd
+
+        meta, arrays = read_model_files(path, model_class=cls.__name__)
+        params = dict(meta["params"])
+        params["hidden"] = tuple(params["hidden"])
+        model = cls(**params)
+        extra = meta["extra"]
+        module = XTransferModule(XTransferConfig.from_dict(extra["module_config"]))
+        state = {
+            k.removeprefix("module."): torch.from_numpy(np.array(v))
+            for k, v in arrays.items()
+            if k.startswith("module.")
+        }
+        module.load_state_dict(state)
+        module.eval()
+        model.module_ = module
+        model.schema_ = Schema.from_dict(extra["schema"])
+        model.var_names_ = list(meta["var_names"])
+        model.perturbations_ = list(extra["perturbations"])
+        model.perturbation_latents_ = np.asarray(arrays["perturbation_latents"], np.float32)
+        model.n_pairs_ = int(extra["n_pairs"])
+        history = pd.DataFrame(extra["history"], dtype="float64")[extra["history_columns"]]
+        if "epoch" in history:
+            history["epoch"] = history["epoch"].astype(np.int64)
+        model.history_ = history
+        return model
