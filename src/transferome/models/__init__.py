@@ -24,6 +24,7 @@ _REGISTRY: dict[str, str] = {
     "control": "transferome.models.baselines:ControlBaseline",
     "additive": "transferome.models.baselines:AdditiveBaseline",
     "linear": "transferome.models.baselines:LinearBaseline",
+    "xtransfer": "transferome.models.xtransfer:XTransfer",
     "fe": "transferome.models.factorized:FactorizedEmbedding",
 }
 
