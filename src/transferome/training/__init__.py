@@ -10,7 +10,7 @@ checkpoints and resumption, and multi-process data-parallel training (``strategy
 from __future__ import annotations
 
 from transferome.training.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
-from transferome.training.config import TrainingConfig, TrainingConfigError
+from transferome.training.config import LossError, TrainingConfig, TrainingConfigError
 from transferome.training.data import (
     AnnDataRows,
     IndexBatchSampler,
@@ -18,7 +18,6 @@ from transferome.training.data import (
     supports_batched_indexing,
 )
 from transferome.training.engine import TrainingResult, fit_module
-from transferome.training.module import LossError
 
 __all__ = [
     "AnnDataRows",

@@ -8,11 +8,15 @@ from typing import Any
 
 from transferome.errors import TransferomeError
 
-__all__ = ["TrainingConfig", "TrainingConfigError"]
+__all__ = ["LossError", "TrainingConfig", "TrainingConfigError"]
 
 
 class TrainingConfigError(TransferomeError, ValueError):
     """A training argument has a value the engine cannot use."""
+
+
+class LossError(TransferomeError, ValueError):
+    """A module's ``loss`` (or ``configure_optimizer``) returned something unusable."""
 
 
 _ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")

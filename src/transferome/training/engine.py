@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -18,7 +18,9 @@ from transferome._logging import get_logger
 from transferome.errors import ModelFileError
 from transferome.training.checkpoint import load_module_state, read_checkpoint
 from transferome.training.config import TrainingConfig, TrainingConfigError
-from transferome.training.module import EngineModule, SamplerFactory
+
+if TYPE_CHECKING:
+    from transferome.training.module import SamplerFactory
 
 __all__ = ["TrainingResult", "fit_module"]
 
@@ -206,6 +208,8 @@ def fit_module(
     ModelFileError
         ``resume_from`` is corrupt or does not match ``module``.
     """
+    from transferome.training.module import EngineModule  # imports Lightning
+
     _check_arguments(module, train, val, config)
     resume = None
     best_state = None

@@ -19,18 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from transferome.errors import TransferomeError
 from transferome.training.checkpoint import Checkpoint, write_checkpoint
-from transferome.training.config import TrainingConfig
+from transferome.training.config import LossError, TrainingConfig
 from transferome.training.data import IndexBatchSampler, supports_batched_indexing
 
-__all__ = ["EngineModule", "LossError"]
+__all__ = ["EngineModule", "SamplerFactory"]
 
 SamplerFactory = Callable[..., Iterable[Any]]
-
-
-class LossError(TransferomeError, ValueError):
-    """The module's ``loss`` returned something the engine cannot train on."""
 
 
 def _batch_len(batch: Any) -> int:
