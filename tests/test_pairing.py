@@ -103,3 +103,13 @@ def test_errors_name_the_problem():
         make_pairs(["ctx"], ["control"])
     with pytest.raises(DataValidationError, match="same length"):
         make_pairs(["ctx"], ["control", "a"])
+
+
+def test_take_selects_pairs():
+    contexts, perturbations = _labels(2, ["a", "b"], 4, seed=2)
+    pairs = make_pairs(contexts, perturbations)
+    index = np.array([len(pairs) - 1, 0])
+    part = pairs.take(index)
+    assert len(part) == 2
+    assert np.array_equal(part.a, pairs.a[index])
+    assert np.array_equal(part.control_b, pairs.control_b[index])

@@ -57,6 +57,16 @@ class Pairs:
     def __len__(self) -> int:
         return int(self.a.shape[0])
 
+    def take(self, index: np.ndarray) -> Pairs:
+        """The pairs at positions ``index``."""
+        return Pairs(
+            a=self.a[index],
+            b=self.b[index],
+            control_a=self.control_a[index],
+            control_b=self.control_b[index],
+            degenerate=self.degenerate[index],
+        )
+
 
 def split_perturbations(
     perturbations: Sequence[str], rng: np.random.Generator

@@ -295,16 +295,7 @@ class XTransfer(Estimator):
         rng = np.random.default_rng([self.random_state, 1])
         order = rng.permutation(len(pairs))
         n_val = max(1, round(config.validation_fraction * len(pairs)))
-
-        def take(idx: np.ndarray) -> Pairs:
-            return Pairs(
-                *(
-                    getattr(pairs, f)[idx]
-                    for f in ("a", "b", "control_a", "control_b", "degenerate")
-                )
-            )
-
-        return take(np.sort(order[n_val:])), take(np.sort(order[:n_val]))
+        return pairs.take(np.sort(order[n_val:])), pairs.take(np.sort(order[:n_val]))
 
     # ------------------------------------------------------------------ latents
     @torch.no_grad()
