@@ -150,8 +150,7 @@ def test_translate_moves_samples_between_contexts(
 def test_transfer_beats_control_on_held_out_cell(data: AnnData, transfer: str) -> None:
     held = (data.obs.context == "liver") & (data.obs.perturbation == "drug_a")
     train = data[~held].copy()
-    factors = None if transfer == "factors" else ("context",)
-    model = FactorizedEmbedding(**{**PARAMS, "transfer": transfer}).fit(train, factors=factors)
+    model = FactorizedEmbedding(**{**PARAMS, "transfer": transfer}).fit(train)
     pred = model.predict(train, [("liver", "drug_a")])
     assert pred.shape == (1, data.n_vars)
     assert pred.obs.context.tolist() == ["liver"]

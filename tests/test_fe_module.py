@@ -10,6 +10,7 @@ from transferome.models.fe_module import (
     FEBlocks,
     FEConfig,
     FEModule,
+    LazyAdam,
     embed_samples,
     masked_mse,
 )
@@ -93,7 +94,7 @@ def _low_rank(seed: int = 0, n: int = 24, m: int = 30) -> np.ndarray:
 
 def _train(module: FEModule, values: np.ndarray, mask: np.ndarray | None, steps: int) -> None:
     blocks = FEBlocks(values, mask, np.zeros((len(values), 0)), sample_block=8, gene_block=10)
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
+    optimizer = LazyAdam(module.parameters(), lr=1e-2)
     for _ in range(steps):
         for i in range(len(blocks)):
             optimizer.zero_grad()
@@ -129,3 +130,33 @@ def test_embed_samples_freezes_the_network_and_fits_new_rows() -> None:
         start = module.sample_embedding.weight.mean(0, keepdim=True).expand(4, -1)
         base = module.head(module.sample_side(start), module.gene_side(torch.arange(30))).numpy()
     assert np.mean((pred - new) ** 2) < 0.5 * np.mean((base - new) ** 2)
+
+
+def test_lazy_adam_matches_adam_when_every_row_is_used() -> None:
+    torch.manual_seed(0)
+    dense = torch.nn.Embedding(5, 3)
+    sparse = torch.nn.Embedding(5, 3, sparse=True)
+    sparse.weight.data.copy_(dense.weight.data)
+    reference = torch.optim.Adam(dense.parameters(), lr=0.1, weight_decay=0.01)
+    lazy = LazyAdam(sparse.parameters(), lr=0.1, weight_decay=0.01)
+    rows = torch.tensor([0, 1, 2, 3, 4, 2])
+    for step in range(4):
+        target = torch.full((6, 3), float(step))
+        for table, optimizer in ((dense, reference), (sparse, lazy)):
+            optimizer.zero_grad()
+            ((table(rows) - target) ** 2).sum().backward()
+            optimizer.step()
+    assert sparse.weight.grad.is_sparse
+    torch.testing.assert_close(sparse.weight.data, dense.weight.data)
+
+
+def test_lazy_adam_leaves_unused_rows_alone() -> None:
+    table = torch.nn.Embedding(6, 2, sparse=True)
+    before = table.weight.detach().clone()
+    optimizer = LazyAdam(table.parameters(), lr=0.1, weight_decay=0.1)
+    for _ in range(3):
+        optimizer.zero_grad()
+        table(torch.tensor([1, 4])).sum().backward()
+        optimizer.step()
+    moved = (table.weight.detach() != before).any(dim=1).tolist()
+    assert moved == [False, True, False, False, True, False]

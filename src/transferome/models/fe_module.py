@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FEBlocks", "FEConfig", "FEModule", "embed_samples"]
+__all__ = ["FEBlocks", "FEConfig", "FEModule", "LazyAdam", "embed_samples", "masked_mse"]
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -98,8 +98,9 @@ class FEModule(nn.Module):
         super().__init__()
         self.config = config
         d = config.embedding_dim
-        self.sample_embedding = nn.Embedding(config.n_samples, d)
-        self.gene_embedding = nn.Embedding(config.n_genes, d)
+        # Sparse gradients: a block touches few rows, and LazyAdam updates only those.
+        self.sample_embedding = nn.Embedding(config.n_samples, d, sparse=True)
+        self.gene_embedding = nn.Embedding(config.n_genes, d, sparse=True)
         self.obs_factor_embeddings = nn.ModuleList(
             nn.Embedding(n, d) for n in config.obs_factor_levels
         )
@@ -166,10 +167,84 @@ class FEModule(nn.Module):
         sample_h = self.sample_side(self.sample_embedding(sample), obs_factors)
         return self.head(sample_h, self.gene_side(gene))
 
+    def configure_optimizer(self, config: Any) -> Any:
+        """:class:`LazyAdam` (rows of the sample and gene tables updated only when used)."""
+        optimizer = LazyAdam(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        if config.lr_step_size is None:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=config.lr_step_size, gamma=config.lr_gamma
+        )
+        return optimizer, scheduler
+
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Masked mean squared error over the observed entries of a block."""
         pred = self.forward(batch["sample"], batch["gene"], batch.get("obs_factors"))
         return {"loss": masked_mse(pred, batch["x"], batch.get("mask"))}
+
+
+class LazyAdam(torch.optim.Optimizer):
+    """Adam with L2 weight decay; sparse gradients update only the rows they touch.
+
+    Dense parameters follow :class:`torch.optim.Adam` exactly. For a parameter with a sparse
+    gradient (an embedding table with ``sparse=True``), the moments, the weight decay and the
+    step are applied to the rows present in the gradient only, so a step costs in proportion
+    to the block, not to the table (the "lazy" Adam of large embedding models). The bias
+    correction uses the parameter's step count.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(
+            params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
+        )
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                step = float(state["step"])
+                scale = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                if p.grad.is_sparse:
+                    grad = p.grad.coalesce()
+                    rows = grad.indices()[0]
+                    g = grad.values()
+                    if group["weight_decay"]:
+                        g = g + group["weight_decay"] * p[rows]
+                    m_rows = m[rows].mul_(beta1).add_(g, alpha=1 - beta1)
+                    v_rows = v[rows].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                    m[rows], v[rows] = m_rows, v_rows
+                    denom = v_rows.sqrt().add_(group["eps"] * math.sqrt(1 - beta2**step))
+                    p.index_add_(0, rows, m_rows.div_(denom).mul_(-scale))
+                else:
+                    g = p.grad
+                    if group["weight_decay"]:
+                        g = g.add(p, alpha=group["weight_decay"])
+                    m.mul_(beta1).add_(g, alpha=1 - beta1)
+                    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                    denom = v.sqrt().add_(group["eps"] * math.sqrt(1 - beta2**step))
+                    p.addcdiv_(m, denom, value=-scale)
+        return loss
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
