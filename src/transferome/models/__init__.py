@@ -26,6 +26,7 @@ _REGISTRY: dict[str, str] = {
     "linear": "transferome.models.baselines:LinearBaseline",
     "xtransfer": "transferome.models.xtransfer:XTransfer",
     "fe": "transferome.models.factorized:FactorizedEmbedding",
+    "uge": "transferome.models.uge:UniversalGeneEmbedding",
 }
 
 

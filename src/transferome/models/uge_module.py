@@ -93,6 +93,33 @@ class _MLP(nn.Sequential):
         )
 
 
+class _Block(nn.Module):
+    """Pre-norm transformer block; attention through ``scaled_dot_product_attention``.
+
+    Dropout acts on the residual branches only, not on the attention weights, so attention
+    runs in the fused kernel (an attention-weight dropout forces the slow unfused path).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.norm1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor) -> Tensor:
+        b, m, d = h.shape
+        q, k, v = self.qkv(self.norm1(h)).split(d, dim=-1)
+        shape = (b, m, self.n_heads, d // self.n_heads)
+        q, k, v = (t.reshape(shape).transpose(1, 2) for t in (q, k, v))
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, m, d)
+        h = h + self.drop(self.proj(attended))
+        return h + self.drop(self.ff(self.norm2(h)))
+
+
 class UGENetwork(nn.Module):
     """Gene-description token embeddings, a transformer encoder, a gene-conditioned decoder."""
 
@@ -115,18 +142,10 @@ class UGENetwork(nn.Module):
         self.mask_embedding = nn.Parameter(torch.zeros(c.d_model))
         self.external = nn.Embedding(max(c.n_external, 1), c.d_model)
         self.cls = nn.Parameter(torch.randn(c.d_model) * 0.02)
-        layer = nn.TransformerEncoderLayer(
-            c.d_model,
-            c.n_heads,
-            c.d_ff,
-            c.dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
+        self.blocks = nn.ModuleList(
+            _Block(c.d_model, c.n_heads, c.d_ff, c.dropout) for _ in range(c.n_layers)
         )
-        self.encoder = nn.TransformerEncoder(
-            layer, c.n_layers, norm=nn.LayerNorm(c.d_model), enable_nested_tensor=False
-        )
+        self.norm = nn.LayerNorm(c.d_model)
         self.sample_head = _MLP(c.d_model, c.d_model, c.d_model)
         self.gene_head = _MLP(c.d_model, c.d_model, c.d_model)
         self.gene_bias = nn.Linear(c.d_model, 1)
@@ -172,7 +191,10 @@ class UGENetwork(nn.Module):
         if external is not None:
             h = h + self.external(external).unsqueeze(1)
         cls = self.cls.expand(h.shape[0], 1, -1)
-        return self.encoder(torch.cat([cls, h], dim=1))[:, 0]
+        h = torch.cat([cls, h], dim=1)
+        for block in self.blocks:
+            h = block(h)
+        return self.norm(h[:, 0])
 
     # -- decoder -----------------------------------------------------------------------------
     def decode(self, z: Tensor, genes: Tensor, *, table: Tensor | None = None) -> Tensor:

@@ -1,0 +1,649 @@
+"""The Universal Gene Embedding estimator: one latent space for the samples of every species.
+
+See :mod:`transferome.models.uge_module` for the network and
+:mod:`transferome.models.uge_genes` for the species-independent gene descriptions its gene
+tokens are computed from. Cross-species prediction by latent arithmetic (paper 4.2) is in
+:mod:`transferome.models.uge_transfer`; it is exposed here as :meth:`predict`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+
+from transferome._logging import get_logger
+from transferome.data.schema import Schema, obs_labels
+from transferome.errors import DataValidationError
+from transferome.models._persist import check_var_names, read_model_files, write_model_files
+from transferome.models.base import Estimator, Target
+from transferome.models.uge_data import (
+    SpeciesBlock,
+    split_species,
+    standardise,
+    training_tensors,
+    validate_block,
+)
+from transferome.models.uge_genes import (
+    align_columns,
+    dense_values,
+    describe_genes,
+    relative_values,
+    top_variable,
+)
+from transferome.models.uge_module import UGEConfig, UGENetwork
+
+__all__ = ["UniversalGeneEmbedding"]
+
+_log = get_logger(__name__)
+
+
+class UniversalGeneEmbedding(Estimator):
+    """Cross-species transformer over gene tokens with a ``<cls>`` sample embedding.
+
+    Parameters
+    ----------
+    n_tokens
+        Gene tokens per sample: the species' most variable genes (sequence length).
+    n_decode
+        Genes the decoder rebuilds in training, per species (most variable first); prediction
+        decodes every gene.
+    d_model, n_layers, n_heads, d_ff, dropout
+        Transformer size; the paper uses 256, 4 and 8.
+    gene_description
+        ``auto``, ``profile``, ``reactome`` or ``both`` (see
+        :func:`~transferome.models.uge_genes.describe_genes`); ignored for species whose
+        descriptions are passed to :meth:`fit`.
+    label_key
+        obs column of the classes learned by the annotation head (``None``: no head).
+    perturbation_token
+        Give each sample an external token naming its perturbation (paper 3.1.3: external
+        tokens mark perturbed molecules), so the drug direction in the latent space is
+        explicit. Labels unseen in training (e.g. a new combination) get the "none" token.
+    mask_fraction, ecs_weight, ecs_beta, class_weight, residual_weight
+        Loss settings, see :class:`~transferome.models.uge_module.UGEConfig`.
+    route
+        Latent arithmetic of :meth:`predict`: ``drug`` (target control + the perturbation's
+        shift measured elsewhere), ``species`` (the perturbed group in another species + the
+        shift between species) or ``both`` (their mean).
+    anchor_control
+        Add the decoded latent shift to the observed control mean (True) or return the
+        decoded latent itself (False, as in the paper).
+    max_epochs, batch_size, lr, weight_decay, early_stopping, precision, accelerator
+        Training settings of :class:`~transferome.training.TrainingConfig`.
+    random_state
+        Seed of initialisation, masking and batching.
+    """
+
+    name: ClassVar[str] = "uge"
+    fast_params: ClassVar[dict[str, Any]] = {
+        "n_tokens": 16,
+        "n_decode": 64,
+        "d_model": 16,
+        "n_layers": 1,
+        "n_heads": 2,
+        "d_ff": 32,
+        "max_epochs": 30,
+        "batch_size": 16,
+        "lr": 3e-3,
+    }
+
+    def __init__(
+        self,
+        *,
+        n_tokens: int = 256,
+        n_decode: int = 2048,
+        d_model: int = 128,
+        n_layers: int = 4,
+        n_heads: int = 8,
+        d_ff: int = 256,
+        dropout: float = 0.1,
+        gene_description: str = "auto",
+        label_key: str | None = None,
+        perturbation_token: bool = True,
+        mask_fraction: float = 0.15,
+        ecs_weight: float = 0.1,
+        ecs_beta: float = 0.6,
+        class_weight: float = 1.0,
+        residual_weight: float = 1e-3,
+        route: str = "drug",
+        anchor_control: bool = True,
+        max_epochs: int = 40,
+        batch_size: int = 32,
+        lr: float = 5e-4,
+        weight_decay: float = 0.0,
+        early_stopping: int | None = None,
+        precision: str = "32-true",
+        accelerator: str = "cpu",
+        random_state: int = 0,
+    ) -> None:
+        self.n_tokens = n_tokens
+        self.n_decode = n_decode
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.d_ff = d_ff
+        self.dropout = dropout
+        self.gene_description = gene_description
+        self.label_key = label_key
+        self.perturbation_token = perturbation_token
+        self.mask_fraction = mask_fraction
+        self.ecs_weight = ecs_weight
+        self.ecs_beta = ecs_beta
+        self.class_weight = class_weight
+        self.residual_weight = residual_weight
+        self.route = route
+        self.anchor_control = anchor_control
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.precision = precision
+        self.accelerator = accelerator
+        self.random_state = random_state
+
+    # -- fitting -------------------------------------------------------------------------------
+    @property
+    def schema(self) -> Schema:
+        """The obs keys in use (those given to :meth:`fit`)."""
+        return getattr(self, "schema_", None) or Schema()
+
+    def _check_params(self) -> None:
+        if self.route not in ("drug", "species", "both"):
+            raise DataValidationError(
+                f"route={self.route!r} is not one of 'drug', 'species', 'both'"
+            )
+        for name in ("n_tokens", "n_decode", "d_model", "n_layers", "n_heads", "max_epochs"):
+            if int(getattr(self, name)) < 1:
+                raise DataValidationError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise DataValidationError(
+                f"d_model={self.d_model} must be a multiple of n_heads={self.n_heads}"
+            )
+
+    def fit(
+        self,
+        adatas: Mapping[str, AnnData] | AnnData,
+        *,
+        schema: Schema | None = None,
+        gene_descriptions: Mapping[str, pd.DataFrame] | None = None,
+        labelled_species: Sequence[str] | None = None,
+    ) -> UniversalGeneEmbedding:
+        """Learn the shared latent space from the data of one or more species.
+
+        Parameters
+        ----------
+        adatas
+            ``{species: AnnData}`` (each species its own genes), or one AnnData (split by
+            ``schema.species_key`` when that column exists). ``X`` log-normalised. Never
+            modified.
+        schema
+            The obs keys (defaults of :class:`~transferome.data.schema.Schema` when ``None``).
+        gene_descriptions
+            Optional ``{species: DataFrame genes x features}`` used instead of descriptions
+            computed from that species' data (e.g. borrowed through an ortholog table with
+            :func:`~transferome.models.uge_genes.descriptions_through_map`, so that no label of
+            that species is used).
+        labelled_species
+            Species whose ``label_key`` labels train the annotation head (default: all).
+        """
+        from transferome.training import TensorRows, TrainingConfig, fit_module
+
+        self._check_params()
+        schema = schema or Schema()
+        data = split_species(adatas, schema.species_key)
+        given = dict(gene_descriptions or {})
+        unknown = sorted(set(given) - set(data))
+        if unknown:
+            raise DataValidationError(
+                f"gene descriptions given for species {unknown} that are not in the data "
+                f"({sorted(data)})"
+            )
+        descriptions: dict[str, pd.DataFrame] = {}
+        blocks: list[SpeciesBlock] = []
+        for species, adata in data.items():
+            description = validate_block(adata, schema, species)
+            if species in given:
+                frame = given[species]
+                missing = [g for g in map(str, adata.var_names) if g not in frame.index]
+                if missing:
+                    raise DataValidationError(
+                        f"gene descriptions of species {species!r} lack {len(missing)} of its "
+                        f"genes, e.g. {missing[:5]}"
+                    )
+                descriptions[species] = frame.loc[list(map(str, adata.var_names))]
+            else:
+                descriptions[species] = describe_genes(
+                    adata, schema=schema, kind=self.gene_description
+                )
+            values = dense_values(adata)
+            blocks.append(
+                SpeciesBlock(
+                    species=species,
+                    adata=adata,
+                    description=description,
+                    tokens=top_variable(values, self.n_tokens),
+                    decode=top_variable(values, self.n_decode),
+                )
+            )
+        columns = align_columns(descriptions)
+        stacked = pd.concat([descriptions[b.species][columns] for b in blocks], axis=0)
+        mean = np.nanmean(stacked.to_numpy(dtype=np.float64), axis=0)
+        scale = np.nanstd(stacked.to_numpy(dtype=np.float64), axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        table = np.nan_to_num(standardise(stacked, mean, scale))
+
+        offsets, start = {}, 0
+        for block in blocks:
+            offsets[block.species] = start
+            start += block.adata.n_vars
+        labels, classes = self._labels(blocks, labelled_species)
+        external, categories = self._external(blocks, schema)
+        config = UGEConfig(
+            n_genes=start,
+            n_features=len(columns),
+            d_model=self.d_model,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            d_ff=self.d_ff,
+            dropout=self.dropout,
+            n_external=len(categories) + 1,
+            n_classes=len(classes),
+            mask_fraction=self.mask_fraction,
+            ecs_weight=self.ecs_weight,
+            ecs_beta=self.ecs_beta,
+            class_weight=self.class_weight,
+            residual_weight=self.residual_weight,
+        )
+        generator = torch.Generator().manual_seed(int(self.random_state))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+            network = UGENetwork(config, torch.from_numpy(table))
+        tensors = training_tensors(blocks, offsets, labels=labels, external=external)
+        train, val = self._split_rows(len(tensors["tokens"]))
+        training = TrainingConfig(
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            early_stopping=self.early_stopping,
+            precision=self.precision,
+            accelerator=self.accelerator,
+            random_state=self.random_state,
+        )
+        result = fit_module(
+            network,
+            TensorRows(**{k: v[train] for k, v in tensors.items()}),
+            TensorRows(**{k: v[val] for k, v in tensors.items()}) if val is not None else None,
+            config=training,
+        )
+        self.schema_ = schema
+        self.network_ = network.cpu().eval()
+        self.history_ = result.history
+        self.species_ = tuple(b.species for b in blocks)
+        self.var_names_ = {b.species: [str(g) for g in b.adata.var_names] for b in blocks}
+        self.tokens_ = {b.species: b.tokens for b in blocks}
+        self.offsets_ = offsets
+        self.description_columns_ = columns
+        self.description_mean_ = mean
+        self.description_scale_ = scale
+        self.classes_ = classes
+        self.external_categories_ = categories
+        self.group_latents_ = self._group_latents(blocks, schema)
+        _log.info("UGE fitted on %s in %d epochs", ", ".join(self.species_), len(self.history_))
+        return self
+
+    def _labels(
+        self, blocks: list[SpeciesBlock], labelled_species: Sequence[str] | None
+    ) -> tuple[dict[str, np.ndarray], list[str]]:
+        n_rows = {b.species: b.adata.n_obs for b in blocks}
+        if self.label_key is None:
+            return {s: np.full(n, -1) for s, n in n_rows.items()}, []
+        chosen = list(n_rows) if labelled_species is None else [str(s) for s in labelled_species]
+        unknown = sorted(set(chosen) - set(n_rows))
+        if unknown:
+            raise DataValidationError(
+                f"labelled species {unknown} are not in the data ({sorted(n_rows)})"
+            )
+        raw = {}
+        for block in blocks:
+            if block.species not in chosen:
+                continue
+            if self.label_key not in block.adata.obs.columns:
+                raise DataValidationError(
+                    f"species {block.species!r}: label_key {self.label_key!r} is not an obs "
+                    f"column; obs has {list(block.adata.obs.columns)}"
+                )
+            raw[block.species] = obs_labels(block.adata, self.label_key)
+        classes = sorted({c for v in raw.values() for c in v})
+        index = {c: i for i, c in enumerate(classes)}
+        labels = {
+            s: np.array([index[c] for c in raw[s]]) if s in raw else np.full(n, -1)
+            for s, n in n_rows.items()
+        }
+        return labels, classes
+
+    def _external(
+        self, blocks: list[SpeciesBlock], schema: Schema
+    ) -> tuple[dict[str, np.ndarray], list[str]]:
+        if not self.perturbation_token:
+            return {b.species: np.zeros(b.adata.n_obs) for b in blocks}, []
+        raw = {b.species: obs_labels(b.adata, schema.perturbation_key) for b in blocks}
+        categories = sorted({c for v in raw.values() for c in v})
+        return {s: self._external_codes(v, categories) for s, v in raw.items()}, categories
+
+    @staticmethod
+    def _external_codes(labels: np.ndarray, categories: Sequence[str]) -> np.ndarray:
+        index = {c: i + 1 for i, c in enumerate(categories)}
+        return np.array([index.get(str(c), 0) for c in labels], dtype=np.int64)
+
+    def _split_rows(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        order = np.random.default_rng(self.random_state).permutation(n)
+        if self.early_stopping is None or n < 10:
+            return np.sort(order), None
+        n_val = max(1, round(0.1 * n))
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+    def _group_latents(self, blocks: list[SpeciesBlock], schema: Schema) -> pd.DataFrame:
+        frames = []
+        for block in blocks:
+            z = self._encode_known(block.adata, block.species)
+            keys = pd.DataFrame(
+                {
+                    "species": block.species,
+                    "context": obs_labels(block.adata, schema.context_key),
+                    "perturbation": obs_labels(block.adata, schema.perturbation_key),
+                }
+            )
+            means = pd.DataFrame(z).groupby([keys[c] for c in keys.columns], sort=True).mean()
+            means["n"] = keys.groupby(list(keys.columns), sort=True).size()
+            frames.append(means)
+        return pd.concat(frames)
+
+    # -- encoding ------------------------------------------------------------------------------
+    def _table(self, species: str) -> torch.Tensor:
+        start = self.offsets_[species]
+        with torch.no_grad():
+            return self.network_.gene_table()[start : start + len(self.var_names_[species])]
+
+    def _resolve_species(self, adata: AnnData, species: str | None) -> str:
+        if species is not None:
+            return str(species)
+        key = self.schema.species_key
+        if key is not None and key in adata.obs.columns:
+            found = sorted(set(obs_labels(adata, key)))
+            if len(found) != 1:
+                raise DataValidationError(
+                    f"the data hold {len(found)} species in obs[{key!r}] "
+                    f"({found[:5]}); pass one species' data"
+                )
+            return found[0]
+        if len(self.species_) == 1:
+            return self.species_[0]
+        raise DataValidationError(
+            f"which species are these data? pass species= (one of {list(self.species_)})"
+        )
+
+    def _encode(
+        self, adata: AnnData, table: torch.Tensor, tokens: np.ndarray, batch_size: int = 256
+    ) -> np.ndarray:
+        values = relative_values(dense_values(adata, tokens))
+        external = None
+        key = self.schema.perturbation_key
+        if self.perturbation_token and key in adata.obs.columns:
+            external = self._external_codes(obs_labels(adata, key), self.external_categories_)
+        token_index = torch.arange(len(tokens))
+        out = []
+        with torch.no_grad():
+            for start in range(0, adata.n_obs, batch_size):
+                chunk = torch.from_numpy(values[start : start + batch_size])
+                ext = (
+                    torch.from_numpy(external[start : start + batch_size])
+                    if external is not None
+                    else None
+                )
+                z = self.network_.encode(
+                    token_index.expand(len(chunk), -1), chunk, ext, table=table[tokens]
+                )
+                out.append(z.numpy())
+        return np.concatenate(out, axis=0) if out else np.zeros((0, self.d_model), np.float32)
+
+    def _encode_known(self, adata: AnnData, species: str) -> np.ndarray:
+        check_var_names(self.var_names_[species], adata.var_names, what=f"{species} data")
+        return self._encode(adata, self._table(species), self.tokens_[species])
+
+    def _descriptor_table(self, frame: pd.DataFrame) -> torch.Tensor:
+        aligned = frame.reindex(columns=self.description_columns_)
+        missing = [c for c in self.description_columns_ if c not in frame.columns]
+        if missing:
+            _log.info("gene descriptions lack %d columns (set to the mean)", len(missing))
+        values = np.nan_to_num(
+            standardise(aligned, self.description_mean_, self.description_scale_)
+        )
+        with torch.no_grad():
+            return self.network_.gene_table(torch.from_numpy(values))
+
+    def transform(
+        self,
+        adata: AnnData,
+        *,
+        species: str | None = None,
+        gene_descriptions: pd.DataFrame | None = None,
+    ) -> np.ndarray:
+        """``<cls>`` sample embeddings (n_obs, d_model) of one species' data.
+
+        A species not seen in training (or data whose genes differ from the fitted ones) is
+        embedded through its gene descriptions: ``gene_descriptions`` when given, else computed
+        from ``adata`` (which then needs the context and perturbation keys).
+        """
+        self._check_fitted()
+        known = species if species is not None else self._maybe_known(adata)
+        if known is not None and gene_descriptions is None:
+            return self._encode_known(adata, known)
+        table = self._descriptor_table(self._descriptions_of(adata, gene_descriptions))
+        tokens = top_variable(dense_values(adata), self.n_tokens)
+        return self._encode(adata, table, tokens)
+
+    def _maybe_known(self, adata: AnnData) -> str | None:
+        try:
+            species = self._resolve_species(adata, None)
+        except DataValidationError:
+            return None
+        if species in self.species_ and list(map(str, adata.var_names)) == self.var_names_[species]:
+            return species
+        return None
+
+    def _descriptions_of(self, adata: AnnData, given: pd.DataFrame | None) -> pd.DataFrame:
+        if given is not None:
+            missing = [g for g in map(str, adata.var_names) if g not in given.index]
+            if missing:
+                raise DataValidationError(
+                    f"gene descriptions lack {len(missing)} genes of the data, e.g. {missing[:5]}"
+                )
+            return given.loc[list(map(str, adata.var_names))]
+        validate_block(adata, self.schema, "new")
+        return describe_genes(adata, schema=self.schema, kind=self.gene_description)
+
+    # -- genes ---------------------------------------------------------------------------------
+    def gene_embeddings(
+        self,
+        species: str | None = None,
+        *,
+        adata: AnnData | None = None,
+        gene_descriptions: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Token embeddings (genes x d_model) of a fitted species' genes or of any other genes.
+
+        Pass ``species`` for a species seen in training; for others pass ``gene_descriptions``
+        (genes x features) or ``adata`` to compute them from; their residual is zero.
+        """
+        self._check_fitted()
+        if gene_descriptions is None and adata is None:
+            species = species if species is not None else self.species_[0]
+            if species not in self.species_:
+                raise DataValidationError(
+                    f"species {species!r} was not seen in training ({list(self.species_)}); "
+                    "pass adata= or gene_descriptions= to embed its genes"
+                )
+            return pd.DataFrame(self._table(species).numpy(), index=self.var_names_[species])
+        if gene_descriptions is None:
+            gene_descriptions = self._descriptions_of(adata, None)
+        table = self._descriptor_table(gene_descriptions)
+        return pd.DataFrame(table.numpy(), index=list(map(str, gene_descriptions.index)))
+
+    def gene_similarity(
+        self, source: str | pd.DataFrame, target: str | pd.DataFrame
+    ) -> pd.DataFrame:
+        """Cosine similarity of gene embeddings: source genes (rows) x target genes (columns).
+
+        Each side is a fitted species' name or a frame from :meth:`gene_embeddings`.
+        """
+        left = self.gene_embeddings(source) if isinstance(source, str) else source
+        right = self.gene_embeddings(target) if isinstance(target, str) else target
+        a = left.to_numpy(np.float64)
+        b = right.to_numpy(np.float64)
+        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        return pd.DataFrame(a @ b.T, index=left.index, columns=right.index)
+
+    def map_genes(
+        self, source: str | pd.DataFrame, target: str | pd.DataFrame, *, top_k: int = 1
+    ) -> pd.DataFrame:
+        """For each target gene, its ``top_k`` most similar source genes.
+
+        Returns a tidy frame with columns ``target_gene``, ``source_gene``, ``score``
+        (cosine similarity) and ``rank`` (1 = best).
+        """
+        similarity = self.gene_similarity(source, target)
+        values = similarity.to_numpy()
+        k = max(1, min(int(top_k), values.shape[0]))
+        best = np.argsort(-values, axis=0, kind="stable")[:k]
+        source_genes = similarity.index.to_numpy()
+        rows = []
+        for j, gene in enumerate(similarity.columns):
+            for rank, i in enumerate(best[:, j], start=1):
+                rows.append((gene, source_genes[i], float(values[i, j]), rank))
+        return pd.DataFrame(rows, columns=["target_gene", "source_gene", "score", "rank"])
+
+    # -- annotation ----------------------------------------------------------------------------
+    def predict_proba(self, adata: AnnData, *, species: str | None = None) -> pd.DataFrame:
+        """Class probabilities of the annotation head (observations x classes)."""
+        self._check_fitted()
+        if not self.classes_:
+            raise DataValidationError("this model has no annotation head; fit it with label_key=")
+        z = self.transform(adata, species=species)
+        with torch.no_grad():
+            logits = self.network_.classify(torch.from_numpy(z))
+        probabilities = torch.softmax(logits, dim=-1).numpy()
+        return pd.DataFrame(probabilities, index=adata.obs_names, columns=self.classes_)
+
+    def predict_labels(self, adata: AnnData, *, species: str | None = None) -> np.ndarray:
+        """Most probable class of each observation."""
+        proba = self.predict_proba(adata, species=species)
+        return np.asarray(self.classes_, dtype=object)[proba.to_numpy().argmax(axis=1)]
+
+    # -- perturbation prediction ---------------------------------------------------------------
+    def predict(
+        self,
+        adata: AnnData,
+        targets: Sequence[Target],
+        *,
+        species: str | None = None,
+        route: str | None = None,
+    ) -> AnnData:
+        """Predicted mean log profile of each ``(context, perturbation)`` target.
+
+        ``adata`` holds one species' data with the controls of every target context; see
+        :func:`~transferome.models.uge_transfer.predict_targets` for the latent arithmetic.
+        """
+        from transferome.models.uge_transfer import predict_targets
+
+        self._check_fitted()
+        species = self._resolve_species(adata, species)
+        if species not in self.species_:
+            raise DataValidationError(
+                f"species {species!r} was not seen in training ({list(self.species_)})"
+            )
+        check_var_names(self.var_names_[species], adata.var_names, what=f"{species} data")
+        return predict_targets(self, adata, targets, species=species, route=route or self.route)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model folder (safetensors + JSON)."""
+        self._check_fitted()
+        arrays = {
+            f"net.{k}": v.detach().cpu().numpy() for k, v in self.network_.state_dict().items()
+        }
+        arrays["description_mean"] = np.asarray(self.description_mean_, dtype=np.float64)
+        arrays["description_scale"] = np.asarray(self.description_scale_, dtype=np.float64)
+        for species in self.species_:
+            arrays[f"tokens.{species}"] = np.asarray(self.tokens_[species], dtype=np.int64)
+        latents = self.group_latents_
+        arrays["group_latents"] = latents.drop(columns="n").to_numpy(dtype=np.float32)
+        arrays["group_sizes"] = latents["n"].to_numpy(dtype=np.int64)
+        extra = {
+            "config": self.network_.config.__dict__,
+            "schema": self.schema_.to_dict(),
+            "species": list(self.species_),
+            "species_var_names": self.var_names_,
+            "offsets": self.offsets_,
+            "description_columns": list(self.description_columns_),
+            "classes": list(self.classes_),
+            "external_categories": list(self.external_categories_),
+            "groups": [list(map(str, key)) for key in latents.index],
+            "history": self.history_.astype(object)
+            .where(self.history_.notna(), None)
+            .to_dict(orient="list"),
+        }
+        all_genes = [f"{s}:{g}" for s in self.species_ for g in self.var_names_[s]]
+        return write_model_files(
+            path,
+            model_class=type(self).__name__,
+            params=self.get_params(),
+            arrays=arrays,
+            var_names=all_genes,
+            extra=extra,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> UniversalGeneEmbedding:
+        """Read a model folder written by :meth:`save`."""
+        from transferome.errors import ModelFileError
+
+        meta, arrays = read_model_files(path, model_class=cls.__name__)
+        extra = meta["extra"]
+        try:
+            model = cls(**meta["params"])
+            network = UGENetwork(UGEConfig(**extra["config"]))
+            state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
+            network.load_state_dict(state)
+            model.network_ = network.eval()
+            model.schema_ = Schema.from_dict(extra["schema"])
+            model.species_ = tuple(extra["species"])
+            model.var_names_ = {s: list(v) for s, v in extra["species_var_names"].items()}
+            model.tokens_ = {s: arrays[f"tokens.{s}"] for s in model.species_}
+            model.offsets_ = {s: int(v) for s, v in extra["offsets"].items()}
+            model.description_columns_ = list(extra["description_columns"])
+            model.description_mean_ = arrays["description_mean"]
+            model.description_scale_ = arrays["description_scale"]
+            model.classes_ = list(extra["classes"])
+            model.external_categories_ = list(extra["external_categories"])
+            index = pd.MultiIndex.from_tuples(
+                [tuple(g) for g in extra["groups"]], names=["species", "context", "perturbation"]
+            )
+            latents = pd.DataFrame(arrays["group_latents"], index=index)
+            latents["n"] = arrays["group_sizes"]
+            model.group_latents_ = latents
+            model.history_ = pd.DataFrame(extra["history"]).astype(float, errors="ignore")
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(
+                f"{path}: not a valid UniversalGeneEmbedding model ({exc})"
+            ) from exc
+        return model

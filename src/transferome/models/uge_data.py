@@ -1,0 +1,130 @@
+"""Input preparation of the Universal Gene Embedding: species split, validation, token tables.
+
+Kept apart from the estimator (``uge.py``) so each file holds one idea: here AnnData becomes
+validated per-species blocks and the tensors the network trains on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from transferome.data.schema import DatasetDescription, Schema, obs_labels, validate
+from transferome.errors import DataValidationError
+from transferome.models.uge_genes import dense_values, relative_values
+
+__all__ = ["SpeciesBlock", "split_species", "standardise", "training_tensors", "validate_block"]
+
+DEFAULT_SPECIES = "default"
+
+
+@dataclass(frozen=True)
+class SpeciesBlock:
+    """One species' data and the genes the network reads (tokens) and rebuilds (decode)."""
+
+    species: str
+    adata: AnnData
+    description: DatasetDescription
+    tokens: np.ndarray
+    decode: np.ndarray
+
+
+def split_species(
+    adatas: Mapping[str, AnnData] | AnnData, species_key: str | None
+) -> dict[str, AnnData]:
+    """One AnnData per species from a mapping or from one AnnData with a species column."""
+    if isinstance(adatas, AnnData):
+        if species_key is not None and species_key in adatas.obs.columns:
+            labels = obs_labels(adatas, species_key)
+            return {s: adatas[labels == s] for s in sorted(set(labels))}
+        return {DEFAULT_SPECIES: adatas}
+    if not isinstance(adatas, Mapping) or not adatas:
+        raise DataValidationError(
+            "expected an AnnData or a non-empty mapping {species: AnnData}, "
+            f"got {type(adatas).__name__}"
+        )
+    out = {}
+    for species, adata in adatas.items():
+        if not isinstance(adata, AnnData):
+            raise DataValidationError(
+                f"data of species {species!r} is a {type(adata).__name__}, expected an AnnData"
+            )
+        out[str(species)] = adata
+    return out
+
+
+def validate_block(adata: AnnData, schema: Schema, species: str) -> DatasetDescription:
+    """Validate one species' data; the values must be log-normalised."""
+    try:
+        description = validate(
+            adata,
+            species_key=None,
+            context_key=schema.context_key,
+            perturbation_key=schema.perturbation_key,
+            control=schema.control,
+            require_controls=False,
+        )
+    except DataValidationError as exc:
+        raise DataValidationError(f"species {species!r}: {exc}") from exc
+    if description.value_type != "log":
+        raise DataValidationError(
+            f"species {species!r}: X holds {description.value_type} values; the universal gene "
+            "embedding expects log-normalised expression (normalize_total + log1p)"
+        )
+    return description
+
+
+def standardise(frame: pd.DataFrame, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Column-standardised description values as float32."""
+    return ((frame.to_numpy(dtype=np.float64) - mean) / scale).astype(np.float32)
+
+
+def training_tensors(
+    blocks: list[SpeciesBlock],
+    offsets: Mapping[str, int],
+    *,
+    labels: Mapping[str, np.ndarray],
+    external: Mapping[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Row tensors of every species stacked: tokens and values, decode genes padded to one width.
+
+    Parameters
+    ----------
+    blocks
+        The species' data with their token and decode gene indices (local to the species).
+    offsets
+        First vocabulary index of each species' genes.
+    labels, external
+        Per species, the class index (-1: unlabelled) and external category of each row.
+    """
+    width = max(len(b.decode) for b in blocks)
+    parts: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in ("tokens", "values", "decode_genes", "targets", "decode_mask", "label", "external")
+    }
+    for block in blocks:
+        n = block.adata.n_obs
+        offset = offsets[block.species]
+        values = dense_values(block.adata)
+        parts["tokens"].append(np.broadcast_to(block.tokens + offset, (n, len(block.tokens))))
+        parts["values"].append(relative_values(values[:, block.tokens]))
+        genes = np.zeros(width, dtype=np.int64)
+        genes[: len(block.decode)] = block.decode + offset
+        mask = np.zeros(width, dtype=bool)
+        mask[: len(block.decode)] = True
+        targets = np.zeros((n, width), dtype=np.float32)
+        targets[:, : len(block.decode)] = values[:, block.decode]
+        parts["decode_genes"].append(np.broadcast_to(genes, (n, width)))
+        parts["targets"].append(targets)
+        parts["decode_mask"].append(np.broadcast_to(mask, (n, width)))
+        parts["label"].append(labels[block.species])
+        parts["external"].append(external[block.species])
+    out = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
+    out["tokens"] = out["tokens"].astype(np.int64)
+    out["label"] = out["label"].astype(np.int64)
+    out["external"] = out["external"].astype(np.int64)
+    return out
