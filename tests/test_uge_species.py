@@ -1,0 +1,114 @@
+"""Cross-species benchmark tasks of the UGE on tiny two-species data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.test_uge import N_GENES, _params, _species
+from transferome.benchmark.species import (
+    annotation_transfer,
+    one_to_one_pairs,
+    species_perturbation,
+)
+from transferome.errors import DataValidationError
+from transferome.models.uge import UniversalGeneEmbedding
+
+ORDER = np.random.default_rng(3).permutation(N_GENES)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setting():
+    torch.set_num_threads(1)
+    mouse = _species(1, "m")
+    rat = _species(2, "r", ORDER)
+    # rat gene j is mouse gene ORDER[j]; one rat gene has two mouse partners (not one-to-one)
+    orthologs = pd.DataFrame(
+        {
+            "mouse": [f"mg{ORDER[j]}" for j in range(N_GENES)],
+            "rat": [f"rg{j}" for j in range(N_GENES)],
+        }
+    )
+    orthologs = pd.concat(
+        [orthologs, pd.DataFrame({"mouse": ["mg_extra"], "rat": ["rg0"]})], ignore_index=True
+    )
+    held = ((rat.obs["context"] == "brain") & (rat.obs["perturbation"] == "drug_a")).to_numpy()
+    model = UniversalGeneEmbedding(**_params(label_key="context", max_epochs=40)).fit(
+        {"mouse": mouse, "rat": rat[~held]}, labelled_species=["mouse"]
+    )
+    return model, mouse, rat, orthologs
+
+
+def test_one_to_one_pairs_drop_ambiguous_genes():
+    table = pd.DataFrame({"a": ["x", "y", "y", "z"], "b": ["1", "2", "3", "4"]})
+    pairs = one_to_one_pairs(table, "a", "b")
+    assert pairs.values.tolist() == [["x", "1"], ["z", "4"]]
+
+
+def test_annotation_transfer_table(setting):
+    model, mouse, rat, orthologs = setting
+    table = annotation_transfer(
+        model,
+        mouse,
+        rat,
+        source_species="mouse",
+        target_species="rat",
+        label_key="context",
+        gene_map=orthologs,
+        source_column="mouse",
+        target_column="rat",
+        n_genes=N_GENES,
+    )
+    assert set(table["model"]) == {"uge", "ortholog_logistic", "ortholog_knn", "random"}
+    overall = table[table["class"] == "all"].set_index("model")["accuracy"]
+    # three balanced organs: the random model expects 1/3
+    assert overall["random"] == pytest.approx(1 / 3)
+    assert overall["uge"] > 0.9
+    assert overall["ortholog_logistic"] > 0.9
+    per_class = table[(table["model"] == "uge") & (table["class"] != "all")]
+    assert sorted(per_class["class"]) == ["brain", "heart", "liver"]
+    assert (per_class["n"] == 15).all()
+    with pytest.raises(DataValidationError, match="'tissue'"):
+        annotation_transfer(
+            model,
+            mouse,
+            rat,
+            source_species="mouse",
+            target_species="rat",
+            label_key="tissue",
+            gene_map=orthologs,
+            source_column="mouse",
+            target_column="rat",
+        )
+
+
+def test_species_perturbation_scores_every_model(setting):
+    model, mouse, rat, orthologs = setting
+    scores = species_perturbation(
+        model,
+        {"mouse": mouse, "rat": rat},
+        [("brain", "drug_a")],
+        source_species="mouse",
+        target_species="rat",
+        gene_map=orthologs,
+        source_column="mouse",
+        target_column="rat",
+        n_degs=10,
+    )
+    models = {"uge_drug", "uge_species", "additive_orthologs", "additive_uge_map", "control"}
+    assert set(scores["model"]) == models
+    mse = scores[scores["metric"] == "mse"].set_index("model")["value"]
+    assert mse["uge_drug"] < mse["control"]
+    assert mse["additive_orthologs"] < mse["control"]
+    r2 = scores[scores["metric"] == "pearson_squared"].set_index("model")["value"]
+    assert ((r2 >= 0) & (r2 <= 1)).all()
