@@ -238,3 +238,34 @@ def test_same_seed_same_model(easy):
     first = XTransfer(**FAST).fit(easy).predict(easy, [("c0", "d0")]).X
     again = XTransfer(**FAST).fit(easy).predict(easy, [("c0", "d0")]).X
     np.testing.assert_array_equal(first, again)
+
+
+def test_anchored_prediction(easy, fitted):
+    model = _with(fitted, matching="mean", prediction="anchored")
+    obs = easy.obs
+    _, p = _latents(model, easy, ((obs.perturbation == "d0") & (obs.context != "c0")).to_numpy())
+    p_mean = p.mean(0, keepdim=True)
+
+    def decoded_delta(context):
+        mask = ((obs.context == context) & (obs.perturbation == "control")).to_numpy()
+        s, _ = _latents(model, easy, mask)
+        with_p = model.module_.predict_from_latents(s, p_mean.expand_as(s)).mean(0)
+        without = model.module_.predict_from_latents(s, torch.zeros_like(s)).mean(0)
+        return (with_p - without).numpy()
+
+    def mean_of(context, perturbation):
+        return easy.X[
+            ((obs.context == context) & (obs.perturbation == perturbation)).to_numpy()
+        ].mean(0)
+
+    sources = ["c1", "c2", "c3"]
+    observed = np.mean([mean_of(c, "d0") - mean_of(c, "control") for c in sources], axis=0)
+    correction = decoded_delta("c0") - np.mean([decoded_delta(c) for c in sources], axis=0)
+    expected = mean_of("c0", "control") + observed + correction
+    np.testing.assert_allclose(
+        model.predict(easy, [("c0", "d0")]).X[0], expected, rtol=1e-4, atol=1e-4
+    )
+    # combinations have no source context: the decoded change is used
+    combo = model.predict(easy, [("c1", "d0+d1")]).X[0]
+    delta_model = _with(fitted, matching="mean", prediction="control_plus_delta")
+    np.testing.assert_allclose(combo, delta_model.predict(easy, [("c1", "d0+d1")]).X[0], rtol=1e-5)

@@ -18,9 +18,17 @@ unmeasured there). When ``adata`` holds no cell of a needed perturbation, the me
 that perturbation over the training cells (kept in the model) is used. The returned AnnData
 holds one row per target: the mean of the predicted cells.
 
-``prediction="control_plus_delta"`` (a transferome extension) returns the target's measured
-control mean plus the decoded change ``mean(D(S + P)) - mean(D(S))``, so that errors of the
-decoder in reconstructing the target's own baseline cancel out.
+Two transferome extensions change what is returned (``prediction``):
+
+- ``"control_plus_delta"``: the target's measured control mean plus the decoded change
+  ``mean(D(S + P)) - mean(D(S))``, so that errors of the decoder in reconstructing the
+  target's own baseline cancel out;
+- ``"anchored"``: the target's control mean plus the mean *observed* change of ``p`` in the
+  source contexts, corrected by how the model's decoded change in the target differs from
+  its decoded change in those sources: ``mean_c(delta_c) + delta_hat(target) -
+  mean_c(delta_hat_c)``. The network then only has to get the context-specific part of the
+  response right; the shared part comes from the measurements. Combinations (no source
+  context holds the combination) fall back to ``"control_plus_delta"``.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from transferome.models.xtransfer_module import XTransferConfig, XTransferModule
 __all__ = ["PairRows", "XTransfer"]
 
 _MATCHING = ("random", "mean")
-_PREDICTION = ("decoded", "control_plus_delta")
+_PREDICTION = ("decoded", "control_plus_delta", "anchored")
 _ENCODE_BATCH = 2048
 
 
@@ -97,7 +105,8 @@ class XTransfer(Estimator):
         ``"random"`` or ``"mean"``: how source cells are matched to target cells (see the
         module docstring).
     prediction
-        ``"decoded"`` (the paper) or ``"control_plus_delta"`` (transferome extension).
+        ``"decoded"`` (the paper), or the transferome extensions ``"control_plus_delta"`` and
+        ``"anchored"`` (see the module docstring).
     max_epochs, batch_size, lr, weight_decay, lr_step_size, lr_gamma
         Training (paper: 60 epochs, Adam lr 2e-4, weight decay 5e-4, x0.5 every 8 epochs).
     early_stopping, validation_fraction
@@ -407,25 +416,76 @@ class XTransfer(Estimator):
         components = split_combination(perturbation, schema.combination_sep)
         if not components or perturbation == schema.control:
             raise DataValidationError(f"target perturbation {perturbation!r} names no perturbation")
-        s, _ = self._encode(rows, controls)
-        p = np.zeros_like(s)
-        for single in components:
-            source = self._source_latents(
+        p_sources = [
+            self._source_latents(
                 rows, contexts, perturbations, context, single, exclude_target=len(components) == 1
             )
+            for single in components
+        ]
+        target_delta = self._decoded_delta(rows, controls, p_sources, rng)
+        if self.prediction == "decoded":
+            return target_delta[0]
+        measured = rows[controls]["x"].numpy().mean(axis=0)
+        if self.prediction == "control_plus_delta" or len(components) > 1:
+            return measured + target_delta[1]
+        return measured + self._anchored_delta(
+            rows, contexts, perturbations, context, perturbation, p_sources, target_delta[1], rng
+        )
+
+    def _decoded_delta(
+        self,
+        rows: Any,
+        controls: np.ndarray,
+        p_sources: list[np.ndarray],
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean ``D(S + P)`` over ``controls`` and the mean decoded change ``D(S + P) - D(S)``."""
+        s, _ = self._encode(rows, controls)
+        p = np.zeros_like(s)
+        for source in p_sources:
             if self.matching == "mean":
                 p += source.mean(axis=0, keepdims=True)
             else:
                 p += source[rng.integers(0, len(source), size=len(s))]
         module = self.module_
-        decoded = module.predict_from_latents(torch.from_numpy(s), torch.from_numpy(p)).numpy()
+        s_t = torch.from_numpy(s)
+        decoded = module.predict_from_latents(s_t, torch.from_numpy(p)).numpy().mean(axis=0)
         if self.prediction == "decoded":
-            return decoded.mean(axis=0)
-        baseline = module.predict_from_latents(
-            torch.from_numpy(s), torch.zeros_like(torch.from_numpy(s))
-        ).numpy()
-        measured = rows[controls]["x"].numpy().mean(axis=0)
-        return measured + decoded.mean(axis=0) - baseline.mean(axis=0)
+            return decoded, decoded
+        baseline = module.predict_from_latents(s_t, torch.zeros_like(s_t)).numpy().mean(axis=0)
+        return decoded, decoded - baseline
+
+    def _anchored_delta(
+        self,
+        rows: Any,
+        contexts: np.ndarray,
+        perturbations: np.ndarray,
+        context: str,
+        perturbation: str,
+        p_sources: list[np.ndarray],
+        target_delta: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Observed mean change of the source contexts plus the model's context difference.
+
+        ``mean_c(observed delta_c) + decoded delta(target) - mean_c(decoded delta_c)`` over the
+        source contexts ``c`` that hold cells of ``perturbation`` and controls; the decoded
+        change of the target when there is no such context.
+        """
+        control = self.schema_.control
+        observed, decoded = [], []
+        for source in sorted(set(contexts[perturbations == perturbation]) - {context}):
+            in_source = contexts == source
+            treated = np.flatnonzero(in_source & (perturbations == perturbation))
+            source_controls = np.flatnonzero(in_source & (perturbations == control))
+            if source_controls.size == 0:
+                continue
+            control_mean = rows[source_controls]["x"].numpy().mean(axis=0)
+            observed.append(rows[treated]["x"].numpy().mean(axis=0) - control_mean)
+            decoded.append(self._decoded_delta(rows, source_controls, p_sources, rng)[1])
+        if not observed:
+            return target_delta
+        return np.mean(observed, axis=0) + target_delta - np.mean(decoded, axis=0)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> Path:
