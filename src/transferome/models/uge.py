@@ -21,10 +21,13 @@ from anndata import AnnData
 from transferome._logging import get_logger
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
-from transferome.models._persist import check_var_names, read_model_files, write_model_files
+from transferome.models._persist import check_var_names
 from transferome.models.base import Estimator, Target
 from transferome.models.uge_data import (
     SpeciesBlock,
+    category_codes,
+    class_labels,
+    perturbation_codes,
     split_species,
     standardise,
     training_tensors,
@@ -32,6 +35,8 @@ from transferome.models.uge_data import (
 )
 from transferome.models.uge_genes import (
     align_columns,
+    best_matches,
+    cosine_similarity,
     dense_values,
     describe_genes,
     relative_values,
@@ -244,8 +249,11 @@ class UniversalGeneEmbedding(Estimator):
         for block in blocks:
             offsets[block.species] = start
             start += block.adata.n_vars
-        labels, classes = self._labels(blocks, labelled_species)
-        external, categories = self._external(blocks, schema)
+        labels, classes = class_labels(blocks, self.label_key, labelled_species)
+        external, categories = (
+            perturbation_codes(blocks, schema) if self.perturbation_token else ({}, [])
+        )
+        external = external or {b.species: np.zeros(b.adata.n_obs) for b in blocks}
         config = UGEConfig(
             n_genes=start,
             n_features=len(columns),
@@ -299,50 +307,6 @@ class UniversalGeneEmbedding(Estimator):
         self.group_latents_ = self._group_latents(blocks, schema)
         _log.info("UGE fitted on %s in %d epochs", ", ".join(self.species_), len(self.history_))
         return self
-
-    def _labels(
-        self, blocks: list[SpeciesBlock], labelled_species: Sequence[str] | None
-    ) -> tuple[dict[str, np.ndarray], list[str]]:
-        n_rows = {b.species: b.adata.n_obs for b in blocks}
-        if self.label_key is None:
-            return {s: np.full(n, -1) for s, n in n_rows.items()}, []
-        chosen = list(n_rows) if labelled_species is None else [str(s) for s in labelled_species]
-        unknown = sorted(set(chosen) - set(n_rows))
-        if unknown:
-            raise DataValidationError(
-                f"labelled species {unknown} are not in the data ({sorted(n_rows)})"
-            )
-        raw = {}
-        for block in blocks:
-            if block.species not in chosen:
-                continue
-            if self.label_key not in block.adata.obs.columns:
-                raise DataValidationError(
-                    f"species {block.species!r}: label_key {self.label_key!r} is not an obs "
-                    f"column; obs has {list(block.adata.obs.columns)}"
-                )
-            raw[block.species] = obs_labels(block.adata, self.label_key)
-        classes = sorted({c for v in raw.values() for c in v})
-        index = {c: i for i, c in enumerate(classes)}
-        labels = {
-            s: np.array([index[c] for c in raw[s]]) if s in raw else np.full(n, -1)
-            for s, n in n_rows.items()
-        }
-        return labels, classes
-
-    def _external(
-        self, blocks: list[SpeciesBlock], schema: Schema
-    ) -> tuple[dict[str, np.ndarray], list[str]]:
-        if not self.perturbation_token:
-            return {b.species: np.zeros(b.adata.n_obs) for b in blocks}, []
-        raw = {b.species: obs_labels(b.adata, schema.perturbation_key) for b in blocks}
-        categories = sorted({c for v in raw.values() for c in v})
-        return {s: self._external_codes(v, categories) for s, v in raw.items()}, categories
-
-    @staticmethod
-    def _external_codes(labels: np.ndarray, categories: Sequence[str]) -> np.ndarray:
-        index = {c: i + 1 for i, c in enumerate(categories)}
-        return np.array([index.get(str(c), 0) for c in labels], dtype=np.int64)
 
     def _split_rows(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         order = np.random.default_rng(self.random_state).permutation(n)
@@ -398,7 +362,7 @@ class UniversalGeneEmbedding(Estimator):
         external = None
         key = self.schema.perturbation_key
         if self.perturbation_token and key in adata.obs.columns:
-            external = self._external_codes(obs_labels(adata, key), self.external_categories_)
+            external = category_codes(obs_labels(adata, key), self.external_categories_)
         token_index = torch.arange(len(tokens))
         out = []
         with torch.no_grad():
@@ -507,11 +471,7 @@ class UniversalGeneEmbedding(Estimator):
         """
         left = self.gene_embeddings(source) if isinstance(source, str) else source
         right = self.gene_embeddings(target) if isinstance(target, str) else target
-        a = left.to_numpy(np.float64)
-        b = right.to_numpy(np.float64)
-        a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-        return pd.DataFrame(a @ b.T, index=left.index, columns=right.index)
+        return cosine_similarity(left, right)
 
     def map_genes(
         self, source: str | pd.DataFrame, target: str | pd.DataFrame, *, top_k: int = 1
@@ -521,16 +481,7 @@ class UniversalGeneEmbedding(Estimator):
         Returns a tidy frame with columns ``target_gene``, ``source_gene``, ``score``
         (cosine similarity) and ``rank`` (1 = best).
         """
-        similarity = self.gene_similarity(source, target)
-        values = similarity.to_numpy()
-        k = max(1, min(int(top_k), values.shape[0]))
-        best = np.argsort(-values, axis=0, kind="stable")[:k]
-        source_genes = similarity.index.to_numpy()
-        rows = []
-        for j, gene in enumerate(similarity.columns):
-            for rank, i in enumerate(best[:, j], start=1):
-                rows.append((gene, source_genes[i], float(values[i, j]), rank))
-        return pd.DataFrame(rows, columns=["target_gene", "source_gene", "score", "rank"])
+        return best_matches(self.gene_similarity(source, target), top_k)
 
     # -- annotation ----------------------------------------------------------------------------
     def predict_proba(self, adata: AnnData, *, species: str | None = None) -> pd.DataFrame:
@@ -576,74 +527,15 @@ class UniversalGeneEmbedding(Estimator):
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model folder (safetensors + JSON)."""
+        """Write the model folder (safetensors + JSON, see :mod:`.uge_persist`)."""
+        from transferome.models.uge_persist import save_model
+
         self._check_fitted()
-        arrays = {
-            f"net.{k}": v.detach().cpu().numpy() for k, v in self.network_.state_dict().items()
-        }
-        arrays["description_mean"] = np.asarray(self.description_mean_, dtype=np.float64)
-        arrays["description_scale"] = np.asarray(self.description_scale_, dtype=np.float64)
-        for species in self.species_:
-            arrays[f"tokens.{species}"] = np.asarray(self.tokens_[species], dtype=np.int64)
-        latents = self.group_latents_
-        arrays["group_latents"] = latents.drop(columns="n").to_numpy(dtype=np.float32)
-        arrays["group_sizes"] = latents["n"].to_numpy(dtype=np.int64)
-        extra = {
-            "config": self.network_.config.__dict__,
-            "schema": self.schema_.to_dict(),
-            "species": list(self.species_),
-            "species_var_names": self.var_names_,
-            "offsets": self.offsets_,
-            "description_columns": list(self.description_columns_),
-            "classes": list(self.classes_),
-            "external_categories": list(self.external_categories_),
-            "groups": [list(map(str, key)) for key in latents.index],
-            "history": self.history_.astype(object)
-            .where(self.history_.notna(), None)
-            .to_dict(orient="list"),
-        }
-        all_genes = [f"{s}:{g}" for s in self.species_ for g in self.var_names_[s]]
-        return write_model_files(
-            path,
-            model_class=type(self).__name__,
-            params=self.get_params(),
-            arrays=arrays,
-            var_names=all_genes,
-            extra=extra,
-        )
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> UniversalGeneEmbedding:
         """Read a model folder written by :meth:`save`."""
-        from transferome.errors import ModelFileError
+        from transferome.models.uge_persist import load_model
 
-        meta, arrays = read_model_files(path, model_class=cls.__name__)
-        extra = meta["extra"]
-        try:
-            model = cls(**meta["params"])
-            network = UGENetwork(UGEConfig(**extra["config"]))
-            state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
-            network.load_state_dict(state)
-            model.network_ = network.eval()
-            model.schema_ = Schema.from_dict(extra["schema"])
-            model.species_ = tuple(extra["species"])
-            model.var_names_ = {s: list(v) for s, v in extra["species_var_names"].items()}
-            model.tokens_ = {s: arrays[f"tokens.{s}"] for s in model.species_}
-            model.offsets_ = {s: int(v) for s, v in extra["offsets"].items()}
-            model.description_columns_ = list(extra["description_columns"])
-            model.description_mean_ = arrays["description_mean"]
-            model.description_scale_ = arrays["description_scale"]
-            model.classes_ = list(extra["classes"])
-            model.external_categories_ = list(extra["external_categories"])
-            index = pd.MultiIndex.from_tuples(
-                [tuple(g) for g in extra["groups"]], names=["species", "context", "perturbation"]
-            )
-            latents = pd.DataFrame(arrays["group_latents"], index=index)
-            latents["n"] = arrays["group_sizes"]
-            model.group_latents_ = latents
-            model.history_ = pd.DataFrame(extra["history"]).astype(float, errors="ignore")
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ModelFileError(
-                f"{path}: not a valid UniversalGeneEmbedding model ({exc})"
-            ) from exc
-        return model
+        return load_model(cls, path)

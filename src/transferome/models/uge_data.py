@@ -6,7 +6,7 @@ validated per-species blocks and the tensors the network trains on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +17,16 @@ from transferome.data.schema import DatasetDescription, Schema, obs_labels, vali
 from transferome.errors import DataValidationError
 from transferome.models.uge_genes import dense_values, relative_values
 
-__all__ = ["SpeciesBlock", "split_species", "standardise", "training_tensors", "validate_block"]
+__all__ = [
+    "SpeciesBlock",
+    "category_codes",
+    "class_labels",
+    "perturbation_codes",
+    "split_species",
+    "standardise",
+    "training_tensors",
+    "validate_block",
+]
 
 DEFAULT_SPECIES = "default"
 
@@ -128,3 +137,50 @@ def training_tensors(
     out["label"] = out["label"].astype(np.int64)
     out["external"] = out["external"].astype(np.int64)
     return out
+
+
+def class_labels(
+    blocks: list[SpeciesBlock], label_key: str | None, labelled_species: Sequence[str] | None
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Class index of every row (-1: unlabelled) and the sorted classes of the labelled species."""
+    n_rows = {b.species: b.adata.n_obs for b in blocks}
+    if label_key is None:
+        return {s: np.full(n, -1) for s, n in n_rows.items()}, []
+    chosen = list(n_rows) if labelled_species is None else [str(s) for s in labelled_species]
+    unknown = sorted(set(chosen) - set(n_rows))
+    if unknown:
+        raise DataValidationError(
+            f"labelled species {unknown} are not in the data ({sorted(n_rows)})"
+        )
+    raw = {}
+    for block in blocks:
+        if block.species not in chosen:
+            continue
+        if label_key not in block.adata.obs.columns:
+            raise DataValidationError(
+                f"species {block.species!r}: label_key {label_key!r} is not an obs "
+                f"column; obs has {list(block.adata.obs.columns)}"
+            )
+        raw[block.species] = obs_labels(block.adata, label_key)
+    classes = sorted({c for v in raw.values() for c in v})
+    index = {c: i for i, c in enumerate(classes)}
+    labels = {
+        s: np.array([index[c] for c in raw[s]]) if s in raw else np.full(n, -1)
+        for s, n in n_rows.items()
+    }
+    return labels, classes
+
+
+def category_codes(labels: np.ndarray, categories: Sequence[str]) -> np.ndarray:
+    """External-token codes: 1 + the category's position, 0 for labels not in ``categories``."""
+    index = {c: i + 1 for i, c in enumerate(categories)}
+    return np.array([index.get(str(c), 0) for c in labels], dtype=np.int64)
+
+
+def perturbation_codes(
+    blocks: list[SpeciesBlock], schema: Schema
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Per species, the external-token code of each row's perturbation, and the categories."""
+    raw = {b.species: obs_labels(b.adata, schema.perturbation_key) for b in blocks}
+    categories = sorted({c for v in raw.values() for c in v})
+    return {s: category_codes(v, categories) for s, v in raw.items()}, categories

@@ -33,6 +33,8 @@ from transferome.errors import DataValidationError
 __all__ = [
     "DescriptionKind",
     "align_columns",
+    "best_matches",
+    "cosine_similarity",
     "dense_values",
     "describe_genes",
     "descriptions_through_map",
@@ -205,3 +207,30 @@ def align_columns(descriptions: Mapping[str, pd.DataFrame]) -> list[str]:
             f"species: {list(descriptions)}"
         )
     return columns
+
+
+def cosine_similarity(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    """Cosine similarity of the rows of two embedding frames (left rows x right rows)."""
+    a = left.to_numpy(np.float64)
+    b = right.to_numpy(np.float64)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return pd.DataFrame(a @ b.T, index=left.index, columns=right.index)
+
+
+def best_matches(similarity: pd.DataFrame, top_k: int = 1) -> pd.DataFrame:
+    """For each column (target gene), its ``top_k`` rows (source genes) by similarity.
+
+    Returns a tidy frame with columns ``target_gene``, ``source_gene``, ``score`` and ``rank``
+    (1 = best).
+    """
+    values = similarity.to_numpy()
+    k = max(1, min(int(top_k), values.shape[0]))
+    best = np.argsort(-values, axis=0, kind="stable")[:k]
+    source_genes = similarity.index.to_numpy()
+    rows = [
+        (gene, source_genes[i], float(values[i, j]), rank)
+        for j, gene in enumerate(similarity.columns)
+        for rank, i in enumerate(best[:, j], start=1)
+    ]
+    return pd.DataFrame(rows, columns=["target_gene", "source_gene", "score", "rank"])

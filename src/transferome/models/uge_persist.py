@@ -1,0 +1,95 @@
+"""Model folders of the universal gene embedding: safetensors weights + JSON metadata.
+
+The folder holds the network's state, the description standardisation, each species' token
+genes and the group latents (arrays), and the network config, schema, species, gene names,
+description columns, classes and training history (JSON). No pickle.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+
+from transferome.data.schema import Schema
+from transferome.errors import ModelFileError
+from transferome.models._persist import read_model_files, write_model_files
+from transferome.models.uge_module import UGEConfig, UGENetwork
+
+if TYPE_CHECKING:
+    from transferome.models.uge import UniversalGeneEmbedding
+
+__all__ = ["load_model", "save_model"]
+
+
+def save_model(model: UniversalGeneEmbedding, path: str | os.PathLike[str]) -> Path:
+    """Write a fitted model's folder and return it."""
+    arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in model.network_.state_dict().items()}
+    arrays["description_mean"] = np.asarray(model.description_mean_, dtype=np.float64)
+    arrays["description_scale"] = np.asarray(model.description_scale_, dtype=np.float64)
+    for species in model.species_:
+        arrays[f"tokens.{species}"] = np.asarray(model.tokens_[species], dtype=np.int64)
+    latents = model.group_latents_
+    arrays["group_latents"] = latents.drop(columns="n").to_numpy(dtype=np.float32)
+    arrays["group_sizes"] = latents["n"].to_numpy(dtype=np.int64)
+    extra = {
+        "config": model.network_.config.__dict__,
+        "schema": model.schema_.to_dict(),
+        "species": list(model.species_),
+        "species_var_names": model.var_names_,
+        "offsets": model.offsets_,
+        "description_columns": list(model.description_columns_),
+        "classes": list(model.classes_),
+        "external_categories": list(model.external_categories_),
+        "groups": [list(map(str, key)) for key in latents.index],
+        "history": model.history_.astype(object)
+        .where(model.history_.notna(), None)
+        .to_dict(orient="list"),
+    }
+    all_genes = [f"{s}:{g}" for s in model.species_ for g in model.var_names_[s]]
+    return write_model_files(
+        path,
+        model_class=type(model).__name__,
+        params=model.get_params(),
+        arrays=arrays,
+        var_names=all_genes,
+        extra=extra,
+    )
+
+
+def load_model(
+    cls: type[UniversalGeneEmbedding], path: str | os.PathLike[str]
+) -> UniversalGeneEmbedding:
+    """Read a model folder written by :func:`save_model`."""
+    meta, arrays = read_model_files(path, model_class=cls.__name__)
+    extra = meta["extra"]
+    try:
+        model = cls(**meta["params"])
+        network = UGENetwork(UGEConfig(**extra["config"]))
+        state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
+        network.load_state_dict(state)
+        model.network_ = network.eval()
+        model.schema_ = Schema.from_dict(extra["schema"])
+        model.species_ = tuple(extra["species"])
+        model.var_names_ = {s: list(v) for s, v in extra["species_var_names"].items()}
+        model.tokens_ = {s: arrays[f"tokens.{s}"] for s in model.species_}
+        model.offsets_ = {s: int(v) for s, v in extra["offsets"].items()}
+        model.description_columns_ = list(extra["description_columns"])
+        model.description_mean_ = arrays["description_mean"]
+        model.description_scale_ = arrays["description_scale"]
+        model.classes_ = list(extra["classes"])
+        model.external_categories_ = list(extra["external_categories"])
+        index = pd.MultiIndex.from_tuples(
+            [tuple(g) for g in extra["groups"]], names=["species", "context", "perturbation"]
+        )
+        latents = pd.DataFrame(arrays["group_latents"], index=index)
+        latents["n"] = arrays["group_sizes"]
+        model.group_latents_ = latents
+        model.history_ = pd.DataFrame(extra["history"]).astype(float, errors="ignore")
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: not a valid UniversalGeneEmbedding model ({exc})") from exc
+    return model
