@@ -327,3 +327,46 @@ def test_bf16_mixed_precision_trains_on_cpu() -> None:
     assert np.isfinite(result.history["train_loss"]).all()
     assert result.history["train_loss"].iloc[-1] < result.history["train_loss"].iloc[0]
     assert all(p.dtype == torch.float32 for p in module.parameters())  # weights stay float32
+
+
+def test_sampler_factory_controls_the_batches_and_sees_every_epoch() -> None:
+    adata = make_adata(n_obs=40)
+    calls: list[dict[str, object]] = []
+    epochs: list[int] = []
+    seen: list[list[int]] = []
+
+    class FixedBatches:
+        def __init__(self, n_rows: int, batch_size: int) -> None:
+            self.batches = [
+                np.arange(i, min(i + batch_size, n_rows)) for i in range(0, n_rows, batch_size)
+            ]
+
+        def set_epoch(self, epoch: int) -> None:
+            epochs.append(epoch)
+
+        def __iter__(self):
+            return iter(self.batches[::-1])  # last rows first, every epoch
+
+        def __len__(self) -> int:
+            return len(self.batches)
+
+    def factory(dataset, **options):
+        calls.append(options)
+        return FixedBatches(len(dataset), options["batch_size"])
+
+    class Recording(AutoEncoder):
+        def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            if self.training:
+                seen.append(batch["index"].tolist())
+            return super().loss(batch)
+
+    fit_module(
+        Recording(),
+        AnnDataRows(adata),
+        config=small_config(max_epochs=3, batch_size=16),
+        sampler_factory=factory,
+    )
+    assert calls == [{"batch_size": 16, "shuffle": True, "seed": 0, "num_replicas": 1, "rank": 0}]
+    assert epochs == [0, 1, 2]
+    assert seen[:3] == [list(range(32, 40)), list(range(16, 32)), list(range(16))]
+    assert len(seen) == 9
