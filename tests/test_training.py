@@ -79,6 +79,7 @@ def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
         ("devices", True),
         ("random_state", 1.5),
         ("gradient_clip", -1.0),
+        ("precision", "fp8"),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field: str, value: object) -> None:
@@ -293,6 +294,10 @@ def test_bad_modules_and_arguments_give_clear_errors() -> None:
         fit_module(AutoEncoder(), AnnDataRows(adata), config=small_config(early_stopping=2))
     with pytest.raises(TrainingConfigError, match="strategy='ddp'"):
         fit_module(AutoEncoder(), AnnDataRows(adata), config=small_config(strategy="ddp_spawn"))
+    with pytest.raises(TrainingConfigError, match="strategy='no_such_strategy'"):
+        fit_module(
+            AutoEncoder(), AnnDataRows(adata), config=small_config(strategy="no_such_strategy")
+        )
 
 
 def test_gradient_clipping_bounds_each_update() -> None:

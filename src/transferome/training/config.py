@@ -20,6 +20,16 @@ class LossError(TransferomeError, ValueError):
 
 
 _ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+_PRECISIONS = (
+    "32-true",
+    "16-mixed",
+    "bf16-mixed",
+    "16-true",
+    "bf16-true",
+    "64-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+)
 
 
 @dataclass(frozen=True)
@@ -92,9 +102,9 @@ class TrainingConfig:
             )
         if not isinstance(self.strategy, str) or not self.strategy:
             raise TrainingConfigError(f"strategy={self.strategy!r}; expected a Lightning name")
-        if not isinstance(self.precision, str):
+        if self.precision not in _PRECISIONS:
             raise TrainingConfigError(
-                f"precision={self.precision!r}; expected a string such as '32-true'"
+                f"precision={self.precision!r}; expected one of {', '.join(_PRECISIONS)}"
             )
         devices = self.devices
         valid_devices = (isinstance(devices, int) and not isinstance(devices, bool)) or (

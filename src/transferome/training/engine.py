@@ -137,7 +137,19 @@ def _resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
 
 def _trainer(config: TrainingConfig, epochs: int) -> Any:
     import lightning.pytorch as pl
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    try:
+        return _make_trainer(pl, config, epochs)
+    except (MisconfigurationException, ValueError, RuntimeError) as exc:
+        raise TrainingConfigError(
+            f"accelerator={config.accelerator!r}, devices={config.devices!r}, "
+            f"strategy={config.strategy!r}, num_nodes={config.num_nodes} cannot be used "
+            f"here: {exc}"
+        ) from exc
+
+
+def _make_trainer(pl: Any, config: TrainingConfig, epochs: int) -> Any:
     return pl.Trainer(
         max_epochs=epochs,
         accelerator=config.accelerator,
