@@ -60,7 +60,9 @@ class UniversalGeneEmbedding(Estimator):
         Genes the decoder rebuilds in training, per species (most variable first); prediction
         decodes every gene.
     d_model, n_layers, n_heads, d_ff, dropout
-        Transformer size; the paper uses 256, 4 and 8.
+        Transformer size; the paper uses 256, 4 and 8. The defaults (128 wide, 4 layers, 8
+        heads, 256 tokens, 15 epochs at lr 1e-3 instead of the paper's 100 at 1e-4) keep a fit
+        of the default simulated atlas to about 15 CPU-minutes (``benchmarks/uge_speed.py``).
     gene_description
         ``auto``, ``profile``, ``reactome`` or ``both`` (see
         :func:`~transferome.models.uge_genes.describe_genes`); ignored for species whose
@@ -119,9 +121,9 @@ class UniversalGeneEmbedding(Estimator):
         residual_weight: float = 1e-3,
         route: str = "drug",
         anchor_control: bool = True,
-        max_epochs: int = 40,
+        max_epochs: int = 15,
         batch_size: int = 32,
-        lr: float = 5e-4,
+        lr: float = 1e-3,
         weight_decay: float = 0.0,
         early_stopping: int | None = None,
         precision: str = "32-true",
