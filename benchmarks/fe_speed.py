@@ -1,0 +1,172 @@
+"""Training speed of Factorized Embeddings: block design against the reference design.
+
+The reference design (the authors' code) materialises one row per (sample, gene) pair,
+serves them through a per-item ``Dataset`` and a ``DataLoader`` (batch 10,000, shuffled, one
+worker) and evaluates the MLP on the concatenated embeddings of every row. Ours trains on
+blocks of samples x genes through the shared engine and computes the first layer once per
+sample and once per gene of a block. Both use the paper's network (50-d embeddings, hidden
+250-150-100-50-10, tanh, Adam lr 1e-3, L2 1e-5) on the same 1,000 x 20,000 matrix.
+
+Epoch times are extrapolated from timed batches (a full reference epoch takes tens of minutes
+on two cores); achieved GFLOP/s count the multiply-adds of the MLP (x2 FLOP, x3 for forward
+plus backward) and are compared with this machine's own 4096^3 matmul.
+
+Run: ``python benchmarks/fe_speed.py [--samples 1000 --genes 20000 --blocks 200]``
+(about 2-4 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from transferome.models.fe_module import FEBlocks, FEConfig, FEModule
+from transferome.training import TrainingConfig, fit_module
+
+HIDDEN = (250, 150, 100, 50, 10)
+EMB = 50
+
+
+class ReferenceFE(nn.Module):
+    """The reference network: embeddings concatenated per row, then the MLP."""
+
+    def __init__(self, n_genes: int, n_samples: int) -> None:
+        super().__init__()
+        self.emb_1 = nn.Embedding(n_genes, EMB)
+        self.emb_2 = nn.Embedding(n_samples, EMB)
+        dims = [2 * EMB, *HIDDEN]
+        self.mlp_layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        self.last_layer = nn.Linear(dims[-1], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([self.emb_1(x[:, 0].long()), self.emb_2(x[:, 1].long())], 1)
+        for layer in self.mlp_layers:
+            h = torch.tanh(layer(h))
+        return self.last_layer(h)
+
+
+class PairRows(torch.utils.data.Dataset):
+    """One item per (gene, sample) pair, as in the reference code."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        n_samples, n_genes = values.shape
+        self.x = np.transpose(
+            [np.tile(np.arange(n_genes), n_samples), np.repeat(np.arange(n_samples), n_genes)]
+        )
+        self.y = values[self.x[:, 1], self.x[:, 0]]
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, idx: int) -> list:
+        return [self.x[idx], self.y[idx]]
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
+    a = torch.randn(n, n, generator=torch.Generator().manual_seed(0)).to(dtype)
+    b = torch.randn(n, n, generator=torch.Generator().manual_seed(1)).to(dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def time_reference(values: np.ndarray, n_batches: int, batch_size: int = 10_000) -> float:
+    """Seconds per value of the reference design (after one warm-up batch)."""
+    built = time.perf_counter()
+    data = PairRows(values)
+    print(f"reference index table: {len(data):,} rows built in {time.perf_counter() - built:.1f} s")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = ReferenceFE(values.shape[1], values.shape[0])
+        loader = torch.utils.data.DataLoader(
+            data, batch_size=batch_size, shuffle=True, num_workers=1
+        )
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+        criterion = nn.MSELoss()
+        seen, start = 0, 0.0
+        for step, (inputs, targets) in enumerate(loader):
+            if step == 1:
+                seen, start = 0, time.perf_counter()
+            pred = model(inputs.float())
+            loss = criterion(pred, targets.float().reshape(-1, 1))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            seen += len(targets)
+            if step == n_batches:
+                break
+    return (time.perf_counter() - start) / seen
+
+
+def time_ours(values: np.ndarray, n_blocks: int, precision: str, blocks: tuple[int, int]) -> float:
+    """Seconds per value of the block design through the training engine."""
+    n_samples, n_genes = values.shape
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = FEModule(FEConfig(n_samples=n_samples, n_genes=n_genes))
+    train = FEBlocks(
+        values, None, np.zeros((n_samples, 0)), sample_block=blocks[0], gene_block=blocks[1], seed=0
+    )
+    subset = torch.utils.data.Subset(train, range(min(n_blocks, len(train))))
+    config = TrainingConfig(
+        max_epochs=1,
+        batch_size=1,
+        lr=1e-3,
+        weight_decay=1e-5,
+        accelerator="cpu",
+        precision=precision,
+    )
+    warm = torch.utils.data.Subset(train, range(3))
+    fit_module(module, warm, config=config, collate_fn=FEBlocks.collate)
+    result = fit_module(module, subset, config=config, collate_fn=FEBlocks.collate)
+    elapsed = float(result.history["seconds"].iloc[0])  # the epoch itself, not Trainer setup
+    return elapsed / sum(int(train[i]["x"].numel()) for i in range(len(subset)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--genes", type=int, default=20_000)
+    parser.add_argument("--blocks", type=int, default=200, help="blocks timed for our design")
+    parser.add_argument("--batches", type=int, default=15, help="batches timed for the reference")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rng = np.random.default_rng(0)
+    values = np.log1p(rng.gamma(0.5, 20.0, size=(args.samples, args.genes))).astype(np.float32)
+    n_values = values.size
+    config = FEConfig(n_samples=args.samples, n_genes=args.genes)
+    rest = config.flops_per_value()
+    ours_flop = 6 * rest  # first layer once per sample/gene: negligible per value
+    ref_flop = 6 * (rest + 2 * EMB * HIDDEN[0])
+
+    peak32, peak16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+    print(
+        f"matmul 4096^3: float32 {peak32:.0f} GFLOP/s, bfloat16 {peak16:.0f} GFLOP/s "
+        f"({torch.get_num_threads()} threads)"
+    )
+    rows = []
+    ref = time_reference(values, args.batches)
+    rows.append(("reference (pair rows, batch 10k)", "32-true", ref, ref_flop, peak32))
+    for precision, peak in (("32-true", peak32), ("bf16-mixed", peak16)):
+        ours = time_ours(values, args.blocks, precision, (32, 256))
+        rows.append(("transferome FE (blocks 32x256)", precision, ours, ours_flop, peak))
+    table = pd.DataFrame(rows, columns=["design", "precision", "s_per_value", "flop", "peak"])
+    table["values_per_s"] = (1 / table.s_per_value).round(0).astype(int)
+    table["epoch_s"] = (table.s_per_value * n_values).round(1)
+    table["GFLOP/s"] = (table.flop / table.s_per_value / 1e9).round(1)
+    table["% of matmul"] = (100 * table["GFLOP/s"] / table.peak).round(1)
+    table["speed-up"] = (table.s_per_value.iloc[0] / table.s_per_value).round(1)
+    print(f"\n{args.samples} x {args.genes} = {n_values:,} values per epoch")
+    print(table.drop(columns=["s_per_value", "flop", "peak"]).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
