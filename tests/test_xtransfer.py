@@ -10,7 +10,7 @@ from anndata import AnnData
 
 from transferome.data.schema import Schema
 from transferome.errors import DataValidationError, ModelFileError, TransferomeError
-from transferome.models.xtransfer import XTransfer
+from transferome.models.xtransfer import XTransfer, _anchor_weight
 
 FAST = {**XTransfer.fast_params, "max_epochs": 3}
 # enough training to learn the easy task below in a few seconds
@@ -259,9 +259,11 @@ def test_anchored_prediction(easy, fitted):
         ].mean(0)
 
     sources = ["c1", "c2", "c3"]
-    observed = np.mean([mean_of(c, "d0") - mean_of(c, "control") for c in sources], axis=0)
-    correction = decoded_delta("c0") - np.mean([decoded_delta(c) for c in sources], axis=0)
-    expected = mean_of("c0", "control") + observed + correction
+    observed = np.array([mean_of(c, "d0") - mean_of(c, "control") for c in sources])
+    decoded = np.array([decoded_delta(c) for c in sources])
+    weight = _anchor_weight(observed, decoded)
+    correction = decoded_delta("c0") - decoded.mean(axis=0)
+    expected = mean_of("c0", "control") + observed.mean(axis=0) + weight * correction
     np.testing.assert_allclose(
         model.predict(easy, [("c0", "d0")]).X[0], expected, rtol=1e-4, atol=1e-4
     )
@@ -269,3 +271,17 @@ def test_anchored_prediction(easy, fitted):
     combo = model.predict(easy, [("c1", "d0+d1")]).X[0]
     delta_model = _with(fitted, matching="mean", prediction="control_plus_delta")
     np.testing.assert_allclose(combo, delta_model.predict(easy, [("c1", "d0+d1")]).X[0], rtol=1e-5)
+
+
+def test_anchor_weight_by_hand():
+    # the decoded changes explain the context differences exactly: full weight
+    observed = np.array([[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]])
+    assert _anchor_weight(observed, observed + 5.0) == 1.0
+    # decoded differences unrelated to the observed ones: no correction (additive)
+    assert _anchor_weight(observed, np.array([[0.0, 9.0], [0.0, -9.0], [0.0, 0.0]])) == 0.0
+    # half the size of the observed differences: weight 2 is off the grid, 1 is best
+    assert _anchor_weight(observed, observed / 2) == 1.0
+    # twice as large: weight 0.5
+    assert _anchor_weight(observed, observed * 2) == 0.5
+    # a single source cannot be left out
+    assert _anchor_weight(observed[:1], observed[:1]) == 1.0

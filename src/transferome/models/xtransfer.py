@@ -25,10 +25,13 @@ Two transferome extensions change what is returned (``prediction``):
   target's own baseline cancel out;
 - ``"anchored"``: the target's control mean plus the mean *observed* change of ``p`` in the
   source contexts, corrected by how the model's decoded change in the target differs from
-  its decoded change in those sources: ``mean_c(delta_c) + delta_hat(target) -
-  mean_c(delta_hat_c)``. The network then only has to get the context-specific part of the
-  response right; the shared part comes from the measurements. Combinations (no source
-  context holds the combination) fall back to ``"control_plus_delta"``.
+  its decoded change in those sources: ``mean_c(delta_c) + w * (delta_hat(target) -
+  mean_c(delta_hat_c))``. The network then only has to get the context-specific part of the
+  response right; the shared part comes from the measurements. The weight ``w`` in
+  ``{0, 0.25, 0.5, 0.75, 1}`` is chosen per target by predicting each source context from
+  the others (``w = 0`` is the additive baseline, so a correction that does not transfer is
+  switched off). Combinations (no source context holds the combination) fall back to
+  ``"control_plus_delta"``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ __all__ = ["PairRows", "XTransfer"]
 _MATCHING = ("random", "mean")
 _PREDICTION = ("decoded", "control_plus_delta", "anchored")
 _ENCODE_BATCH = 2048
+_ANCHOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def _gene_means(rows: Any) -> np.ndarray:
@@ -63,6 +67,27 @@ def _gene_means(rows: Any) -> np.ndarray:
         chunk = rows[np.arange(start, min(start + _ENCODE_BATCH, len(rows)))]["x"]
         total += chunk.double().sum(dim=0).numpy()
     return (total / max(len(rows), 1)).astype(np.float32)
+
+
+def _anchor_weight(observed: np.ndarray, decoded: np.ndarray) -> float:
+    """Weight of the model's correction, chosen by leaving each source context out.
+
+    Each source context ``c`` is predicted from the others as
+    ``mean_{c' != c}(observed) + w * (decoded_c - mean_{c' != c}(decoded))``; the weight of
+    :data:`_ANCHOR_WEIGHTS` with the smallest squared error over the sources is returned
+    (1 with fewer than two sources, where nothing can be left out).
+    """
+    n = observed.shape[0]
+    if n < 2:
+        return 1.0
+    errors = np.zeros(len(_ANCHOR_WEIGHTS))
+    for c in range(n):
+        rest = np.arange(n) != c
+        base = observed[rest].mean(axis=0)
+        correction = decoded[c] - decoded[rest].mean(axis=0)
+        for i, weight in enumerate(_ANCHOR_WEIGHTS):
+            errors[i] += float(np.sum((base + weight * correction - observed[c]) ** 2))
+    return float(_ANCHOR_WEIGHTS[int(np.argmin(errors))])
 
 
 class PairRows(torch.utils.data.Dataset):
@@ -468,9 +493,10 @@ class XTransfer(Estimator):
     ) -> np.ndarray:
         """Observed mean change of the source contexts plus the model's context difference.
 
-        ``mean_c(observed delta_c) + decoded delta(target) - mean_c(decoded delta_c)`` over the
-        source contexts ``c`` that hold cells of ``perturbation`` and controls; the decoded
-        change of the target when there is no such context.
+        ``mean_c(observed delta_c) + w * (decoded delta(target) - mean_c(decoded delta_c))``
+        over the source contexts ``c`` that hold cells of ``perturbation`` and controls, with
+        ``w`` from :func:`_anchor_weight`; the decoded change of the target when there is no
+        such context.
         """
         control = self.schema_.control
         observed, decoded = [], []
@@ -485,7 +511,8 @@ class XTransfer(Estimator):
             decoded.append(self._decoded_delta(rows, source_controls, p_sources, rng)[1])
         if not observed:
             return target_delta
-        return np.mean(observed, axis=0) + target_delta - np.mean(decoded, axis=0)
+        weight = _anchor_weight(np.asarray(observed), np.asarray(decoded))
+        return np.mean(observed, axis=0) + weight * (target_delta - np.mean(decoded, axis=0))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> Path:
