@@ -15,10 +15,16 @@ __all__ = ["build_parser", "main"]
 
 # Modules of transferome.cli, one per subcommand, in the order --help lists them.
 _SUBCOMMANDS = (
+    "run",
+    "init_config",
     "info",
     "validate",
     "simulate",
     "benchmark",
+    "fit",
+    "predict",
+    "evaluate",
+    "map_genes",
 )
 
 

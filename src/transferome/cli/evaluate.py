@@ -1,0 +1,59 @@
+"""``transferome evaluate PRED TRUTH --out metrics.csv``: score predicted profiles."""
+
+from __future__ import annotations
+
+import argparse
+
+from transferome.cli._common import add_key_arguments
+
+NAME = "evaluate"
+HELP = "score predicted profiles (h5ad from `predict`) against observed data"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prediction", help="h5ad written by `transferome predict`")
+    parser.add_argument("truth", help="observed data (h5ad) holding the predicted groups")
+    parser.add_argument("--out", required=True, help="CSV of per-group metrics to write")
+    parser.add_argument("--n-degs", type=int, default=50, help="DEGs per group (default 50)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_key_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from transferome.data import atomic_path, obs_labels, read_h5ad, validate
+    from transferome.errors import DataValidationError
+    from transferome.metrics import evaluate_groups, summarize
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    truth = read_h5ad(args.truth)
+    keys = {
+        "species_key": args.species_key,
+        "context_key": args.context_key,
+        "perturbation_key": args.perturbation_key,
+        "control": args.control,
+        "dose_key": args.dose_key,
+        "sample_key": args.sample_key,
+        "combination_sep": args.combination_sep,
+    }
+    schema = validate(truth, **keys).schema
+    prediction = read_h5ad(args.prediction)
+    for key in (schema.context_key, schema.perturbation_key):
+        if key not in prediction.obs.columns:
+            raise DataValidationError(f"{args.prediction}: obs column {key!r} is missing")
+    if "predicted" in prediction.obs.columns:
+        prediction = prediction[prediction.obs["predicted"].astype(bool).to_numpy()]
+    else:
+        labels = obs_labels(prediction, schema.perturbation_key)
+        prediction = prediction[labels != schema.control]
+    results = evaluate_groups(prediction, truth, schema=schema, n_degs=args.n_degs)
+    with atomic_path(out) as tmp:
+        results.to_csv(tmp, index=False)
+    summary = summarize(results.assign(model="prediction"))
+    for row in summary.itertuples():
+        print(f"{row.metric}: mean {row.mean:.3f}, median {row.median:.3f}")
+    print(f"wrote {len(results)} rows to {out}")
+    return 0

@@ -1,0 +1,55 @@
+"""``transferome fit DATA --model NAME --out FOLDER``: fit one model and save it."""
+
+from __future__ import annotations
+
+import argparse
+
+from transferome.cli._common import add_key_arguments, add_reader_arguments, validate_kwargs
+
+NAME = "fit"
+HELP = "fit one model on a data file and save it (safetensors + JSON folder)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="training data (h5ad, CSV/TSV, GCT or 10x folder)")
+    parser.add_argument("--model", required=True, help="registered model name (e.g. xtransfer)")
+    parser.add_argument("--out", required=True, help="model folder to write")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an estimator argument (repeatable), e.g. --param max_epochs=30",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random_state of the model")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    parser.add_argument("--layer", default=None, help="use this layer instead of X")
+    add_key_arguments(parser)
+    add_reader_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import inspect
+    from pathlib import Path
+
+    from transferome.cli._common import read_input
+    from transferome.data import validate
+    from transferome.models import get_model
+    from transferome.pipeline._data import use_layer
+    from transferome.pipeline.steps import parse_params
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    cls = get_model(args.model)
+    params = parse_params(args.param, args.model)
+    if args.seed is not None and "random_state" in inspect.signature(cls.__init__).parameters:
+        params["random_state"] = args.seed
+    adata = use_layer(read_input(args), args.layer, args.file)
+    kwargs = validate_kwargs(args)
+    kwargs["layer"] = None
+    schema = validate(adata, **kwargs, require_controls=False).schema
+    model = cls(**params).fit(adata, schema=schema)
+    model.save(out)
+    print(f"fitted {model!r} on {adata.n_obs} observations x {adata.n_vars} genes; wrote {out}")
+    return 0

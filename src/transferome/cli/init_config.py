@@ -1,0 +1,32 @@
+"""``transferome init-config FILE``: write a commented configuration for ``transferome run``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "init-config"
+HELP = "write a commented YAML configuration for `transferome run --config`"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file", nargs="?", default="transferome.yaml", help="where to write it (transferome.yaml)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="the settings of `transferome run --quick`"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from transferome.data import atomic_write_text
+    from transferome.pipeline.template import config_template
+
+    path = Path(args.file)
+    if path.exists() and not args.overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    text = config_template(path.name, quick=args.quick)
+    atomic_write_text(path, text)
+    print(f"wrote {path}; edit it, then run: transferome run --config {path}")
+    return 0

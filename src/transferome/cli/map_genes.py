@@ -1,0 +1,74 @@
+"""``transferome map-genes SOURCE TARGET --out mapping.csv``: map genes across species."""
+
+from __future__ import annotations
+
+import argparse
+
+from transferome.cli._common import add_key_arguments
+
+NAME = "map-genes"
+HELP = "map each gene of a target species to source-species genes by function"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="source species data (h5ad, log-normalised)")
+    parser.add_argument("target", help="target species data (h5ad, log-normalised)")
+    parser.add_argument("--out", required=True, help="CSV of ranked candidates to write")
+    parser.add_argument(
+        "--method",
+        choices=("ortholog", "reactome", "profile", "combined"),
+        default="reactome",
+        help="reactome similarity (default), expression profile, ortholog table, or combined",
+    )
+    parser.add_argument("--orthologs", default=None, help="ortholog table (CSV, one pair a row)")
+    parser.add_argument(
+        "--similarity", choices=("pearson", "spearman", "cosine"), default="pearson"
+    )
+    parser.add_argument("--top-k", type=int, default=5, help="candidates per gene (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_key_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from transferome.crossspecies import map_genes
+    from transferome.data import Schema, atomic_path, read_h5ad
+    from transferome.errors import ReaderError
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    schema = Schema(
+        species_key=args.species_key,
+        context_key=args.context_key,
+        perturbation_key=args.perturbation_key,
+        control=args.control,
+        dose_key=args.dose_key,
+        sample_key=args.sample_key,
+        combination_sep=args.combination_sep,
+    )
+    orthologs = None
+    if args.orthologs is not None:
+        try:
+            orthologs = pd.read_csv(args.orthologs)
+        except (OSError, ValueError) as exc:
+            raise ReaderError(f"{args.orthologs}: not a readable CSV table ({exc})") from exc
+    mapping = map_genes(
+        read_h5ad(args.source),
+        read_h5ad(args.target),
+        method=args.method,
+        similarity=args.similarity,
+        orthologs=orthologs,
+        top_k=args.top_k,
+        schema=schema,
+        random_state=args.seed,
+    )
+    with atomic_path(out) as tmp:
+        mapping.to_csv(tmp, index=False)
+    n = mapping.loc[mapping["source_gene"].notna(), "target_gene"].nunique()
+    print(f"mapped {n} of {mapping['target_gene'].nunique()} target genes; wrote {out}")
+    return 0

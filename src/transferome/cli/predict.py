@@ -1,0 +1,64 @@
+"""``transferome predict MODEL DATA --target C:P --out pred.h5ad``: predicted profiles.
+
+The output is what perturbation evaluators read: the predicted profiles of every target plus
+the observed controls of the target contexts, with ``obs`` columns for the perturbation and
+the context and non-negative log-normalised values.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from transferome.cli._common import add_reader_arguments
+
+NAME = "predict"
+HELP = "predict the profiles of (context, perturbation) targets with a saved model"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model folder written by `transferome fit`")
+    parser.add_argument("file", help="data holding the controls of every target context")
+    parser.add_argument("--out", required=True, help="h5ad file to write")
+    parser.add_argument(
+        "--targets", default=None, help="CSV with the context and perturbation columns"
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="CONTEXT:PERTURBATION",
+        help="one target (repeatable)",
+    )
+    parser.add_argument(
+        "--replicates",
+        type=int,
+        default=1,
+        help="copies of each predicted profile (for evaluators that need several rows)",
+    )
+    parser.add_argument("--layer", default=None, help="use this layer instead of X")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_reader_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from transferome.cli._common import read_input
+    from transferome.data import write_h5ad
+    from transferome.pipeline._data import use_layer
+    from transferome.pipeline.steps import evaluator_layout, load_model, read_targets
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    model = load_model(args.model)
+    schema = model.schema_
+    adata = use_layer(read_input(args), args.layer, args.file)
+    targets = read_targets(args.targets, args.target, schema=schema)
+    prediction = model.predict(adata, targets)
+    layout = evaluator_layout(prediction, adata, schema=schema, replicates=args.replicates)
+    write_h5ad(layout, out)
+    print(
+        f"wrote {len(targets)} predicted profiles and their controls ({layout.n_obs} rows) to {out}"
+    )
+    return 0

@@ -1,0 +1,89 @@
+"""``transferome run``: the whole project on the built-in atlas, or on your data with --config.
+
+Without arguments it simulates the default atlas and runs every task with every model and the
+baselines, writing ``report.html``, tables, figures, models and the configuration used to
+``transferome-results/``. The results appear under the output name only when the run
+succeeded; an existing folder needs ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "run"
+HELP = "run every task (transfer, species, combinations, annotation, gene mapping) + report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="YAML configuration (see `transferome init-config`); default: the built-in run",
+    )
+    parser.add_argument(
+        "--out", default="transferome-results", help="output folder (default transferome-results)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small atlas and fast model settings for a first look (about a minute)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the run (overrides the config's seed)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the results in an existing folder"
+    )
+    parser.add_argument("--check", action="store_true", help="validate the configuration and stop")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    import yaml
+
+    from transferome.pipeline import (
+        ConfigError,
+        default_config,
+        run_pipeline,
+        validate_config,
+    )
+    from transferome.pipeline.run import prepare_output
+
+    if args.config is not None and args.quick:
+        raise ConfigError("--quick applies to the built-in run; set small settings in --config")
+    text = None
+    if args.config is not None:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        text = path.read_text(encoding="utf-8")
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping of fields")
+        base = path.parent
+    else:
+        raw = default_config(quick=args.quick)
+        base = Path(".")
+    if args.seed is not None:
+        raw = {**raw, "seed": args.seed}
+        for section in ("data", "combination_data"):
+            simulation = (raw.get(section) or {}).get("simulate")
+            if isinstance(simulation, dict):
+                raw[section] = {**raw[section], "simulate": {**simulation, "seed": args.seed}}
+    config = validate_config(raw, base=base)
+    if args.check:
+        print(f"configuration is valid: tasks {list(config.tasks)}, models {list(config.models)}")
+        return 0
+    # Refuse an existing folder before any work (run_pipeline checks again).
+    probe = prepare_output(args.out, overwrite=args.overwrite)
+    probe.rmdir()
+    result = run_pipeline(config, args.out, overwrite=args.overwrite, config_text=text)
+    for name, reason in result.skipped.items():
+        print(f"task {name} skipped: {reason}", file=sys.stderr)
+    print(f"wrote {result.out / 'report.html'} ({len(result.stages)} tasks)")
+    return 0

@@ -1,0 +1,126 @@
+"""The data of a run: the built-in simulated atlas or the user's files, one AnnData a species."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from transferome.data.schema import Schema, obs_labels, validate
+from transferome.errors import DataValidationError, ReaderError
+
+__all__ = ["RunData", "load_data"]
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What the stages work on.
+
+    Attributes
+    ----------
+    adatas
+        Species -> AnnData (log-normalised ``X``); one entry named after the data when the
+        data have no species column.
+    schema
+        The obs keys.
+    orthologs
+        Ortholog table (``source_species, source_gene, target_species, target_gene, ...``) or
+        ``None``.
+    atlas
+        The :class:`~transferome.datasets.SimulatedAtlas` when simulated (its truth scores the
+        gene mapping), else ``None``.
+    origin
+        A line saying where the data came from (for the report).
+    """
+
+    adatas: Mapping[str, AnnData]
+    schema: Schema
+    orthologs: pd.DataFrame | None = None
+    atlas: Any = field(default=None, repr=False)
+    origin: str = ""
+
+    @property
+    def species(self) -> tuple[str, ...]:
+        return tuple(self.adatas)
+
+
+def _split_by_species(adata: AnnData, schema: Schema, name: str) -> dict[str, AnnData]:
+    key = schema.species_key
+    if key is None or key not in adata.obs.columns:
+        return {name: adata}
+    labels = obs_labels(adata, key)
+    return {s: adata[labels == s].copy() for s in sorted(set(labels))}
+
+
+def _read(path: str, section: Mapping[str, Any]) -> AnnData:
+    from transferome.data.io import read
+
+    return read(path, **dict(section.get("reader") or {}))
+
+
+def use_layer(adata: AnnData, layer: str | None, where: str) -> AnnData:
+    if layer is None:
+        return adata
+    if layer not in adata.layers:
+        raise DataValidationError(
+            f"{where}: layer {layer!r} not found; layers are {sorted(adata.layers)}"
+        )
+    out = adata.copy()
+    out.X = out.layers[layer].copy()
+    return out
+
+
+def load_data(section: Mapping[str, Any], schema: Schema) -> RunData:
+    """Simulate or read the data described by a validated ``data`` config section."""
+    if "simulate" in section:
+        from transferome.datasets import simulate
+
+        kwargs = dict(section["simulate"])
+        for name in ("drugs", "species", "contexts", "doses", "blood_days"):
+            if isinstance(kwargs.get(name), list):
+                kwargs[name] = tuple(kwargs[name])
+        if isinstance(kwargs.get("combinations"), list):
+            kwargs["combinations"] = tuple(kwargs["combinations"])
+        atlas = simulate(**kwargs)
+        adatas = dict(atlas.adatas)
+        shapes = ", ".join(f"{s} {a.n_obs} x {a.n_vars}" for s, a in adatas.items())
+        origin = f"built-in simulated atlas ({atlas.mode}, seed {atlas.seed}): {shapes}"
+        return RunData(adatas, schema, atlas.orthologs, atlas, origin)
+    paths = section["path"]
+    layer = section.get("layer")
+    adatas: dict[str, AnnData] = {}
+    if isinstance(paths, Mapping):
+        for species, path in paths.items():
+            adatas[species] = use_layer(_read(path, section), layer, path)
+        origin = ", ".join(f"{s}: {p}" for s, p in paths.items())
+    else:
+        whole = use_layer(_read(paths, section), layer, paths)
+        adatas = _split_by_species(whole, schema, "data")
+        origin = str(paths)
+    checked = None
+    for species, adata in adatas.items():
+        checked = validate(adata, **schema.to_dict(), require_controls=False)
+        if checked.value_type not in ("log",):
+            raise DataValidationError(
+                f"data of {species!r} hold {checked.value_type} values; transferome run expects "
+                "log-normalised values (normalize_total + log1p) in X or in data.layer"
+            )
+        adatas[species] = adata
+    schema = checked.schema if checked is not None else schema
+    orthologs = None
+    if section.get("orthologs"):
+        try:
+            orthologs = pd.read_csv(section["orthologs"])
+        except (OSError, ValueError) as exc:
+            raise ReaderError(f"{section['orthologs']}: not a readable CSV table ({exc})") from exc
+    return RunData(adatas, schema, orthologs, None, origin)
+
+
+def dense(adata: AnnData) -> np.ndarray:
+    """``X`` as a dense float64 array."""
+    matrix = adata.X
+    return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, np.float64)

@@ -1,0 +1,386 @@
+"""The stages of ``transferome run``: each one a task of the project, run on the loaded data.
+
+A stage is listed in :data:`STAGES` with a ``run(context, **options)`` function whose keyword
+options are the ``tasks.<name>`` fields of the configuration, a ``requires(context)`` check
+(a reason it cannot run on these data and models, or ``None``) and an estimate of its
+duration for the progress display. Stages return a :class:`StageResult` of tidy tables.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from transferome.errors import DataValidationError
+from transferome.pipeline._evaluate import ModelSpec, evaluate_splits, profile_table
+
+__all__ = ["RUN_ORDER", "STAGES", "RunContext", "Stage", "StageResult", "register_stage"]
+
+
+@dataclass
+class RunContext:
+    """What every stage sees: the validated config, the data, a progress callback.
+
+    ``shared`` carries fitted objects from one stage to a later one (the cross-species model
+    of ``species_transfer`` is reused by ``annotation`` and ``gene_mapping``).
+    """
+
+    config: Any
+    data: Any
+    combination_data: Any = None
+    step: Callable[[str], None] = lambda message: None
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageResult:
+    """Tables (written as ``<stage>_<name>.csv``) and fitted models of a stage."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A registered stage.
+
+    Attributes
+    ----------
+    name, title, description
+        Short name (``tasks.<name>``), heading of the report section, one line on what it does.
+    run
+        ``run(context, **options) -> StageResult``.
+    requires
+        ``requires(context) -> str | None``: why the stage cannot run, or ``None``.
+    fits
+        ``fits(context, options) -> list[str]``: model names of every fit it will make
+        (the progress display estimates the duration from them).
+    defaults
+        ``defaults(quick) -> dict``: options of the built-in run.
+    check
+        ``check(options, models, where)``: validation of the options beyond their types
+        against the configured models (raises :class:`~transferome.pipeline.ConfigError`).
+    """
+
+    name: str
+    title: str
+    description: str
+    run: Callable[..., StageResult]
+    requires: Callable[[RunContext], str | None]
+    fits: Callable[[RunContext, Mapping[str, Any]], list[str]]
+    defaults: Callable[[bool], dict[str, Any]]
+    check: Callable[[Mapping[str, Any], Mapping[str, Any], str], None] | None = None
+
+
+STAGES: dict[str, Stage] = {}
+"""Registered stages by name."""
+
+RUN_ORDER = (
+    "transfer",
+    "species_transfer",
+    "annotation",
+    "combination",
+    "gene_mapping",
+    "design",
+    "ablation",
+)
+"""Order of the built-in run and of the report's sections (other stages follow)."""
+
+
+def register_stage(stage: Stage) -> Stage:
+    """Add ``stage`` to :data:`STAGES`."""
+    STAGES[stage.name] = stage
+    return stage
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def transfer_models(config: Any, chosen: Sequence[str] | None = None) -> list[str]:
+    """Configured models that follow the single-dataset transfer contract (``fit(schema=)``).
+
+    ``chosen`` restricts them (a task's ``models`` option); a name that is not configured, or
+    does not follow the contract, is an error.
+    """
+    from transferome.models import get_model
+
+    names = [
+        name
+        for name in config.models
+        if "schema" in inspect.signature(get_model(name).fit).parameters
+    ]
+    if chosen is None:
+        return names
+    wrong = [m for m in chosen if m not in names]
+    if wrong:
+        raise DataValidationError(
+            f"task option models: {wrong} are not configured transfer models ({names})"
+        )
+    return list(chosen)
+
+
+def model_factory(config: Any, name: str, **overrides: Any) -> Callable[[], Any]:
+    """A function returning a fresh estimator ``name`` with the configured parameters."""
+    from transferome.models import get_model
+
+    cls = get_model(name)
+    params = config.model_params(name)
+    if "random_state" in inspect.signature(cls.__init__).parameters:
+        params.setdefault("random_state", config.seed)
+    params.update(overrides)
+    return lambda: cls(**params)
+
+
+def _first_species(data: Any, species: str | None) -> str:
+    if species is None:
+        return data.species[0]
+    if species not in data.adatas:
+        raise DataValidationError(f"species {species!r} not in the data ({list(data.species)})")
+    return species
+
+
+def _transfer_splits(
+    adata: Any, schema: Any, seed: int, perturbations: Sequence[str] | None, max_splits: int | None
+) -> list:
+    from transferome.benchmark import get_task
+
+    options = {"perturbations": list(perturbations)} if perturbations else {}
+    splits = get_task("transfer").make_splits(adata, schema=schema, seed=seed, **options)
+    return splits[:max_splits] if max_splits else splits
+
+
+def _best_profiles(evaluation: Any, observed: Any, schema: Any) -> pd.DataFrame:
+    """Predicted vs observed profiles of the model with the best mean ``pearson_delta``."""
+    scores = evaluation.summary[evaluation.summary["metric"] == "pearson_delta"]
+    scores = scores[scores["mean"].notna()]
+    frames = []
+    models = list(scores.sort_values("mean", ascending=False)["model"])
+    for model in models[:1] + [m for m in models[1:] if m == "additive"]:
+        frames.append(
+            profile_table(evaluation.predictions[model], observed, schema=schema, model=model)
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _tables(evaluation: Any, observed: Any, schema: Any) -> dict[str, pd.DataFrame]:
+    tables = {
+        "results": evaluation.results,
+        "summary": evaluation.summary,
+        "timings": evaluation.timings,
+        "profiles": _best_profiles(evaluation, observed, schema),
+    }
+    if evaluation.skipped:
+        tables["skipped"] = pd.DataFrame(
+            list(evaluation.skipped.items()), columns=["model", "reason"]
+        )
+    return tables
+
+
+def _check_models_option(options: Mapping[str, Any], models: Mapping[str, Any], where: str) -> None:
+    from types import SimpleNamespace
+
+    from transferome.pipeline.config import ConfigError
+
+    chosen = options.get("models")
+    if chosen is None:
+        return
+    allowed = transfer_models(SimpleNamespace(models=models))
+    wrong = [m for m in chosen if m not in allowed]
+    if wrong:
+        raise ConfigError(
+            f"config field {where}.models: {wrong} are not configured models that follow the "
+            f"transfer contract; expected some of {allowed}"
+        )
+
+
+def _check_ablation(options: Mapping[str, Any], models: Mapping[str, Any], where: str) -> None:
+    from transferome.models import get_model
+    from transferome.pipeline.config import ConfigError, check_arguments
+
+    model = options.get("model", "xtransfer")
+    if model not in models:
+        raise ConfigError(f"config field {where}.model: {model!r} is not a configured model")
+    for label, overrides in (options.get("variants") or {}).items():
+        check_arguments(get_model(model).__init__, overrides or {}, f"{where}.variants.{label}")
+
+
+# -- transfer across contexts -------------------------------------------------------------------
+def _run_transfer(
+    context: RunContext,
+    *,
+    species: str | None = None,
+    perturbations: list[str] | None = None,
+    max_splits: int | None = None,
+    models: list[str] | None = None,
+) -> StageResult:
+    data = context.data
+    config = context.config
+    adata = data.adatas[_first_species(data, species)]
+    splits = _transfer_splits(adata, data.schema, config.seed, perturbations, max_splits)
+    specs: list[ModelSpec] = [
+        (m, model_factory(config, m)) for m in transfer_models(config, models)
+    ]
+    evaluation = evaluate_splits(
+        adata, splits, specs, schema=data.schema, n_degs=config.n_degs, on_step=context.step
+    )
+    return StageResult(tables=_tables(evaluation, adata, data.schema), models=evaluation.fitted)
+
+
+def _transfer_fits(context: RunContext, options: Mapping[str, Any]) -> list[str]:
+    data = context.data
+    adata = data.adatas[_first_species(data, options.get("species"))]
+    splits = _transfer_splits(
+        adata,
+        data.schema,
+        context.config.seed,
+        options.get("perturbations"),
+        options.get("max_splits"),
+    )
+    return [m for _ in splits for m in transfer_models(context.config, options.get("models"))]
+
+
+def _needs_transfer_models(context: RunContext) -> str | None:
+    if not transfer_models(context.config):
+        return "no configured model follows the transfer contract"
+    return None
+
+
+register_stage(
+    Stage(
+        "transfer",
+        "Perturbation transfer across organs",
+        "each (organ, drug) group is held out in turn and predicted from the organ's controls "
+        "and the drug measured in the other organs",
+        _run_transfer,
+        _needs_transfer_models,
+        _transfer_fits,
+        lambda quick: {"max_splits": 3} if quick else {"max_splits": 11},
+        _check_models_option,
+    )
+)
+
+
+# -- combinations -------------------------------------------------------------------------------
+def _combination_input(context: RunContext) -> tuple[Any, Any]:
+    data = context.combination_data or context.data
+    return data.adatas[data.species[0]], data.schema
+
+
+def _run_combination(context: RunContext, *, models: list[str] | None = None) -> StageResult:
+    from transferome.benchmark import get_task
+
+    config = context.config
+    adata, schema = _combination_input(context)
+    splits = get_task("combination").make_splits(adata, schema=schema, seed=config.seed)
+    specs: list[ModelSpec] = [
+        (m, model_factory(config, m)) for m in transfer_models(config, models)
+    ]
+    evaluation = evaluate_splits(
+        adata, splits, specs, schema=schema, n_degs=config.n_degs, on_step=context.step
+    )
+    return StageResult(tables=_tables(evaluation, adata, schema), models=evaluation.fitted)
+
+
+def _combination_requires(context: RunContext) -> str | None:
+    reason = _needs_transfer_models(context)
+    if reason:
+        return reason
+    adata, schema = _combination_input(context)
+    from transferome.data.schema import obs_labels, split_combination
+
+    labels = set(obs_labels(adata, schema.perturbation_key))
+    if not any(len(split_combination(p, schema.combination_sep)) > 1 for p in labels):
+        return f"no combination (labels joined by {schema.combination_sep!r}) in the data"
+    return None
+
+
+register_stage(
+    Stage(
+        "combination",
+        "Drug combinations",
+        "every combination whose single drugs were measured is held out and predicted from them",
+        _run_combination,
+        _combination_requires,
+        lambda context, options: transfer_models(context.config, options.get("models")),
+        lambda quick: {},
+        _check_models_option,
+    )
+)
+
+
+# -- ablation -----------------------------------------------------------------------------------
+_ABLATION = {
+    "all losses": {},
+    "without L_sim": {"w_sim": 0.0},
+    "without L_orth": {"w_orth": 0.0},
+    "without L_cross": {"w_cross": 0.0},
+    "without L_reco": {"w_reco": 0.0, "w_reco_control": 0.0},
+}
+
+
+def _run_ablation(
+    context: RunContext,
+    *,
+    model: str = "xtransfer",
+    variants: dict[str, dict[str, Any]] | None = None,
+    perturbations: list[str] | None = None,
+    max_splits: int | None = None,
+) -> StageResult:
+    from transferome.models import get_model
+    from transferome.pipeline.config import check_arguments
+
+    data, config = context.data, context.config
+    adata = data.adatas[data.species[0]]
+    variants = dict(_ABLATION if variants is None else variants)
+    for label, overrides in variants.items():
+        check_arguments(get_model(model).__init__, overrides, f"tasks.ablation.variants.{label}")
+    splits = _transfer_splits(adata, data.schema, config.seed, perturbations, max_splits)
+    specs: list[ModelSpec] = [
+        (label, model_factory(config, model, **overrides)) for label, overrides in variants.items()
+    ]
+    evaluation = evaluate_splits(
+        adata, splits, specs, schema=data.schema, n_degs=config.n_degs, on_step=context.step
+    )
+    tables = {"results": evaluation.results, "summary": evaluation.summary}
+    tables["variants"] = pd.DataFrame(
+        [(label, repr(overrides)) for label, overrides in variants.items()],
+        columns=["variant", "changed_arguments"],
+    )
+    return StageResult(tables=tables)
+
+
+def _ablation_fits(context: RunContext, options: Mapping[str, Any]) -> list[str]:
+    data = context.data
+    splits = _transfer_splits(
+        data.adatas[data.species[0]],
+        data.schema,
+        context.config.seed,
+        options.get("perturbations"),
+        options.get("max_splits"),
+    )
+    model = options.get("model", "xtransfer")
+    return [model for _ in splits for _ in (options.get("variants") or _ABLATION)]
+
+
+register_stage(
+    Stage(
+        "ablation",
+        "Ablation of the XTransferCDR losses",
+        "the transfer task again with each loss term of the model switched off in turn",
+        _run_ablation,
+        lambda context: (
+            None
+            if "xtransfer" in context.config.models
+            else "the model 'xtransfer' is not configured"
+        ),
+        _ablation_fits,
+        lambda quick: {"max_splits": 1} if quick else {"max_splits": 4},
+        _check_ablation,
+    )
+)
+
+# The cross-species and design stages live in their own modules; importing them registers them.
+from transferome.pipeline import _design, _species  # noqa: E402, F401

@@ -1,0 +1,191 @@
+"""End to end: every task of ``transferome run`` on a tiny simulated atlas, and atomic outputs."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from transferome.pipeline import STAGES, Progress, run_pipeline, validate_config
+from transferome.pipeline.steps import load_model
+
+TINY = {
+    "seed": 0,
+    "n_degs": 20,
+    "data": {
+        "simulate": {
+            "mode": "bulk",
+            "n_genes": 60,
+            "n_programs": 4,
+            "contexts": ["liver", "kidney", "brain"],
+            "drugs": ["tetracycline", "drug_a"],
+            "animals_per_group": 2,
+            "blood_days": [],
+        }
+    },
+    "combination_data": {
+        "simulate": {
+            "mode": "single_cell",
+            "n_genes": 60,
+            "contexts": ["A549", "K562"],
+            "drugs": ["drug_01", "drug_02", "drug_03"],
+            "combinations": 1,
+            "cells_per_group": 5,
+            "doses": [1.0],
+        }
+    },
+    "models": {
+        "control": {},
+        "additive": {},
+        "linear": {"ranks": [0, 1], "penalties": [1.0], "n_iter": 5},
+        "xtransfer": {"hidden": [16], "latent_dim": 4, "max_epochs": 1, "batch_size": 64},
+        "fe": {
+            "embedding_dim": 4,
+            "hidden": [8],
+            "max_epochs": 1,
+            "batch_size": 64,
+            "gene_block": 64,
+            "transform_epochs": 5,
+        },
+        "uge": {
+            "n_tokens": 8,
+            "n_decode": 16,
+            "d_model": 8,
+            "n_layers": 1,
+            "n_heads": 2,
+            "d_ff": 16,
+            "max_epochs": 2,
+            "batch_size": 32,
+        },
+    },
+    "tasks": {
+        "transfer": {
+            "max_splits": 2,
+            "models": ["control", "additive", "linear", "xtransfer", "fe"],
+        },
+        "species_transfer": {"perturbations": ["tetracycline"]},
+        "annotation": {},
+        "combination": {"models": ["control", "additive", "xtransfer"]},
+        "gene_mapping": {},
+        "design": {"steps": 1, "n_models": 2, "epochs": 10},
+        "ablation": {
+            "max_splits": 1,
+            "variants": {"all losses": {}, "without L_cross": {"w_cross": 0.0}},
+        },
+    },
+}
+"""The smallest configuration that runs every task with every model (the test preset)."""
+
+BASELINES_ONLY = {
+    "seed": 0,
+    "data": copy.deepcopy(TINY["data"]),
+    "models": {"control": {}, "additive": {}},
+    "tasks": {"transfer": {"max_splits": 2}, "gene_mapping": {"methods": ["ortholog"]}},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "results"
+    result = run_pipeline(validate_config(TINY), out, progress=Progress(stream=None))
+    return out, result
+
+
+def test_every_task_runs_and_writes_its_tables(tiny_run):
+    out, result = tiny_run
+    assert list(result.stages) == list(TINY["tasks"])
+    assert result.skipped == {}
+    tables = {p.name for p in (out / "tables").iterdir()}
+    for name in TINY["tasks"]:
+        assert any(t.startswith(f"{name}_") for t in tables), name
+    assert "summary.csv" in tables
+    figures = {p.stem for p in (out / "figures").glob("*.png")}
+    assert figures == {p.stem for p in (out / "figures").glob("*.svg")}
+    for figure in (
+        "transfer_scatter",
+        "species_transfer_scatter",
+        "annotation_accuracy",
+        "mapping_precision",
+        "acquisition_curve",
+        "latent_umap",
+    ):
+        assert figure in figures
+    assert (out / "report.html").stat().st_size > 10_000
+    assert not list(out.parent.glob(".results.*"))
+
+
+def test_results_are_scored_against_the_baselines(tiny_run):
+    out, _ = tiny_run
+    summary = pd.read_csv(out / "tables" / "transfer_summary.csv")
+    r2_deg = summary[summary["metric"] == "r2_deg"].set_index("model")["mean"]
+    # the drugs change gene expression: adding the change measured elsewhere beats no change
+    assert r2_deg["additive"] > r2_deg["control"]
+    assert set(r2_deg.index) == {"control", "additive", "linear", "xtransfer", "fe"}
+    species = pd.read_csv(out / "tables" / "species_transfer_summary.csv")
+    assert set(species["model"]) == {"control", "additive (orthologs)", "uge"}
+    accuracy = pd.read_csv(out / "tables" / "annotation_accuracy.csv")
+    assert set(accuracy["context"]) == {"liver", "kidney", "brain", "all"}
+    assert accuracy["accuracy"].between(0, 1).all()
+    precision = pd.read_csv(out / "tables" / "gene_mapping_precision.csv")
+    assert {"ortholog", "reactome", "combined", "uge embedding"} <= set(precision["method"])
+    assert {"all", "one-to-one"} <= set(precision["group"])
+    curve = pd.read_csv(out / "tables" / "design_curve.csv")
+    assert set(curve["strategy"]) == {"suggested", "random"}
+    assert np.isfinite(curve["mse_hidden"]).all()
+    latent = pd.read_csv(out / "tables" / "species_transfer_latent.csv")
+    assert set(latent["species"]) == {"mouse", "rat"}
+    assert len(latent) == 36
+
+
+def test_config_and_models_are_kept_and_reload(tiny_run):
+    out, _ = tiny_run
+    again = validate_config(yaml.safe_load((out / "config.yaml").read_text()))
+    assert dict(again.models) == dict(validate_config(TINY).models)
+    model = load_model(out / "models" / "transfer_additive")
+    assert type(model).__name__ == "AdditiveBaseline"
+    assert (out / "models" / "species_transfer_uge" / "weights.safetensors").is_file()
+
+
+def test_existing_folder_needs_overwrite(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    config = validate_config(BASELINES_ONLY)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_pipeline(config, out, progress=Progress(stream=None))
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    run_pipeline(config, out, overwrite=True, progress=Progress(stream=None))
+    assert not (out / "mine.txt").exists()
+    assert (out / "report.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch, error):
+    config = validate_config(BASELINES_ONLY)
+
+    def interrupted(context, **options):
+        raise error("stop")
+
+    monkeypatch.setitem(STAGES, "gene_mapping", replace(STAGES["gene_mapping"], run=interrupted))
+    with pytest.raises(error):
+        run_pipeline(config, tmp_path / "results", progress=Progress(stream=None))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_reports_each_stage(tmp_path):
+    import io
+
+    stream = io.StringIO()
+    run_pipeline(validate_config(BASELINES_ONLY), tmp_path / "out", progress=Progress(stream))
+    text = stream.getvalue()
+    assert "2 stages, about" in text
+    assert "[1/2] Perturbation transfer across organs: started" in text
+    assert "left" in text
+    assert "[2/2] Gene mapping across species" in text
+    assert Path(tmp_path / "out" / "report.html").is_file()
