@@ -286,10 +286,11 @@ class FactorizedEmbedding(Estimator):
     ) -> np.ndarray:
         """Sample embeddings of the rows of ``adata``, shape ``(n_obs, embedding_dim)``.
 
-        Rows whose obs name was seen in ``fit`` get their learned embedding (unless
-        ``use_learned`` is false); the others are embedded by optimising only their sample
-        embeddings against their observed values, network and gene embeddings frozen. Their
-        descriptor values (``factors``) must be levels seen in ``fit``.
+        ``adata`` must have the model's genes in the same order. Rows whose obs name was seen
+        in ``fit`` get their learned embedding (unless ``use_learned`` is false); the others
+        are embedded by optimising only their sample embeddings against their observed
+        values, network and gene embeddings frozen. Their descriptor values (``factors``)
+        must be levels seen in ``fit``.
         """
         self._check_fitted()
         return self._embed(adata, layer=layer, mask=mask, use_learned=use_learned)[0]
@@ -539,6 +540,7 @@ class FactorizedEmbedding(Estimator):
     ) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(adata, AnnData):
             raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
+        check_var_names(self.var_names_, adata.var_names, what="data")
         labels = {k: _labels(adata.obs, k, "obs") for k in self.factor_keys_}
         codes = self._codes(labels, adata.n_obs)
         index = {name: i for i, name in enumerate(self.obs_names_)} if use_learned else {}
@@ -548,7 +550,6 @@ class FactorizedEmbedding(Estimator):
         z[rows >= 0] = learned[rows[rows >= 0]]
         new = np.flatnonzero(rows < 0)
         if len(new):
-            check_var_names(self.var_names_, adata.var_names, what="data to embed")
             values, observed = _values_and_mask(adata[new], layer, _subset_mask(mask, new))
             z[new] = embed_samples(
                 self.module_,
