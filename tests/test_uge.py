@@ -221,3 +221,14 @@ def test_errors_name_the_problem(pair, fitted):
         UniversalGeneEmbedding(**_params()).fit({"mouse": counts})
     with pytest.raises(DataValidationError, match="'tissue'"):
         UniversalGeneEmbedding(**_params(label_key="tissue")).fit(pair)
+
+
+def test_given_descriptions_are_checked(pair):
+    frame = pd.DataFrame({"f": np.zeros(N_GENES)}, index=pair["rat"].var_names)
+    with pytest.raises(DataValidationError, match="'dog'"):
+        UniversalGeneEmbedding(**_params()).fit(pair, gene_descriptions={"dog": frame})
+    with pytest.raises(DataValidationError, match="lack 1 of its genes"):
+        UniversalGeneEmbedding(**_params()).fit(pair, gene_descriptions={"rat": frame.iloc[1:]})
+    # descriptions sharing no column with the other species' are refused
+    with pytest.raises(DataValidationError, match="share no column"):
+        UniversalGeneEmbedding(**_params()).fit(pair, gene_descriptions={"rat": frame})
