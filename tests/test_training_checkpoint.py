@@ -160,3 +160,13 @@ def test_checkpoint_state_round_trips_exactly(tmp_path) -> None:
     restored = torch.optim.Adam(AutoEncoder().parameters(), lr=0.5)
     restored.load_state_dict(back.optimizer_state)
     assert restored.param_groups[0]["lr"] == 0.1
+
+
+def test_resuming_with_other_settings_is_logged(tmp_path, data, caplog) -> None:
+    train, _ = data
+    fit_module(AutoEncoder(), train, config=config_for(1), checkpoint_dir=tmp_path)
+    with caplog.at_level("WARNING", logger="transferome"):
+        changed = config_for(2).replace(lr=0.5)
+        fit_module(AutoEncoder(), train, config=changed, resume_from=tmp_path)
+    assert "lr: 0.01 -> 0.5" in caplog.text
+    assert "max_epochs" not in caplog.text  # extending a run is what resuming is for

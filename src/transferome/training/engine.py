@@ -205,7 +205,8 @@ def fit_module(
         Write ``best/`` and ``last/`` checkpoints here after every epoch.
     resume_from
         A checkpoint folder (or a ``checkpoint_dir``, meaning its ``last/``) to continue from;
-        the run then ends at ``config.max_epochs`` as if it had never stopped.
+        the run then ends at ``config.max_epochs`` as if it had never stopped (a run that
+        stopped early stays stopped).
 
     Returns
     -------
@@ -235,6 +236,7 @@ def fit_module(
             )
         load_module_state(module, resume.module_state, folder)
         best_state = _best_state_for(folder, resume.progress, module, val)
+        _note_changed_settings(folder, resume.training_config, config)
     engine = EngineModule(
         module,
         config,
@@ -264,6 +266,21 @@ def fit_module(
         stopped_early=engine.stopped_early,
         global_rank=global_rank,
     )
+
+
+# Settings a resumed run may change without changing what it computes.
+_RESUMABLE_CHANGES = {"max_epochs", "progress", "accelerator", "devices", "strategy", "num_nodes"}
+
+
+def _note_changed_settings(folder: Path, saved: dict[str, Any], config: TrainingConfig) -> None:
+    """Log the training settings that differ from the checkpoint's (results will differ)."""
+    current = config.to_dict()
+    changed = sorted(
+        k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k]
+    )
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        log.warning("resuming %s with changed training settings (%s)", folder, details)
 
 
 def _best_state_for(
