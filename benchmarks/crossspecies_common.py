@@ -16,5 +16,8 @@ def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
         return str(value)
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.to_numpy().tolist()]
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |"
+        for row in table.itertuples(index=False, name=None)
+    ]
     return "\n".join(lines)

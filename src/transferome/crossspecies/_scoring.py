@@ -23,20 +23,28 @@ __all__ = [
     "similarity_features",
 ]
 
-SIMILARITIES = ("pearson", "spearman", "cosine")
+SIMILARITIES = ("pearson", "spearman", "cosine", "euclidean")
 
 
-def similarity_features(matrix: np.ndarray, similarity: str) -> tuple[np.ndarray, np.ndarray]:
+def similarity_features(
+    matrix: np.ndarray, similarity: str, role: str = "source"
+) -> tuple[np.ndarray, np.ndarray]:
     """Row features whose dot products are the chosen similarity; and a row-validity mask.
 
     Rows with a non-finite entry or no variance (cosine: all zero) are invalid: those genes
     have no partner. Pearson and Spearman scores lie in [-1, 1]; so do cosine scores.
+    ``euclidean`` ranks by distance: source rows ``[s, |s|^2 / 2]`` and target rows
+    ``[t, -1]`` give ``s.t - |s|^2 / 2 = (|t|^2 - |s - t|^2) / 2``, the negative half squared
+    distance up to a constant per target (which changes neither ranks nor the softmax).
     """
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     x = np.asarray(matrix, dtype=np.float64)
     valid = np.isfinite(x).all(axis=1)
     x = np.where(valid[:, None], x, 0.0)
+    if similarity == "euclidean":
+        extra = 0.5 * (x**2).sum(axis=1) if role == "source" else -np.ones(x.shape[0])
+        return np.column_stack([x, np.where(valid, extra, 0.0)]), valid
     if similarity == "spearman":
         x = pd.DataFrame(x).rank(axis=1).to_numpy()
     if similarity in ("pearson", "spearman"):

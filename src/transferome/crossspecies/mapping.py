@@ -19,7 +19,8 @@ temperature is the spread of the scores and ``attrs["calibration"]`` is ``"none"
 ``combined`` treats the ortholog table as a prior: the probability that a target's partner is
 one of its ``k`` table orthologs is ``pi`` (shared by the ``k``), the rest spread over the other
 genes; the reactome likelihood ``exp(s / T)`` updates it. ``pi`` is estimated by expectation
-maximisation over the genes with a table ortholog unless given; the posterior is the confidence.
+maximisation over the genes with a table ortholog unless given. The posterior, like the softmax of
+the other methods, is then mapped by the isotonic regression on the anchors.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from scipy.special import logsumexp
 from sklearn.isotonic import IsotonicRegression
 
 from transferome.crossspecies._scoring import (
+    SIMILARITIES,
     Candidates,
     ScoreSource,
     collect_candidates,
@@ -313,7 +315,7 @@ def map_genes(
     target: GeneInput,
     *,
     method: Method = "reactome",
-    similarity: Literal["pearson", "spearman", "cosine"] = "pearson",
+    similarity: Literal["pearson", "spearman", "cosine", "euclidean"] = "pearson",
     orthologs: pd.DataFrame | None = None,
     ortholog_columns: tuple[str, str] | None = None,
     ortholog_score: str | None = None,
@@ -341,7 +343,9 @@ def map_genes(
         measured in both species), ``profile`` (similarity of mean expression over matched
         contexts) or ``combined`` (reactome evidence with the table as a prior).
     similarity
-        ``pearson``, ``spearman`` or ``cosine`` (``reactome``, ``profile``, ``combined``).
+        ``pearson``, ``spearman``, ``cosine`` or ``euclidean`` (``reactome``, ``profile``,
+        ``combined``). ``euclidean`` compares levels as well as shapes (``similarity`` is then
+        minus the distance), which suits ``profile`` where few contexts are matched.
     orthologs
         Ortholog table (one row per pair); required by ``ortholog`` and ``combined``, used as
         calibration anchors by the other methods when given.
@@ -383,6 +387,8 @@ def map_genes(
     """
     if method not in METHODS:
         raise DataValidationError(f"method must be one of {METHODS}, got {method!r}")
+    if similarity not in SIMILARITIES:
+        raise DataValidationError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     if top_k < 1:
         raise DataValidationError(f"top_k must be at least 1, got {top_k}")
     if method in ("ortholog", "combined") and orthologs is None:
@@ -406,7 +412,7 @@ def map_genes(
             _as_reactome(target, "target", schema, layer),
         )
     s_feat, s_valid = similarity_features(s_raw, similarity)
-    t_feat, t_valid = similarity_features(t_raw, similarity)
+    t_feat, t_valid = similarity_features(t_raw, similarity, role="target")
 
     def similarity_block(rows: np.ndarray) -> np.ndarray:
         block = t_feat[rows] @ s_feat.T
@@ -469,12 +475,16 @@ def map_genes(
         candidates = collect_candidates(score_source, top_k, temperature)
         score = candidates.score
         confidence = np.exp(candidates.score / temperature - candidates.log_partition[:, None])
-        if len(t_idx) >= _MIN_ISOTONIC:
-            confidence = _isotonic(confidence, candidates.index, t_idx, s_idx)
-            calibration += "+isotonic"
+    if len(t_idx) >= _MIN_ISOTONIC:
+        confidence = _isotonic(confidence, candidates.index, t_idx, s_idx)
+        calibration += "+isotonic"
 
     safe = np.where(candidates.index >= 0, candidates.index, 0)
-    similarity_values = np.einsum("ij,ikj->ik", t_feat, s_feat[safe])
+    if similarity == "euclidean":
+        diff = np.nan_to_num(t_raw)[:, None, :] - np.nan_to_num(s_raw)[safe]
+        similarity_values = -np.sqrt((diff**2).sum(axis=2))
+    else:
+        similarity_values = np.einsum("ij,ikj->ik", t_feat, s_feat[safe])
     frame = _tidy(
         candidates, score, confidence, similarity_values, source_genes, target_genes, ortho
     )
