@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from transferome.pipeline import (
         ConfigError,
+        Progress,
         default_config,
         run_pipeline,
         validate_config,
@@ -82,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
     # Refuse an existing folder before any work (run_pipeline checks again).
     probe = prepare_output(args.out, overwrite=args.overwrite)
     probe.rmdir()
-    result = run_pipeline(config, args.out, overwrite=args.overwrite, config_text=text)
+    progress = Progress(stream=None if getattr(args, "quiet", False) else "stderr")
+    result = run_pipeline(
+        config, args.out, overwrite=args.overwrite, config_text=text, progress=progress
+    )
     for name, reason in result.skipped.items():
         print(f"task {name} skipped: {reason}", file=sys.stderr)
     print(f"wrote {result.out / 'report.html'} ({len(result.stages)} tasks)")

@@ -37,10 +37,11 @@ class Progress:
     Parameters
     ----------
     stream
-        Where to print (standard error by default); ``None`` prints nothing.
+        Where to print (``"stderr"``, the default: the standard error of the moment);
+        ``None`` prints nothing.
     """
 
-    def __init__(self, stream: TextIO | None = sys.stderr) -> None:
+    def __init__(self, stream: TextIO | str | None = "stderr") -> None:
         self.stream = stream
         self.records: list[tuple[str, float, float]] = []
         self._start = time.perf_counter()
@@ -52,7 +53,8 @@ class Progress:
 
     def _print(self, text: str) -> None:
         if self.stream is not None:
-            print(text, file=self.stream, flush=True)
+            stream = sys.stderr if self.stream == "stderr" else self.stream
+            print(text, file=stream, flush=True)
 
     def plan(self, stages: Sequence[tuple[str, float]]) -> None:
         """Announce the stages and their estimated durations."""
