@@ -41,8 +41,9 @@ HEADLINE = [
 ModelFactory = Callable[[int], Estimator]
 
 
-def use_cpu_threads(n: int = 2) -> None:
-    """Threads for torch in a benchmark script (small networks run best on few threads)."""
+def use_cpu_threads(n: int = 1) -> None:
+    """Threads for torch in a benchmark script (on a busy 2-core machine one thread is
+    much faster than two, which wait on each other)."""
     torch.set_num_threads(n)
 
 

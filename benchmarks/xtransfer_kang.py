@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--paper-size", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     use_cpu_threads(args.threads)
 
