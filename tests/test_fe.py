@@ -160,6 +160,13 @@ def test_transfer_beats_control_on_held_out_cell(data: AnnData, transfer: str) -
     assert _mse(pred.X[0], truth) < 0.8 * _mse(control.X.mean(axis=0), truth)
 
 
+def test_transfer_from_a_single_control(fitted: FactorizedEmbedding, data: AnnData) -> None:
+    one = data[["liver-control-0", *data.obs_names[data.obs.context != "liver"]]].copy()
+    pred = fitted.predict(one, [("liver", "drug_a")])
+    assert pred.shape == (1, data.n_vars)
+    assert np.isfinite(pred.X).all()
+
+
 def test_combination_uses_the_sum_of_parts(fitted: FactorizedEmbedding, data: AnnData) -> None:
     combo = fitted.predict(data, [("liver", "drug_a+drug_b")])
     assert np.isfinite(combo.X).all()

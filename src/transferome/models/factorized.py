@@ -519,12 +519,10 @@ class FactorizedEmbedding(Estimator):
         with torch.no_grad():
             gene_h = module.gene_side(torch.arange(n_genes))
             for start in range(0, len(z), chunk):
-                parts = [torch.as_tensor(np.asarray(z[start : start + chunk], dtype=np.float32))]
-                parts += [
-                    torch.as_tensor(
-                        np.ascontiguousarray(v[start : start + chunk], dtype=np.float32)
-                    )
-                    for v in vectors
+                # Copies: the descriptor rows may be read-only broadcast views.
+                parts = [
+                    torch.tensor(np.array(a[start : start + chunk], dtype=np.float32))
+                    for a in (z, *vectors)
                 ]
                 sample_h = module.first_sample(torch.cat(parts, dim=1))
                 out[start : start + chunk] = module.head(sample_h, gene_h).numpy()
