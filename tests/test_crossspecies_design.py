@@ -91,22 +91,26 @@ def _drop(data: dict[str, Reactome], cells: list[tuple[str, str, str]]) -> dict[
 
 def test_suggestions_prefer_the_least_covered_cell() -> None:
     data = _low_rank_species()
-    # rat: drug_c never measured; one other rat cell missing that is well covered
-    missing = [("rat", c, "drug_c") for c in CONTEXTS] + [("rat", "brain", "drug_a")]
+    # rat: drug_c measured only in liver; liver + drug_a missing though liver and drug_a are
+    # otherwise well covered
+    missing = [("rat", c, "drug_c") for c in ("brain", "heart", "lung")]
+    missing.append(("rat", "liver", "drug_a"))
     partial = _drop(data, missing)
-    table = suggest_experiments(partial, 5, config=FAST, n_models=2, random_state=1)
+    table = suggest_experiments(partial, 5, config=FAST, n_models=3, random_state=1)
     assert list(table.columns) == ["rank", "species", "context", "perturbation", "score", "reason"]
-    assert len(table) == 5
-    assert table["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert len(table) == 4  # only four cells can be measured
+    assert table["rank"].tolist() == [1, 2, 3, 4]
     assert table["score"].is_monotonic_decreasing
     assert set(map(tuple, table[["species", "context", "perturbation"]].to_numpy())) == set(missing)
+    by_drug = table.groupby("perturbation")["score"].mean()
+    assert by_drug["drug_c"] > by_drug["drug_a"]
     assert table.loc[0, "perturbation"] == "drug_c"
-    assert "drug_c measured in 0 of 4 contexts of rat" in table.loc[0, "reason"]
+    assert "drug_c measured in 1 of 4 contexts of rat" in table.loc[0, "reason"]
     assert "measured in mouse" in table.loc[0, "reason"]
     limited = suggest_experiments(
-        partial, 1, candidates=[("rat", "brain", "drug_a")], config=FAST, n_models=2
+        partial, 1, candidates=[("rat", "liver", "drug_a")], config=FAST, n_models=2
     )
-    assert limited["context"].tolist() == ["brain"]
+    assert limited["context"].tolist() == ["liver"]
     with pytest.raises(DataValidationError, match="unknown species"):
         suggest_experiments(partial, 1, candidates=[("dog", "brain", "drug_a")])
     with pytest.raises(DataValidationError, match="budget"):
