@@ -138,3 +138,31 @@ def test_map_genes_command(tmp_path, atlas_files):
     assert set(mapping["target_gene"]) == set(rat.var_names)
     assert mapping["rank"].dropna().min() == 1
     assert main(args) == 2
+
+
+def test_suggest_command(tmp_path, atlas_files, capsys):
+    rat = ad.read_h5ad(atlas_files["rat"])
+    unmeasured = (rat.obs["context"] == "brain") & (rat.obs["perturbation"] == "drug_a")
+    rat_file = tmp_path / "rat.h5ad"
+    rat[~unmeasured.to_numpy()].copy().write_h5ad(rat_file)
+    out = tmp_path / "suggestions.csv"
+    args = [
+        "suggest",
+        f"mouse={atlas_files['mouse']}",
+        f"rat={rat_file}",
+        "--orthologs",
+        str(atlas_files["orthologs"]),
+        "--budget",
+        "3",
+        "--n-models",
+        "2",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    table = pd.read_csv(out)
+    # the only unmeasured cell of the design is the one suggested
+    assert table[["species", "context", "perturbation"]].values.tolist() == [
+        ["rat", "brain", "drug_a"]
+    ]
+    assert "1. rat brain drug_a" in capsys.readouterr().out

@@ -25,6 +25,7 @@ _SUBCOMMANDS = (
     "predict",
     "evaluate",
     "map_genes",
+    "suggest",
 )
 
 

@@ -181,7 +181,12 @@ def _run_species(
 
 def _latent_map(context: RunContext, model: Any) -> pd.DataFrame:
     """2-D UMAP of the ``<cls>`` embeddings of every sample of every species."""
-    import umap
+    import warnings
+
+    with warnings.catch_warnings():
+        # umap-learn warns on import that its optional TensorFlow variant is unavailable
+        warnings.simplefilter("ignore", ImportWarning)
+        import umap
 
     data = context.data
     schema = data.schema

@@ -1,0 +1,79 @@
+"""``transferome suggest DATA [DATA ...] --out suggestions.csv``: the next experiments to run."""
+
+from __future__ import annotations
+
+import argparse
+
+from transferome.cli._common import add_key_arguments
+
+NAME = "suggest"
+HELP = "rank unmeasured (species, context, perturbation) experiments by expected benefit"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "files",
+        nargs="+",
+        help="log-normalised h5ad files, one per species (SPECIES=FILE names the species; "
+        "default: the file name without suffix)",
+    )
+    parser.add_argument("--out", required=True, help="CSV of ranked suggestions to write")
+    parser.add_argument("--budget", type=int, default=5, help="experiments to suggest (5)")
+    parser.add_argument("--orthologs", default=None, help="ortholog table tying the species")
+    parser.add_argument("--n-models", type=int, default=4, help="ensemble members (4)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_key_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from transferome.crossspecies import suggest_experiments
+    from transferome.data import Schema, atomic_path, read_h5ad
+    from transferome.errors import DataValidationError, ReaderError
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    schema = Schema(
+        species_key=args.species_key,
+        context_key=args.context_key,
+        perturbation_key=args.perturbation_key,
+        control=args.control,
+        dose_key=args.dose_key,
+        sample_key=args.sample_key,
+        combination_sep=args.combination_sep,
+    )
+    data = {}
+    for item in args.files:
+        species, sep, path = item.partition("=")
+        if not sep:
+            species, path = Path(item).stem, item
+        if species in data:
+            raise DataValidationError(f"species {species!r} is given twice")
+        data[species] = read_h5ad(path)
+    orthologs = None
+    if args.orthologs is not None:
+        try:
+            orthologs = pd.read_csv(args.orthologs)
+        except (OSError, ValueError) as exc:
+            raise ReaderError(f"{args.orthologs}: not a readable CSV table ({exc})") from exc
+    table = suggest_experiments(
+        data,
+        args.budget,
+        orthologs=orthologs,
+        n_models=args.n_models,
+        schema=schema,
+        random_state=args.seed,
+    )
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    for row in table.itertuples():
+        print(f"{row.rank}. {row.species} {row.context} {row.perturbation}: {row.reason}")
+    if table.empty:
+        print("every (species, context, perturbation) cell is measured; nothing to suggest")
+    print(f"wrote {out}")
+    return 0
