@@ -14,6 +14,7 @@ from transferome.crossspecies import (
     ortholog_groups,
     predict_reactome,
     reactome,
+    reactome_ensemble,
     reliability_table,
     simulation_truth,
     suggest_experiments,
@@ -96,7 +97,8 @@ def test_suggestions_prefer_the_least_covered_cell() -> None:
     missing = [("rat", c, "drug_c") for c in ("brain", "heart", "lung")]
     missing.append(("rat", "liver", "drug_a"))
     partial = _drop(data, missing)
-    table = suggest_experiments(partial, 5, config=FAST, n_models=3, random_state=1)
+    ensemble = reactome_ensemble(partial, config=FAST, n_models=3, random_state=1)
+    table = suggest_experiments(partial, 5, ensemble=ensemble)
     assert list(table.columns) == ["rank", "species", "context", "perturbation", "score", "reason"]
     assert len(table) == 4  # only four cells can be measured
     assert table["rank"].tolist() == [1, 2, 3, 4]
@@ -108,7 +110,7 @@ def test_suggestions_prefer_the_least_covered_cell() -> None:
     assert "drug_c measured in 1 of 4 contexts of rat" in table.loc[0, "reason"]
     assert "measured in mouse" in table.loc[0, "reason"]
     limited = suggest_experiments(
-        partial, 1, candidates=[("rat", "liver", "drug_a")], config=FAST, n_models=2
+        partial, 1, candidates=[("rat", "liver", "drug_a")], ensemble=ensemble
     )
     assert limited["context"].tolist() == ["liver"]
     with pytest.raises(DataValidationError, match="unknown species"):
