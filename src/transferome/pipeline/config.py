@@ -379,7 +379,11 @@ _FULL_PARAMS: dict[str, dict[str, Any]] = {
     },
 }
 # On top of ``fast_params`` for --quick: larger blocks (fewer optimiser steps per epoch).
-_QUICK_OVERRIDES: dict[str, dict[str, Any]] = {"fe": {"batch_size": 64, "gene_block": 128}}
+_QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
+    "fe": {"batch_size": 64, "gene_block": 128, "max_epochs": 5, "transform_epochs": 15},
+    "xtransfer": {"max_epochs": 5},
+    "uge": {"max_epochs": 8, "batch_size": 32},
+}
 _QUICK_SIMULATION = {
     "bulk": {"mode": "bulk", "n_genes": 300, "animals_per_group": 3},
     "single_cell": {

@@ -257,7 +257,7 @@ register_stage(
         _run_transfer,
         _needs_transfer_models,
         _transfer_fits,
-        lambda quick: {"max_splits": 3} if quick else {"max_splits": 11},
+        lambda quick: {"max_splits": 2} if quick else {"max_splits": 11},
         _check_models_option,
     )
 )

@@ -174,7 +174,7 @@ def plot_mapping(frame: pd.DataFrame, ax: Any, *, metric: str = "precision@1") -
     ax.set_xticks(x, [str(c) for c in frame.columns], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(metric, fontsize=8)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return ax
 
 
@@ -209,7 +209,9 @@ def plot_latent(frame: pd.DataFrame, ax: Any, *, title: str = "") -> Any:
 # -- experimental design ----------------------------------------------------------------------
 def acquisition_frame(curve: pd.DataFrame) -> pd.DataFrame:
     """Error after each acquisition, one column per strategy (rows: experiments acquired)."""
-    return curve.pivot_table(index="acquired", columns="strategy", values="mse_hidden")
+    frame = curve.pivot_table(index="acquired", columns="strategy", values="mse_hidden")
+    frame.columns.name = None
+    return frame
 
 
 def plot_acquisition(frame: pd.DataFrame, ax: Any) -> Any:
@@ -219,6 +221,9 @@ def plot_acquisition(frame: pd.DataFrame, ax: Any) -> Any:
         ax.plot(
             frame.index, frame[strategy], marker="o", label=str(strategy), color=colours[strategy]
         )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("experiments acquired", fontsize=8)
     ax.set_ylabel("MSE of the completed reactome", fontsize=8)
     ax.legend(fontsize=7)

@@ -235,7 +235,9 @@ def _transfer_section(name: str, tables: Mapping[str, pd.DataFrame], figs: _Figu
     parts.append(figs.add(fig, f"{name}_models", "Mean (bars) and median (dots) pearson_delta"))
     profiles = tables.get("profiles")
     if profiles is not None and not profiles.empty:
-        model = str(profiles["model"].iloc[0])
+        ranked = model_frame(tables["summary"])
+        drawn = [m for m in ranked["model"] if m in set(profiles["model"])]
+        model = drawn[0] if drawn else str(profiles["model"].iloc[0])
         contexts = sorted(profiles.loc[profiles["model"] == model, "context"].unique())
         ncols = min(4, len(contexts))
         nrows = math.ceil(len(contexts) / ncols)
