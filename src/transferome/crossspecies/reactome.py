@@ -57,7 +57,9 @@ class Reactome:
         ):
             raise DataValidationError("reactome values and standard errors must share labels")
         if not self.n.index.equals(self.values.columns):
-            raise DataValidationError("reactome counts must have one row per (context, pair)")
+            raise DataValidationError(
+                "reactome counts need one row per (context, perturbation) pair"
+            )
 
     @property
     def genes(self) -> pd.Index:
