@@ -156,6 +156,8 @@ def test_suggest_command(tmp_path, atlas_files, capsys):
         "3",
         "--n-models",
         "2",
+        "--epochs",
+        "30",
         "--out",
         str(out),
     ]

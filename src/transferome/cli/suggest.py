@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=int, default=5, help="experiments to suggest (5)")
     parser.add_argument("--orthologs", default=None, help="ortholog table tying the species")
     parser.add_argument("--n-models", type=int, default=4, help="ensemble members (4)")
+    parser.add_argument(
+        "--epochs", type=int, default=300, help="training steps of each completion model (300)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     add_key_arguments(parser)
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from transferome.crossspecies import suggest_experiments
+    from transferome.crossspecies import CompletionConfig, suggest_experiments
     from transferome.data import Schema, atomic_path, read_h5ad
     from transferome.errors import DataValidationError, ReaderError
 
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         args.budget,
         orthologs=orthologs,
         n_models=args.n_models,
+        config=CompletionConfig(epochs=args.epochs),
         schema=schema,
         random_state=args.seed,
     )
