@@ -279,7 +279,10 @@ def test_anchor_weight_by_hand():
     assert _anchor_weight(observed, observed + 5.0) == 1.0
     # decoded differences unrelated to the observed ones: no correction (additive)
     assert _anchor_weight(observed, np.array([[0.0, 9.0], [0.0, -9.0], [0.0, 0.0]])) == 0.0
-    # half the size of the observed differences: weight 2 is off the grid, 1 is best
+    # opposite to the observed ones: clipped to 0; all decoded changes equal: 0
+    assert _anchor_weight(observed, -observed) == 0.0
+    assert _anchor_weight(observed, np.ones_like(observed)) == 0.0
+    # half the size of the observed differences: weight 2, clipped to 1
     assert _anchor_weight(observed, observed / 2) == 1.0
     # twice as large: weight 0.5
     assert _anchor_weight(observed, observed * 2) == 0.5

@@ -28,7 +28,7 @@ Two transferome extensions change what is returned (``prediction``):
   its decoded change in those sources: ``mean_c(delta_c) + w * (delta_hat(target) -
   mean_c(delta_hat_c))``. The network then only has to get the context-specific part of the
   response right; the shared part comes from the measurements. The weight ``w`` in
-  ``{0, 0.25, 0.5, 0.75, 1}`` is chosen per target by predicting each source context from
+  ``[0, 1]`` is fitted per target by least squares when predicting each source context from
   the others (``w = 0`` is the additive baseline, so a correction that does not transfer is
   switched off). Combinations (no source context holds the combination) fall back to
   ``"control_plus_delta"``.
@@ -57,7 +57,6 @@ __all__ = ["PairRows", "XTransfer"]
 _MATCHING = ("random", "mean")
 _PREDICTION = ("decoded", "control_plus_delta", "anchored")
 _ENCODE_BATCH = 2048
-_ANCHOR_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def _gene_means(rows: Any) -> np.ndarray:
@@ -70,24 +69,26 @@ def _gene_means(rows: Any) -> np.ndarray:
 
 
 def _anchor_weight(observed: np.ndarray, decoded: np.ndarray) -> float:
-    """Weight of the model's correction, chosen by leaving each source context out.
+    """Weight of the model's correction, fitted by leaving each source context out.
 
     Each source context ``c`` is predicted from the others as
-    ``mean_{c' != c}(observed) + w * (decoded_c - mean_{c' != c}(decoded))``; the weight of
-    :data:`_ANCHOR_WEIGHTS` with the smallest squared error over the sources is returned
-    (1 with fewer than two sources, where nothing can be left out).
+    ``mean_{c' != c}(observed) + w * (decoded_c - mean_{c' != c}(decoded))``; ``w`` is the
+    least-squares weight over all sources and genes, clipped to ``[0, 1]`` (1 with fewer than
+    two sources, where nothing can be left out; 0 when the decoded changes do not differ).
     """
     n = observed.shape[0]
     if n < 2:
         return 1.0
-    errors = np.zeros(len(_ANCHOR_WEIGHTS))
+    cross, norm = 0.0, 0.0
     for c in range(n):
         rest = np.arange(n) != c
-        base = observed[rest].mean(axis=0)
+        residual = observed[c] - observed[rest].mean(axis=0)
         correction = decoded[c] - decoded[rest].mean(axis=0)
-        for i, weight in enumerate(_ANCHOR_WEIGHTS):
-            errors[i] += float(np.sum((base + weight * correction - observed[c]) ** 2))
-    return float(_ANCHOR_WEIGHTS[int(np.argmin(errors))])
+        cross += float(residual @ correction)
+        norm += float(correction @ correction)
+    if norm <= 0.0:
+        return 0.0
+    return float(np.clip(cross / norm, 0.0, 1.0))
 
 
 class PairRows(torch.utils.data.Dataset):
