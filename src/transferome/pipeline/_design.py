@@ -119,8 +119,8 @@ def _run_design(
 
 def _design_fits(context: RunContext, options: Mapping[str, Any]) -> list[str]:
     steps = int(options.get("steps", 4))
-    n_models = int(options.get("n_models", 3))
-    return ["completion"] * (2 * (steps + 1) * n_models)
+    # one progress step per ensemble (of n_models completion fits) and strategy
+    return ["completion ensemble"] * (2 * (steps + 1))
 
 
 register_stage(
@@ -134,7 +134,7 @@ register_stage(
         lambda context: None,
         _design_fits,
         lambda quick: (
-            {"steps": 2, "n_models": 2, "epochs": 60}
+            {"steps": 2, "n_models": 2, "epochs": 40}
             if quick
             else {"steps": 4, "n_models": 3, "epochs": 150}
         ),

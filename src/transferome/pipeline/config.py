@@ -353,16 +353,16 @@ _FULL_PARAMS: dict[str, dict[str, Any]] = {
     "fe": {
         "embedding_dim": 16,
         "hidden": [64, 32],
-        "max_epochs": 20,
+        "max_epochs": 10,
         "batch_size": 64,
         "gene_block": 512,
         "lr": 5e-3,
-        "transform_epochs": 40,
+        "transform_epochs": 25,
     },
     "xtransfer": {
-        "hidden": [256, 128],
+        "hidden": [128, 64],
         "latent_dim": 32,
-        "max_epochs": 15,
+        "max_epochs": 8,
         "batch_size": 64,
         "lr": 1e-3,
         "lr_step_size": None,
@@ -374,7 +374,7 @@ _FULL_PARAMS: dict[str, dict[str, Any]] = {
         "n_layers": 2,
         "n_heads": 4,
         "d_ff": 64,
-        "max_epochs": 25,
+        "max_epochs": 15,
         "lr": 2e-3,
     },
 }
@@ -382,14 +382,14 @@ _FULL_PARAMS: dict[str, dict[str, Any]] = {
 _QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
     "fe": {"batch_size": 64, "gene_block": 128, "max_epochs": 5, "transform_epochs": 15},
     "xtransfer": {"max_epochs": 5},
-    "uge": {"max_epochs": 8, "batch_size": 32},
+    "uge": {"max_epochs": 6, "batch_size": 32},
 }
 _QUICK_SIMULATION = {
     "bulk": {"mode": "bulk", "n_genes": 300, "animals_per_group": 3},
     "single_cell": {
         "mode": "single_cell",
         "n_genes": 300,
-        "cells_per_group": 15,
+        "cells_per_group": 10,
         "drugs": ["drug_01", "drug_02", "drug_03", "drug_04"],
         "combinations": 2,
     },

@@ -16,7 +16,7 @@ SECONDS_PER_FIT: Mapping[str, float] = {
     "fe": 8.0,
     "xtransfer": 6.0,
     "uge": 20.0,
-    "completion": 1.5,
+    "completion ensemble": 5.0,
 }
 """Rough seconds per fit of each model on the default atlas (2 CPU cores); others: 5 s."""
 

@@ -377,7 +377,7 @@ register_stage(
             else "the model 'xtransfer' is not configured"
         ),
         _ablation_fits,
-        lambda quick: {"max_splits": 1} if quick else {"max_splits": 4},
+        lambda quick: {"max_splits": 1} if quick else {"max_splits": 2},
         _check_ablation,
     )
 )
