@@ -134,7 +134,7 @@ register_stage(
         lambda context: None,
         _design_fits,
         lambda quick: (
-            {"steps": 2, "n_models": 2, "epochs": 40}
+            {"steps": 2, "n_models": 2, "epochs": 20}
             if quick
             else {"steps": 4, "n_models": 3, "epochs": 150}
         ),
