@@ -4,21 +4,21 @@ Three experiments, each scored with :func:`transferome.metrics.evaluate_groups` 
 profiles of held-out (context, perturbation) groups, every model fitted on the same
 training part of every fold:
 
-1. **L1000 MODZ** signatures as a (cell line x drug x gene) tensor: the 272 (line, drug)
-   signatures are held out in 5 folds; each is predicted from the line's and the drug's
+1. **L1000 MODZ** signatures as a (cell line x drug x gene) tensor: the 195 (line, drug)
+   groups (272 signatures) are held out in 5 folds; each is predicted from the line's and the drug's
    embeddings (``transfer="factors"``) and by the additive and linear baselines. Values are
    changes against control, so each line gets one all-zero control.
-2. **Kang PBMC** (300 most variable genes): every cell type's IFN-beta group held out in turn
+2. **Kang PBMC** (200 most variable genes): every cell type's IFN-beta group held out in turn
    (7 folds), predicted by vector arithmetic in sample-embedding space
    (``transfer="arithmetic"``); plus the reconstruction of the
    full data and the kNN / distance-preservation analyses of the sample embedding against
    PCA, UMAP and 2-D t-SNE.
-3. **Simulator** (bulk, mouse, 500 genes): the 33 (organ, drug) groups held out in 5 folds
+3. **Simulator** (bulk, mouse, about 300 genes): the 33 (organ, drug) groups held out in 5 folds
    (imputation of unmeasured tensor cells).
 
 FE here uses 32-d embeddings and hidden layers (128, 64) (not the paper's 50-d and
-250-150-100-50-10), blocks of 64 samples x 256 genes and 12-25 epochs so that the whole
-script runs in a few minutes on two CPU cores.
+250-150-100-50-10), blocks of 64 samples x 256 genes and 8-25 epochs, to keep the script
+to minutes on two CPU cores (several times longer on a loaded machine).
 
 Run: ``python benchmarks/fe_quality.py [--data ../shared/data] [--only l1000 kang sim]``.
 """
@@ -137,7 +137,7 @@ def run_l1000(data_dir: Path) -> None:
     show("L1000 MODZ: (line, drug) signatures held out in 5 folds", summary, seconds)
 
 
-def _kang(data_dir: Path, n_genes: int = 300) -> AnnData:
+def _kang(data_dir: Path, n_genes: int = 200) -> AnnData:
     import scanpy as sc
 
     kang = read(data_dir / "kang_pbmc_scgen_valid.h5ad")
@@ -164,13 +164,13 @@ def run_kang(data_dir: Path) -> None:
     folds = [[g] for g in perturbed_groups(kang, schema)]
     models = baselines()
     models["fe (arithmetic)"] = lambda: FactorizedEmbedding(
-        **FE, max_epochs=12, transfer="arithmetic"
+        **FE, max_epochs=8, transfer="arithmetic"
     )
     summary, seconds = evaluate(kang, schema, folds, models)
     show("Kang PBMC: each cell type's stimulated group held out", summary, seconds)
 
     start = time.perf_counter()
-    model = FactorizedEmbedding(**FE, max_epochs=12).fit(kang, factors=())
+    model = FactorizedEmbedding(**FE, max_epochs=8).fit(kang, factors=())
     recon = model.predict(kang).X
     total = float(((kang.X - kang.X.mean(axis=0)) ** 2).sum())
     r2 = 1 - float(((recon - kang.X) ** 2).sum()) / total
@@ -203,12 +203,12 @@ def run_kang(data_dir: Path) -> None:
 def run_simulator() -> None:
     from transferome.datasets import simulate
 
-    atlas = simulate("bulk", seed=0, n_genes=500)
+    atlas = simulate("bulk", seed=0, n_genes=300)
     data = atlas.adatas["mouse"]
     schema = Schema(species_key=None)
     folds = folds_of(perturbed_groups(data, schema), 5, seed=0)
     models = baselines()
-    models["fe (factors)"] = lambda: FactorizedEmbedding(**FE, max_epochs=25)
+    models["fe (factors)"] = lambda: FactorizedEmbedding(**FE, max_epochs=15)
     summary, seconds = evaluate(data, schema, folds, models)
     show("Simulator (bulk, mouse): (organ, drug) groups held out in 5 folds", summary, seconds)
 
