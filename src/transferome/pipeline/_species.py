@@ -150,7 +150,8 @@ def _run_species(
             predictions.setdefault(_CROSS, []).append(
                 fitted.predict(train, targets, species=target)
             )
-        context.step(f"{target} {p}: {len(targets)} groups")
+        if _CROSS not in config.models:
+            context.step(f"{target} {p}: {len(targets)} groups")
     import anndata as ad
 
     controls = control_means(tgt, schema=schema)
@@ -212,15 +213,13 @@ def _latent_map(context: RunContext, model: Any) -> pd.DataFrame:
 
 
 def _species_fits(context: RunContext, options: Mapping[str, Any]) -> list[str]:
-    if _CROSS not in context.config.models:
-        return []
     data = context.data
     perturbations = options.get("perturbations")
     if perturbations is None:
         tgt = data.adatas[data.species[1]]
         labels = set(obs_labels(tgt, data.schema.perturbation_key))
         perturbations = sorted(labels - {data.schema.control})
-    return [_CROSS] * len(perturbations)
+    return [_CROSS if _CROSS in context.config.models else "additive"] * len(perturbations)
 
 
 register_stage(
