@@ -10,6 +10,14 @@ import pandas as pd
 import pytest
 from anndata import AnnData
 
+from hypothesis import settings
+
+# CI replays the same examples every run (a red build is then reproducible); elsewhere
+# hypothesis explores new examples each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TRANSFEROME_SHARED_DATA", ROOT.parent / "shared" / "data"))
 

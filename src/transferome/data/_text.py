@@ -122,6 +122,8 @@ def check_numeric(path: Path, frame: pd.DataFrame, columns: list[str], first_lin
 
     ``first_line`` is the file line of the frame's first row (for the message).
     """
+    if frame.empty:
+        return
     dtypes = frame.dtypes
     for column in columns:
         dtype = dtypes[column]

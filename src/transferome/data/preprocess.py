@@ -99,6 +99,15 @@ def _normalize_log(counts: Any, target_sum: float) -> Any:
     return np.log1p(counts * scale[:, None]).astype(np.float32)
 
 
+def _max_variance(matrix) -> float:
+    """Largest per-gene variance of a dense or sparse matrix."""
+    if sp.issparse(matrix):
+        mean = np.asarray(matrix.mean(axis=0)).ravel()
+        mean_sq = np.asarray(matrix.multiply(matrix).mean(axis=0)).ravel()
+        return float(np.max(mean_sq - mean**2, initial=0.0))
+    return float(np.max(np.var(np.asarray(matrix), axis=0), initial=0.0))
+
+
 def _highly_variable(adata: AnnData, n_top_genes: int, flavor: Flavor, batch_key: str | None):
     import scanpy as sc
 
@@ -106,9 +115,16 @@ def _highly_variable(adata: AnnData, n_top_genes: int, flavor: Flavor, batch_key
         raise DataValidationError(f"flavor must be 'seurat' or 'cell_ranger', got {flavor!r}")
     if batch_key is not None and batch_key not in adata.obs:
         raise DataValidationError(f"batch_key {batch_key!r} not in obs; obs has {list(adata.obs)}")
+    if adata.n_obs < 2 or _max_variance(adata.X) == 0.0:
+        # no gene varies: every dispersion is undefined (scanpy fails); keep the first genes
+        return adata.var_names[:n_top_genes]
     with warnings.catch_warnings():
         # constant genes give 0/0 dispersions; scanpy ranks them last, which is what we want
         warnings.simplefilter("ignore", RuntimeWarning)
+        # with every gene constant scanpy warns that it returns all genes; we rank them below
+        warnings.filterwarnings(
+            "ignore", message=".*n_top_genes.*normalized dispersions", category=UserWarning
+        )
         table = sc.pp.highly_variable_genes(
             adata,
             n_top_genes=n_top_genes,
