@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from anndata import AnnData
-
 from hypothesis import settings
 
 # CI replays the same examples every run (a red build is then reproducible); elsewhere
