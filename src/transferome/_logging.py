@@ -7,9 +7,11 @@ configures logging; the command line calls :func:`configure` once to print messa
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
-__all__ = ["configure", "get_logger"]
+__all__ = ["configure", "console_logging", "get_logger"]
 
 _ROOT = "transferome"
 logging.getLogger(_ROOT).addHandler(logging.NullHandler())
@@ -46,3 +48,21 @@ def configure(verbosity: int = 0) -> None:
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+
+
+@contextlib.contextmanager
+def console_logging(verbosity: int = 0) -> Iterator[None]:
+    """:func:`configure` for the duration of a block, then restore the previous set-up.
+
+    The command line runs inside this block, so calling it in-process (from a notebook or a
+    test) leaves the ``transferome`` logger as it found it.
+    """
+    logger = logging.getLogger(_ROOT)
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    configure(verbosity)
+    try:
+        yield
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]

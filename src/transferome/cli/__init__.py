@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``transferome`` console script; returns the exit code."""
-    from transferome._logging import configure
+    from transferome._logging import console_logging
     from transferome.errors import TransferomeError
 
     parser = build_parser()
@@ -62,9 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0
-    configure(-1 if args.quiet else args.verbose)
     try:
-        return int(args._run(args) or 0)
+        with console_logging(-1 if args.quiet else args.verbose):
+            return int(args._run(args) or 0)
     except TransferomeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
