@@ -353,16 +353,16 @@ _FULL_PARAMS: dict[str, dict[str, Any]] = {
     "fe": {
         "embedding_dim": 16,
         "hidden": [64, 32],
-        "max_epochs": 10,
+        "max_epochs": 6,
         "batch_size": 64,
         "gene_block": 512,
         "lr": 5e-3,
-        "transform_epochs": 25,
+        "transform_epochs": 15,
     },
     "xtransfer": {
         "hidden": [128, 64],
         "latent_dim": 32,
-        "max_epochs": 8,
+        "max_epochs": 6,
         "batch_size": 64,
         "lr": 1e-3,
         "lr_step_size": None,
@@ -374,7 +374,7 @@ _FULL_PARAMS: dict[str, dict[str, Any]] = {
         "n_layers": 2,
         "n_heads": 4,
         "d_ff": 64,
-        "max_epochs": 15,
+        "max_epochs": 10,
         "lr": 2e-3,
     },
 }
