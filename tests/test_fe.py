@@ -85,6 +85,17 @@ def test_same_seed_same_model(data: AnnData) -> None:
     np.testing.assert_array_equal(a, b)
 
 
+def test_pca_start_fits_faster_than_a_random_start(data: AnnData) -> None:
+    params = {**PARAMS, "max_epochs": 5}
+    errors = {}
+    for init in ("pca", "random"):
+        model = FactorizedEmbedding(**params, init=init).fit(data, factors=())
+        errors[init] = _mse(model.predict(data).X, data.X)
+    assert errors["pca"] < 0.5 * errors["random"]
+    with pytest.raises(DataValidationError, match="init='svd'"):
+        FactorizedEmbedding(**params, init="svd").fit(data)
+
+
 def test_save_load_round_trip(tmp_path, data: AnnData, fitted: FactorizedEmbedding) -> None:
     folder = fitted.save(tmp_path / "fe")
     assert (folder / "weights.safetensors").is_file()

@@ -13,7 +13,9 @@ from transferome.models.fe_module import (
     LazyAdam,
     embed_samples,
     masked_mse,
+    pca_embeddings,
 )
+from transferome.training import TrainingConfig
 
 
 def _module(seed: int = 0, **kwargs: object) -> FEModule:
@@ -160,3 +162,44 @@ def test_lazy_adam_leaves_unused_rows_alone() -> None:
         optimizer.step()
     moved = (table.weight.detach() != before).any(dim=1).tolist()
     assert moved == [False, True, False, False, True, False]
+
+
+def test_pca_embeddings_reconstruct_a_low_rank_matrix() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 2)) @ rng.normal(size=(2, 12)) + rng.normal(size=12)
+    samples, genes = pca_embeddings(x, None, 5, seed=0)
+    assert samples.shape == (30, 5)
+    assert genes.shape == (12, 5)
+    assert samples.dtype == np.float32
+    assert genes.dtype == np.float32
+    # The first two columns carry the data: their product is the centred matrix up to scale.
+    product = samples[:, :2].astype(float) @ genes[:, :2].T
+    centred = x - x.mean(axis=0)
+    assert abs(np.corrcoef(product.ravel(), centred.ravel())[0, 1]) > 0.999
+    assert np.sqrt(np.mean(samples[:, :2] ** 2)) == pytest.approx(1.0, rel=1e-4)
+    assert np.abs(samples[:, 2:]).max() < 1.0  # filler dimensions stay small
+    # Unobserved entries are ignored: any value there gives the same embeddings.
+    mask = rng.random(x.shape) > 0.2
+    a = pca_embeddings(np.where(mask, x, 0.0), mask, 5, seed=0)
+    b = pca_embeddings(np.where(mask, x, 1e6), mask, 5, seed=0)
+    np.testing.assert_array_equal(a[0], b[0])
+    # A constant matrix has no component: every column is filler.
+    flat, _ = pca_embeddings(np.ones((4, 3)), None, 2, seed=1)
+    assert np.abs(flat).max() < 1.0
+
+
+def test_embedding_tables_get_their_own_learning_rate() -> None:
+    module = _module()
+    module.embedding_lr = 0.5
+    optimizer = module.configure_optimizer(TrainingConfig(lr=1e-3))
+    groups = {len(g["params"]): g["lr"] for g in optimizer.param_groups}
+    tables = {id(module.sample_embedding.weight), id(module.gene_embedding.weight)}
+    table_group = next(g for g in optimizer.param_groups if id(g["params"][0]) in tables)
+    assert {id(p) for p in table_group["params"]} == tables
+    assert table_group["lr"] == 0.5
+    assert sorted(groups.values()) == [1e-3, 0.5]
+    n_params = sum(len(g["params"]) for g in optimizer.param_groups)
+    assert n_params == len(list(module.parameters()))
+    module.embedding_lr = None
+    optimizer = module.configure_optimizer(TrainingConfig(lr=1e-3))
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-3, 1e-3]

@@ -41,7 +41,13 @@ from transferome.data.schema import Schema, split_combination
 from transferome.errors import DataValidationError
 from transferome.models._persist import check_var_names, read_model_files, write_model_files
 from transferome.models.base import Estimator, Target, prediction_adata
-from transferome.models.fe_module import FEBlocks, FEConfig, FEModule, embed_samples
+from transferome.models.fe_module import (
+    FEBlocks,
+    FEConfig,
+    FEModule,
+    embed_samples,
+    pca_embeddings,
+)
 
 __all__ = ["FactorizedEmbedding"]
 
@@ -60,6 +66,14 @@ class FactorizedEmbedding(Estimator):
         Hidden layer sizes of the MLP.
     activation
         ``"tanh"`` (paper), ``"relu"`` or ``"gelu"``.
+    init
+        Start of the sample and gene embeddings: ``"pca"`` (scores and loadings of a PCA of
+        the training data, see :func:`~transferome.models.fe_module.pca_embeddings`) or
+        ``"random"`` (``N(0, 1)``, as the paper).
+    embedding_lr
+        Learning rate of the sample and gene tables (default ``lr``). A sample's embedding is
+        updated once per epoch (once per gene block holding it), so a larger rate than the
+        network's speeds up training.
     gene_block
         Genes per training block; a block holds ``batch_size`` samples x ``gene_block`` genes
         (blocks of a few thousand values keep the activations in cache on CPUs).
@@ -93,6 +107,8 @@ class FactorizedEmbedding(Estimator):
         embedding_dim: int = 50,
         hidden: tuple[int, ...] = (250, 150, 100, 50, 10),
         activation: str = "tanh",
+        init: str = "pca",
+        embedding_lr: float | None = None,
         gene_block: int = 256,
         transfer: str = "factors",
         transform_epochs: int = 200,
@@ -113,6 +129,8 @@ class FactorizedEmbedding(Estimator):
         self.embedding_dim = embedding_dim
         self.hidden = hidden
         self.activation = activation
+        self.init = init
+        self.embedding_lr = embedding_lr
         self.gene_block = gene_block
         self.transfer = transfer
         self.transform_epochs = transform_epochs
@@ -172,6 +190,8 @@ class FactorizedEmbedding(Estimator):
             raise DataValidationError(
                 f"transfer={self.transfer!r}; expected 'factors' or 'arithmetic'"
             )
+        if self.init not in ("pca", "random"):
+            raise DataValidationError(f"init={self.init!r}; expected 'pca' or 'random'")
         schema = Schema() if schema is None else schema
         values, observed = _values_and_mask(adata, layer, mask)
         if factors is None:
@@ -204,7 +224,14 @@ class FactorizedEmbedding(Estimator):
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.random_state))
-            module = FEModule(config)
+            module = FEModule(config, embedding_lr=self.embedding_lr)
+        if self.init == "pca":
+            samples, genes = pca_embeddings(
+                values, observed, config.embedding_dim, seed=int(self.random_state)
+            )
+            with torch.no_grad():
+                module.sample_embedding.weight.copy_(torch.as_tensor(samples))
+                module.gene_embedding.weight.copy_(torch.as_tensor(genes))
         module.var_factor_codes.copy_(torch.as_tensor(self._var_codes(var_labels)))
         with torch.no_grad():  # start the output at the mean value: fewer epochs to fit offsets
             module.last.bias.fill_(

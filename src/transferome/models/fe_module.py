@@ -23,7 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FEBlocks", "FEConfig", "FEModule", "LazyAdam", "embed_samples", "masked_mse"]
+__all__ = [
+    "FEBlocks",
+    "FEConfig",
+    "FEModule",
+    "LazyAdam",
+    "embed_samples",
+    "masked_mse",
+    "pca_embeddings",
+]
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -92,11 +100,22 @@ class FEConfig:
 
 
 class FEModule(nn.Module):
-    """Embedding tables and the MLP; ``loss(batch)`` follows the training-engine contract."""
+    """Embedding tables and the MLP; ``loss(batch)`` follows the training-engine contract.
 
-    def __init__(self, config: FEConfig) -> None:
+    Parameters
+    ----------
+    config
+        Shape of the network.
+    embedding_lr
+        Learning rate of the sample and gene tables (default: the training ``lr``). Each row
+        of these tables gets one update per epoch (one per block that holds it), against one
+        per block for the network, so they can take a larger rate.
+    """
+
+    def __init__(self, config: FEConfig, *, embedding_lr: float | None = None) -> None:
         super().__init__()
         self.config = config
+        self.embedding_lr = embedding_lr
         d = config.embedding_dim
         # Sparse gradients: a block touches few rows, and LazyAdam updates only those.
         self.sample_embedding = nn.Embedding(config.n_samples, d, sparse=True)
@@ -168,8 +187,19 @@ class FEModule(nn.Module):
         return self.head(sample_h, self.gene_side(gene))
 
     def configure_optimizer(self, config: Any) -> Any:
-        """:class:`LazyAdam` (rows of the sample and gene tables updated only when used)."""
-        optimizer = LazyAdam(self.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        """:class:`LazyAdam` (rows of the sample and gene tables updated only when used).
+
+        The sample and gene tables form their own parameter group with ``embedding_lr``.
+        """
+        tables = [self.sample_embedding.weight, self.gene_embedding.weight]
+        table_ids = {id(p) for p in tables}
+        rest = [p for p in self.parameters() if id(p) not in table_ids]
+        table_lr = config.lr if self.embedding_lr is None else float(self.embedding_lr)
+        optimizer = LazyAdam(
+            [{"params": rest}, {"params": tables, "lr": table_lr}],
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+        )
         if config.lr_step_size is None:
             return optimizer
         scheduler = torch.optim.lr_scheduler.StepLR(
@@ -245,6 +275,54 @@ class LazyAdam(torch.optim.Optimizer):
                     denom = v.sqrt().add_(group["eps"] * math.sqrt(1 - beta2**step))
                     p.addcdiv_(m, denom, value=-scale)
         return loss
+
+
+def pca_embeddings(
+    values: np.ndarray, mask: np.ndarray | None, dim: int, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample and gene embeddings from a PCA of the data (a warm start for training).
+
+    Unobserved entries are filled with their gene's observed mean; the centred matrix is
+    factorised by SVD, ``X - mean = U S V^T``, and the sample embeddings are ``U sqrt(S)``,
+    the gene embeddings ``V sqrt(S)``, each table rescaled to unit root mean square (the
+    scale of the default ``N(0, 1)`` start). Dimensions beyond the rank of the data are
+    drawn from ``N(0, 0.1^2)``.
+
+    Parameters
+    ----------
+    values
+        ``(n_samples, n_genes)`` matrix.
+    mask
+        Observed entries, or ``None`` (all).
+    dim
+        Embedding size.
+    seed
+        Seed of the filler dimensions.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(n_samples, dim)`` and ``(n_genes, dim)`` float32 arrays.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if mask is None:
+        means = x.mean(axis=0)
+    else:
+        observed = np.asarray(mask, dtype=bool)
+        counts = observed.sum(axis=0)
+        means = np.where(observed, x, 0.0).sum(axis=0) / np.maximum(counts, 1)
+        x = np.where(observed, x, means[None, :])
+    u, s, vt = np.linalg.svd(x - means[None, :], full_matrices=False)
+    k = min(int(dim), int(np.sum(s > s[0] * 1e-6)) if s.size and s[0] > 0 else 0)
+    rng = np.random.default_rng(seed)
+    tables = []
+    for left in (u, vt.T):
+        table = rng.normal(0.0, 0.1, (left.shape[0], int(dim)))
+        if k:
+            part = left[:, :k] * np.sqrt(s[:k])[None, :]
+            table[:, :k] = part / max(float(np.sqrt(np.mean(part**2))), 1e-12)
+        tables.append(table.astype(np.float32))
+    return tables[0], tables[1]
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
