@@ -136,7 +136,7 @@ register_stage(
         lambda quick: (
             {"steps": 2, "n_models": 2, "epochs": 20}
             if quick
-            else {"steps": 4, "n_models": 3, "epochs": 150}
+            else {"steps": 4, "n_models": 3, "epochs": 80}
         ),
     )
 )
