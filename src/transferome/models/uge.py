@@ -82,7 +82,8 @@ class UniversalGeneEmbedding(Estimator):
     anchor_control
         Add the decoded latent shift to the observed control mean (True) or return the
         decoded latent itself (False, as in the paper).
-    max_epochs, batch_size, lr, weight_decay, early_stopping, precision, accelerator
+    max_epochs, batch_size, lr, weight_decay, early_stopping, precision, accelerator, devices,
+    strategy, progress
         Training settings of :class:`~transferome.training.TrainingConfig`.
     random_state
         Seed of initialisation, masking and batching.
@@ -128,6 +129,9 @@ class UniversalGeneEmbedding(Estimator):
         early_stopping: int | None = None,
         precision: str = "32-true",
         accelerator: str = "cpu",
+        devices: int | str = 1,
+        strategy: str = "auto",
+        progress: bool = False,
         random_state: int = 0,
     ) -> None:
         self.n_tokens = n_tokens
@@ -154,6 +158,9 @@ class UniversalGeneEmbedding(Estimator):
         self.early_stopping = early_stopping
         self.precision = precision
         self.accelerator = accelerator
+        self.devices = devices
+        self.strategy = strategy
+        self.progress = progress
         self.random_state = random_state
 
     # -- fitting -------------------------------------------------------------------------------
@@ -182,6 +189,8 @@ class UniversalGeneEmbedding(Estimator):
         schema: Schema | None = None,
         gene_descriptions: Mapping[str, pd.DataFrame] | None = None,
         labelled_species: Sequence[str] | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume_from: str | os.PathLike[str] | None = None,
     ) -> UniversalGeneEmbedding:
         """Learn the shared latent space from the data of one or more species.
 
@@ -200,6 +209,9 @@ class UniversalGeneEmbedding(Estimator):
             that species is used).
         labelled_species
             Species whose ``label_key`` labels train the annotation head (default: all).
+        checkpoint_dir, resume_from
+            Write best/last checkpoints there; continue an interrupted run from a checkpoint
+            folder (see :func:`~transferome.training.fit_module`).
         """
         from transferome.training import TensorRows, TrainingConfig, fit_module
 
@@ -286,6 +298,9 @@ class UniversalGeneEmbedding(Estimator):
             early_stopping=self.early_stopping,
             precision=self.precision,
             accelerator=self.accelerator,
+            devices=self.devices,
+            strategy=self.strategy,
+            progress=self.progress,
             random_state=self.random_state,
         )
         result = fit_module(
@@ -293,6 +308,8 @@ class UniversalGeneEmbedding(Estimator):
             TensorRows(**{k: v[train] for k, v in tensors.items()}),
             TensorRows(**{k: v[val] for k, v in tensors.items()}) if val is not None else None,
             config=training,
+            checkpoint_dir=checkpoint_dir,
+            resume_from=resume_from,
         )
         self.schema_ = schema
         self.network_ = network.cpu().eval()

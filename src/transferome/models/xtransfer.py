@@ -137,8 +137,8 @@ class XTransfer(Estimator):
         Training (paper: 60 epochs, Adam lr 2e-4, weight decay 5e-4, x0.5 every 8 epochs).
     early_stopping, validation_fraction
         Patience in epochs on the loss of a validation share of the pairs (``None``: off).
-    accelerator, devices, precision, progress
-        Passed to the training engine.
+    accelerator, devices, strategy, precision, progress
+        Passed to the training engine (:class:`~transferome.training.TrainingConfig`).
     random_state
         Seed of the pairs, the initial weights, the training order and the random matching.
     """
@@ -182,6 +182,7 @@ class XTransfer(Estimator):
         validation_fraction: float = 0.1,
         accelerator: str = "cpu",
         devices: int | str = 1,
+        strategy: str = "auto",
         precision: str = "32-true",
         progress: bool = False,
         random_state: int = 0,
@@ -211,6 +212,7 @@ class XTransfer(Estimator):
         self.validation_fraction = validation_fraction
         self.accelerator = accelerator
         self.devices = devices
+        self.strategy = strategy
         self.precision = precision
         self.progress = progress
         self.random_state = random_state
@@ -251,6 +253,7 @@ class XTransfer(Estimator):
             lr_gamma=self.lr_gamma,
             accelerator=self.accelerator,
             devices=self.devices,
+            strategy=self.strategy,
             precision=self.precision,
             random_state=self.random_state,
             progress=self.progress,
@@ -264,7 +267,13 @@ class XTransfer(Estimator):
 
     # ------------------------------------------------------------------ fit
     def fit(
-        self, adata: AnnData, *, schema: Schema | None = None, layer: str | None = None
+        self,
+        adata: AnnData,
+        *,
+        schema: Schema | None = None,
+        layer: str | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume_from: str | os.PathLike[str] | None = None,
     ) -> XTransfer:
         """Train on the pairs of ``adata`` (log-normalised values in ``X`` or ``layer``).
 
@@ -277,6 +286,9 @@ class XTransfer(Estimator):
             The obs keys (defaults of :class:`~transferome.data.schema.Schema` when ``None``).
         layer
             Read values from this layer instead of ``X``.
+        checkpoint_dir, resume_from
+            Write best/last checkpoints there; continue an interrupted run from a checkpoint
+            folder (see :func:`~transferome.training.fit_module`).
         """
         from transferome.training import AnnDataRows, fit_module
 
@@ -308,6 +320,8 @@ class XTransfer(Estimator):
             PairRows(rows, train),
             PairRows(rows, val) if val is not None else None,
             config=config,
+            checkpoint_dir=checkpoint_dir,
+            resume_from=resume_from,
         )
         module.eval()
         self.module_ = module
