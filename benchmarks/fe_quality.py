@@ -17,8 +17,10 @@ training part of every fold:
    (imputation of unmeasured tensor cells).
 
 FE here uses 32-d embeddings and hidden layers (128, 64) (not the paper's 50-d and
-250-150-100-50-10), blocks of 64 samples x 256 genes and 8-25 epochs, to keep the script
-to minutes on two CPU cores (several times longer on a loaded machine).
+250-150-100-50-10), blocks of 64 samples x 256 genes, 8-25 epochs and the PCA start of the
+sample and gene embeddings (the default ``init="pca"``; at these epoch counts a random start
+barely moves), to keep the script to minutes on two CPU cores (several times longer on a
+loaded machine).
 
 Run: ``python benchmarks/fe_quality.py [--data ../shared/data] [--only l1000 kang sim]``.
 """
