@@ -158,6 +158,8 @@ class FactorizedEmbedding(Estimator):
         var_factors: Sequence[str] = (),
         layer: str | None = None,
         mask: np.ndarray | str | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume_from: str | os.PathLike[str] | None = None,
     ) -> FactorizedEmbedding:
         """Learn the embeddings and the network from ``adata`` (never modified).
 
@@ -178,6 +180,9 @@ class FactorizedEmbedding(Estimator):
         mask
             Observed entries: a boolean ``(n_obs, n_vars)`` array, a layer name, or ``None``
             (the finite entries). Only observed entries are fitted.
+        checkpoint_dir, resume_from
+            Write best/last checkpoints there; continue an interrupted run from a checkpoint
+            folder (see :func:`~transferome.training.fit_module`).
 
         Returns
         -------
@@ -266,7 +271,15 @@ class FactorizedEmbedding(Estimator):
             if val_mask is None
             else FEBlocks(values, val_mask, codes, **blocks, seed=int(self.random_state))
         )
-        result = fit_module(module, train, val, config=training, collate_fn=FEBlocks.collate)
+        result = fit_module(
+            module,
+            train,
+            val,
+            config=training,
+            collate_fn=FEBlocks.collate,
+            checkpoint_dir=checkpoint_dir,
+            resume_from=resume_from,
+        )
         module.eval()
         self.module_ = module
         self.history_ = result.history
