@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from transferome.data.schema import Schema
+from transferome.errors import ReaderError
 
 if TYPE_CHECKING:
+    import pandas as pd
     from anndata import AnnData
 
 __all__ = [
     "add_data_arguments",
     "add_key_arguments",
     "add_reader_arguments",
+    "new_output",
     "read_input",
+    "read_ortholog_csv",
+    "schema_from_args",
     "validate_kwargs",
 ]
 
@@ -49,19 +55,46 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def schema_from_args(args: argparse.Namespace) -> Schema:
+    """The :class:`~transferome.data.Schema` named by the obs-key options."""
+    return Schema(
+        species_key=args.species_key,
+        context_key=args.context_key,
+        perturbation_key=args.perturbation_key,
+        control=args.control,
+        dose_key=args.dose_key,
+        sample_key=args.sample_key,
+        combination_sep=args.combination_sep,
+    )
+
+
 def validate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`transferome.data.validate` from parsed options."""
     return {
-        "species_key": args.species_key,
-        "context_key": args.context_key,
-        "perturbation_key": args.perturbation_key,
-        "control": args.control,
-        "dose_key": args.dose_key,
-        "sample_key": args.sample_key,
-        "combination_sep": args.combination_sep,
+        **schema_from_args(args).to_dict(),
         "layer": getattr(args, "layer", None),
         "allow_negative": getattr(args, "allow_negative", False),
     }
+
+
+def new_output(path: str, *, overwrite: bool) -> Path:
+    """The output path, refusing to replace an existing one unless ``overwrite``."""
+    out = Path(path)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    return out
+
+
+def read_ortholog_csv(path: str | None) -> pd.DataFrame | None:
+    """An ortholog table given on the command line (``None`` when not given)."""
+    import pandas as pd
+
+    if path is None:
+        return None
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ReaderError(f"{path}: not a readable CSV table ({exc})") from exc
 
 
 # Reader options and the formats they apply to (dest -> (reader keyword, formats)).

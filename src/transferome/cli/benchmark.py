@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from transferome.cli._common import add_key_arguments
+from transferome.cli._common import add_key_arguments, schema_from_args
 
 NAME = "benchmark"
 HELP = "run a benchmark task (transfer, combination) and write results.csv, summary.csv/.md"
@@ -41,7 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from transferome.benchmark import run_task
     from transferome.data import atomic_path, atomic_write_text, read
-    from transferome.data.schema import Schema
     from transferome.errors import TransferomeError
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -51,15 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise TransferomeError(f"--model-params is not valid JSON: {exc}") from exc
     if not isinstance(params, dict):
         raise TransferomeError("--model-params must be a JSON object of model name -> params")
-    schema = Schema(
-        species_key=args.species_key,
-        context_key=args.context_key,
-        perturbation_key=args.perturbation_key,
-        control=args.control,
-        dose_key=args.dose_key,
-        sample_key=args.sample_key,
-        combination_sep=args.combination_sep,
-    )
+    schema = schema_from_args(args)
     adata = read(args.data)
     result = run_task(
         args.task,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from transferome.cli._common import add_key_arguments
+from transferome.cli._common import add_key_arguments, new_output
 
 NAME = "evaluate"
 HELP = "score predicted profiles (h5ad from `predict`) against observed data"
@@ -20,15 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from transferome.data import atomic_path, obs_labels, read_h5ad, validate
     from transferome.errors import DataValidationError
     from transferome.metrics import evaluate_groups, summarize
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    out = new_output(args.out, overwrite=args.overwrite)
     truth = read_h5ad(args.truth)
     keys = {
         "species_key": args.species_key,

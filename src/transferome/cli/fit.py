@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from transferome.cli._common import add_key_arguments, add_reader_arguments, validate_kwargs
+from transferome.cli._common import (
+    add_key_arguments,
+    add_reader_arguments,
+    new_output,
+    validate_kwargs,
+)
 
 NAME = "fit"
 HELP = "fit one model on a data file and save it (safetensors + JSON folder)"
@@ -30,7 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import inspect
-    from pathlib import Path
 
     from transferome.cli._common import read_input
     from transferome.data import validate
@@ -38,9 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from transferome.pipeline._data import use_layer
     from transferome.pipeline.steps import parse_params
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    out = new_output(args.out, overwrite=args.overwrite)
     cls = get_model(args.model)
     params = parse_params(args.param, args.model)
     if args.seed is not None and "random_state" in inspect.signature(cls.__init__).parameters:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from transferome.cli._common import new_output
 
 NAME = "init-config"
 HELP = "write a commented YAML configuration for `transferome run --config`"
@@ -23,9 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from transferome.data import atomic_write_text
     from transferome.pipeline.template import config_template
 
-    path = Path(args.file)
-    if path.exists() and not args.overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    path = new_output(args.file, overwrite=args.overwrite)
     text = config_template(path.name, quick=args.quick)
     atomic_write_text(path, text)
     print(f"wrote {path}; edit it, then run: transferome run --config {path}")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from transferome.cli._common import add_key_arguments
+from transferome.cli._common import (
+    add_key_arguments,
+    new_output,
+    read_ortholog_csv,
+    schema_from_args,
+)
 
 NAME = "map-genes"
 HELP = "map each gene of a target species to source-species genes by function"
@@ -31,32 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import pandas as pd
 
     from transferome.crossspecies import map_genes
-    from transferome.data import Schema, atomic_path, read_h5ad
-    from transferome.errors import ReaderError
+    from transferome.data import atomic_path, read_h5ad
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    schema = Schema(
-        species_key=args.species_key,
-        context_key=args.context_key,
-        perturbation_key=args.perturbation_key,
-        control=args.control,
-        dose_key=args.dose_key,
-        sample_key=args.sample_key,
-        combination_sep=args.combination_sep,
-    )
-    orthologs = None
-    if args.orthologs is not None:
-        try:
-            orthologs = pd.read_csv(args.orthologs)
-        except (OSError, ValueError) as exc:
-            raise ReaderError(f"{args.orthologs}: not a readable CSV table ({exc})") from exc
+    out = new_output(args.out, overwrite=args.overwrite)
+    schema = schema_from_args(args)
+    orthologs = read_ortholog_csv(args.orthologs)
     mapping = map_genes(
         read_h5ad(args.source),
         read_h5ad(args.target),

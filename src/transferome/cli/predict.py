@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from transferome.cli._common import add_reader_arguments
+from transferome.cli._common import add_reader_arguments, new_output
 
 NAME = "predict"
 HELP = "predict the profiles of (context, perturbation) targets with a saved model"
@@ -41,16 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from transferome.cli._common import read_input
     from transferome.data import write_h5ad
     from transferome.pipeline._data import use_layer
     from transferome.pipeline.steps import evaluator_layout, load_model, read_targets
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    out = new_output(args.out, overwrite=args.overwrite)
     model = load_model(args.model)
     schema = model.schema_
     adata = use_layer(read_input(args), args.layer, args.file)
