@@ -23,28 +23,19 @@ import pandas as pd
 import torch
 
 from crossspecies_common import markdown
-from transferome.crossspecies import Reactome, reactome
+from transferome.crossspecies import reactome
 from transferome.crossspecies.completion import CompletionConfig
-from transferome.crossspecies.design import reactome_ensemble, suggest_experiments
+from transferome.crossspecies.design import (
+    only_measured,
+    reactome_ensemble,
+    suggest_experiments,
+)
 from transferome.crossspecies.evaluation import true_reactome
 from transferome.data import atomic_path
 from transferome.datasets import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = CompletionConfig(epochs=200)
-
-
-def _masked(full: dict[str, Reactome], measured: set[tuple[str, str, str]]) -> dict:
-    out = {}
-    for species, result in full.items():
-        values = result.values.copy()
-        n = result.n.copy()
-        for c, p in result.pairs:
-            if (species, c, p) not in measured:
-                values[(c, p)] = np.nan
-                n.loc[(c, p), "n_treated"] = 0
-        out[species] = result.replace(values=values, n=n)
-    return out
 
 
 def _errors(ensemble, full, truth, measured, initial_unmeasured) -> tuple[float, float]:
@@ -74,7 +65,7 @@ def run_seed(seed: int, steps: int, fraction: float, n_genes: int, n_models: int
         measured = set(start)
         pick_rng = np.random.default_rng(seed + 1000)
         for step in range(steps + 1):
-            data = _masked(full, measured)
+            data = only_measured(full, measured)
             ensemble = reactome_ensemble(
                 data,
                 orthologs=atlas.orthologs,

@@ -109,3 +109,16 @@ def test_species_selection_and_errors() -> None:
         reactome(controls_only)
     with pytest.raises(DataValidationError, match="missing"):
         reactome(_tiny(), schema=Schema(context_key="organ"))
+
+
+def test_only_measured_hides_the_other_cells() -> None:
+    from transferome.crossspecies import measured_cells, only_measured
+
+    full = {"mouse": reactome(_tiny())}
+    assert measured_cells(full) == {("mouse", "liver", "drug"), ("mouse", "heart", "other")}
+    partial = only_measured(full, {("mouse", "liver", "drug")})
+    assert measured_cells(partial) == {("mouse", "liver", "drug")}
+    assert np.isnan(partial["mouse"].values[("heart", "other")]).all()
+    assert partial["mouse"].n.loc[("heart", "other"), "n_treated"] == 0
+    # the input is left as it was
+    assert measured_cells(full) == {("mouse", "liver", "drug"), ("mouse", "heart", "other")}

@@ -18,6 +18,7 @@ from transferome.crossspecies.completion import (
 from transferome.crossspecies.design import (
     ReactomeEnsemble,
     measured_cells,
+    only_measured,
     reactome_ensemble,
     suggest_experiments,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "expected_calibration_error",
     "map_genes",
     "measured_cells",
+    "only_measured",
     "ortholog_groups",
     "predict_reactome",
     "ranked_candidates",

@@ -27,7 +27,13 @@ from transferome.crossspecies.reactome import Reactome, reactome
 from transferome.data.schema import Schema
 from transferome.errors import DataValidationError
 
-__all__ = ["ReactomeEnsemble", "measured_cells", "reactome_ensemble", "suggest_experiments"]
+__all__ = [
+    "ReactomeEnsemble",
+    "measured_cells",
+    "only_measured",
+    "reactome_ensemble",
+    "suggest_experiments",
+]
 
 SUGGESTION_COLUMNS = ["rank", "species", "context", "perturbation", "score", "reason"]
 
@@ -56,6 +62,24 @@ class ReactomeEnsemble:
 def measured_cells(reactomes: Mapping[str, Reactome]) -> set[Cell]:
     """``(species, context, perturbation)`` cells with a measured value."""
     return {(s, c, p) for s, r in reactomes.items() for c, p in r.measured_pairs()}
+
+
+def only_measured(reactomes: Mapping[str, Reactome], measured: set[Cell]) -> dict[str, Reactome]:
+    """Copies of ``reactomes`` in which every cell outside ``measured`` reads as unmeasured.
+
+    The values of a hidden ``(species, context, perturbation)`` cell become NaN and its
+    ``n_treated`` 0, as if the experiment had not been run (used to simulate a partial design).
+    """
+    out = {}
+    for species, result in reactomes.items():
+        values = result.values.copy()
+        n = result.n.copy()
+        for c, p in result.pairs:
+            if (species, c, p) not in measured:
+                values[(c, p)] = np.nan
+                n.loc[(c, p), "n_treated"] = 0
+        out[species] = result.replace(values=values, n=n)
+    return out
 
 
 def _as_reactomes(

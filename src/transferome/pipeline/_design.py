@@ -23,19 +23,6 @@ __all__: list[str] = []
 Cell = tuple[str, str, str]
 
 
-def _masked(full: Mapping[str, Any], measured: set[Cell]) -> dict[str, Any]:
-    out = {}
-    for species, result in full.items():
-        values = result.values.copy()
-        n = result.n.copy()
-        for c, p in result.pairs:
-            if (species, c, p) not in measured:
-                values[(c, p)] = np.nan
-                n.loc[(c, p), "n_treated"] = 0
-        out[species] = result.replace(values=values, n=n)
-    return out
-
-
 def _error(
     ensemble: Any, full: Mapping[str, Any], measured: set[Cell], hidden: list[Cell]
 ) -> float:
@@ -60,6 +47,7 @@ def _run_design(
 ) -> StageResult:
     from transferome.crossspecies import (
         CompletionConfig,
+        only_measured,
         reactome,
         reactome_ensemble,
         suggest_experiments,
@@ -83,7 +71,7 @@ def _run_design(
         measured = set(start)
         pick = np.random.default_rng([config.seed, 1])
         for step in range(steps + 1):
-            masked = _masked(full, measured)
+            masked = only_measured(full, measured)
             ensemble = reactome_ensemble(
                 masked,
                 orthologs=data.orthologs,
