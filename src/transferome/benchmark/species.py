@@ -23,7 +23,7 @@ from anndata import AnnData
 
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
-from transferome.metrics import group_metrics, per_class_accuracy
+from transferome.metrics import group_means, group_metrics, per_class_accuracy
 from transferome.models.uge import UniversalGeneEmbedding
 from transferome.models.uge_genes import dense_values
 
@@ -134,15 +134,6 @@ def annotation_transfer(
     return pd.DataFrame(rows, columns=["model", "class", "n", "accuracy"])
 
 
-def _group_mean(adata: AnnData, schema: Schema, context: str, perturbation: str) -> np.ndarray:
-    rows = (obs_labels(adata, schema.context_key) == context) & (
-        obs_labels(adata, schema.perturbation_key) == perturbation
-    )
-    if not rows.any():
-        raise DataValidationError(f"no observations of ({context!r}, {perturbation!r})")
-    return dense_values(adata[np.flatnonzero(rows)]).mean(axis=0)
-
-
 def species_perturbation(
     model: UniversalGeneEmbedding,
     adatas: Mapping[str, AnnData],
@@ -207,8 +198,10 @@ def species_perturbation(
     }
     rows = []
     for i, (context, perturbation) in enumerate(targets):
-        truth = _group_mean(target, schema, context, perturbation)
-        control = _group_mean(target, schema, context, schema.control)
+        means = group_means(
+            target, schema=schema, groups=[(context, perturbation), (context, schema.control)]
+        ).to_numpy()
+        truth, control = means[0], means[1]
         for name, predicted in predictions.items():
             scores = group_metrics(np.asarray(predicted.X[i]), truth, control, n_degs=n_degs)
             rows += [(name, context, perturbation, k, v) for k, v in scores.items()]
