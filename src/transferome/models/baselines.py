@@ -6,8 +6,8 @@ predict one mean profile per target: the target context's own control mean (take
 
 - :class:`ControlBaseline`: no change.
 - :class:`AdditiveBaseline`: the mean change of the perturbation over the contexts where it
-  was measured; for an unseen combination, the sum of its singles' changes; across species
-  through a gene mapping.
+  was measured; for a combination measured nowhere, the sum of its singles' changes (the
+  target context's own where it measured them); across species through a gene mapping.
 - :class:`LinearBaseline`: context and perturbation main effects plus a low-rank
   context x perturbation interaction on the change matrix, fitted by alternating ridge least
   squares, with rank and penalty chosen by inner validation.
@@ -217,8 +217,11 @@ def _mapping_matrix(
 class AdditiveBaseline(_Baseline):
     """Target control + the mean change of the perturbation in the contexts where it was seen.
 
-    A perturbation's change is averaged over contexts (each context weighs the same). A
-    combination never seen as such is predicted as the sum of its singles' changes. With
+    A perturbation's change is averaged over contexts (each context weighs the same); a
+    combination measured in other contexts is transferred like any perturbation. A
+    combination measured nowhere is predicted as the sum of its singles' changes, each taken
+    from the target context itself where that single was measured there (the context's own
+    response), and from the mean over contexts otherwise. With
     ``source`` data of another species, the source contexts' changes are carried to the
     target genes through ``gene_map`` (a target gene with several source genes takes their
     average) and pooled with the target species' own contexts; a target gene that no source
@@ -257,9 +260,13 @@ class AdditiveBaseline(_Baseline):
         """
         schema = self._start_fit(adata, schema)
         rows: list[tuple[str, np.ndarray]] = []
+        self.groups_: list[tuple[str, str]] = []
+        self.group_deltas_ = np.zeros((0, len(self.var_names_)))
         try:
             own = _context_deltas(adata, schema)
             rows += [(p, own.iloc[i].to_numpy()) for i, (_, p) in enumerate(own.index)]
+            self.groups_ = [(str(c), str(p)) for c, p in own.index]
+            self.group_deltas_ = own.to_numpy(dtype=np.float64)
         except DataValidationError:
             if source is None:
                 raise
@@ -287,10 +294,14 @@ class AdditiveBaseline(_Baseline):
         return self
 
     def _delta(self, context: str, perturbation: str) -> np.ndarray:
+        sep = self.schema_.combination_sep
+        parts = split_combination(perturbation, sep)
         index = {p: i for i, p in enumerate(self.perturbations_)}
-        if perturbation in index:
-            return self.shifts_[index[perturbation]]
-        parts = split_combination(perturbation, self.schema_.combination_sep)
+        # a combination measured elsewhere under another order of its parts ("b+a")
+        same = [p for p in self.perturbations_ if split_combination(p, sep) == parts]
+        if perturbation in index or (len(parts) > 1 and same):
+            return self.shifts_[index[perturbation if perturbation in index else same[0]]]
+        own = {p: i for i, (c, p) in enumerate(self.groups_) if c == context}
         unseen = [p for p in parts if p not in index]
         if len(parts) < 2 or unseen:
             raise DataValidationError(
@@ -298,13 +309,25 @@ class AdditiveBaseline(_Baseline):
                 + (f" (singles {unseen} unseen)" if len(parts) > 1 else "")
                 + f"; seen: {self.perturbations_[:20]}"
             )
-        return np.sum([self.shifts_[index[p]] for p in parts], axis=0)
+        changes = []
+        for part in parts:
+            shift = self.shifts_[index[part]]
+            if part in own:
+                # genes the context did not measure take the mean over contexts
+                mine = self.group_deltas_[own[part]]
+                shift = np.where(np.isnan(mine), shift, mine)
+            changes.append(shift)
+        return np.sum(changes, axis=0)
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"shifts": self.shifts_, "n_contexts": self.n_contexts_}
+        return {
+            "shifts": self.shifts_,
+            "n_contexts": self.n_contexts_,
+            "group_deltas": self.group_deltas_,
+        }
 
     def _extra(self) -> dict[str, Any]:
-        return {"perturbations": self.perturbations_}
+        return {"perturbations": self.perturbations_, "groups": [list(g) for g in self.groups_]}
 
     def _restore(self, extra: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.perturbations_ = [str(p) for p in extra["perturbations"]]
@@ -312,6 +335,12 @@ class AdditiveBaseline(_Baseline):
         self.n_contexts_ = np.asarray(arrays["n_contexts"])
         if self.shifts_.shape != (len(self.perturbations_), len(self.var_names_)):
             raise ValueError(f"shifts have shape {self.shifts_.shape}")
+        # model folders written before the per-context changes were kept have neither
+        self.groups_ = [(str(c), str(p)) for c, p in extra.get("groups", [])]
+        deltas = arrays.get("group_deltas", np.zeros((0, len(self.var_names_))))
+        self.group_deltas_ = np.asarray(deltas, dtype=np.float64)
+        if self.group_deltas_.shape != (len(self.groups_), len(self.var_names_)):
+            raise ValueError(f"group_deltas have shape {self.group_deltas_.shape}")
 
 
 class LinearBaseline(_Baseline):

@@ -12,11 +12,14 @@ decoded, ``D(S + P)``. Two ways of matching source cells to target cells (``matc
   random (seeded by ``random_state``);
 - ``"mean"``: every target control cell gets the mean latent of all source cells of ``p``.
 
-A combination ``a+b`` is predicted as ``D(S + P_a + P_b)`` from the cells of the single
-perturbations ``a`` and ``b`` (in any context, the target's included: only the combination is
-unmeasured there). When ``adata`` holds no cell of a needed perturbation, the mean latent of
-that perturbation over the training cells (kept in the model) is used. The returned AnnData
-holds one row per target: the mean of the predicted cells.
+A combination ``a+b`` measured in other contexts (cells of ``a+b``, in any order of its
+parts, outside the target context in ``adata``, or seen in training) is a perturbation like
+any other: its cells in those contexts give ``P``. A combination measured nowhere is built from
+its singles, ``D(S + P_a + P_b)``, from the cells of ``a`` and ``b`` (in any context, the
+target's included: only the combination is unmeasured there). When ``adata`` holds no cell of
+a needed perturbation, the mean latent of that perturbation over the training cells (kept in
+the model) is used. The returned AnnData holds one row per target: the mean of the predicted
+cells.
 
 Two transferome extensions change what is returned (``prediction``):
 
@@ -30,8 +33,9 @@ Two transferome extensions change what is returned (``prediction``):
   response right; the shared part comes from the measurements. The weight ``w`` in
   ``[0, 1]`` is fitted per target by least squares when predicting each source context from
   the others (``w = 0`` is the additive baseline, so a correction that does not transfer is
-  switched off). Combinations (no source context holds the combination) fall back to
-  ``"control_plus_delta"``.
+  switched off). A combination measured in other contexts is anchored on its own observed
+  changes there; a combination measured nowhere (built from its singles, no source context
+  holds it) falls back to ``"control_plus_delta"``.
 """
 
 from __future__ import annotations
@@ -414,24 +418,40 @@ class XTransfer(Estimator):
         )
         return prediction_adata(values, targets, self.var_names_, schema)
 
+    def _labels_of(self, perturbations: np.ndarray, components: tuple[str, ...]) -> list[str]:
+        """Labels of ``perturbations`` naming exactly ``components`` (``b+a`` is ``a+b``)."""
+        sep = self.schema_.combination_sep
+        return [
+            label
+            for label in sorted(set(perturbations))
+            if label != self.schema_.control and split_combination(label, sep) == components
+        ]
+
     def _source_latents(
         self,
         rows: Any,
         contexts: np.ndarray,
         perturbations: np.ndarray,
         context: str,
-        single: str,
+        components: tuple[str, ...],
         exclude_target: bool,
-    ) -> np.ndarray:
-        """``P`` of the cells of ``single`` (outside ``context`` if asked) or the kept mean."""
-        mask = perturbations == single
+    ) -> np.ndarray | None:
+        """``P`` of the cells of ``components`` (outside ``context`` if asked) or the kept mean.
+
+        ``None`` when no such cell is in the data and the model kept no latent for it.
+        """
+        mask = np.isin(perturbations, self._labels_of(perturbations, components))
         if exclude_target:
             mask &= contexts != context
         if mask.any():
             return self._encode(rows, np.flatnonzero(mask))[1]
-        if single in self.perturbations_:
-            return self.perturbation_latents_[[self.perturbations_.index(single)]]
-        raise DataValidationError(
+        kept = self._labels_of(np.asarray(self.perturbations_), components)
+        if kept:
+            return self.perturbation_latents_[[self.perturbations_.index(kept[0])]]
+        return None
+
+    def _unknown(self, single: str, context: str, exclude_target: bool) -> DataValidationError:
+        return DataValidationError(
             f"perturbation {single!r} has no cell in the prediction data"
             f"{' outside context ' + repr(context) if exclude_target else ''} and was not "
             f"seen in training; known perturbations: {self.perturbations_[:20]}"
@@ -456,20 +476,34 @@ class XTransfer(Estimator):
         components = split_combination(perturbation, schema.combination_sep)
         if not components or perturbation == schema.control:
             raise DataValidationError(f"target perturbation {perturbation!r} names no perturbation")
-        p_sources = [
-            self._source_latents(
-                rows, contexts, perturbations, context, single, exclude_target=len(components) == 1
-            )
-            for single in components
-        ]
+        # the perturbation as measured elsewhere (a combination too); a combination measured
+        # nowhere is built from its singles
+        whole = self._source_latents(
+            rows, contexts, perturbations, context, components, exclude_target=True
+        )
+        if whole is None and len(components) == 1:
+            raise self._unknown(components[0], context, exclude_target=True)
+        from_singles = whole is None
+        if from_singles:
+            p_sources = []
+            for single in components:
+                latents = self._source_latents(
+                    rows, contexts, perturbations, context, (single,), exclude_target=False
+                )
+                if latents is None:
+                    raise self._unknown(single, context, exclude_target=False)
+                p_sources.append(latents)
+        else:
+            p_sources = [whole]
         target_delta = self._decoded_delta(rows, controls, p_sources, rng)
         if self.prediction == "decoded":
             return target_delta[0]
         measured = rows[controls]["x"].numpy().mean(axis=0)
-        if self.prediction == "control_plus_delta" or len(components) > 1:
+        if self.prediction == "control_plus_delta" or from_singles:
             return measured + target_delta[1]
+        treated = np.isin(perturbations, self._labels_of(perturbations, components))
         return measured + self._anchored_delta(
-            rows, contexts, perturbations, context, perturbation, p_sources, target_delta[1], rng
+            rows, contexts, perturbations, context, treated, p_sources, target_delta[1], rng
         )
 
     def _decoded_delta(
@@ -501,7 +535,7 @@ class XTransfer(Estimator):
         contexts: np.ndarray,
         perturbations: np.ndarray,
         context: str,
-        perturbation: str,
+        treated_mask: np.ndarray,
         p_sources: list[np.ndarray],
         target_delta: np.ndarray,
         rng: np.random.Generator,
@@ -509,15 +543,15 @@ class XTransfer(Estimator):
         """Observed mean change of the source contexts plus the model's context difference.
 
         ``mean_c(observed delta_c) + w * (decoded delta(target) - mean_c(decoded delta_c))``
-        over the source contexts ``c`` that hold cells of ``perturbation`` and controls, with
-        ``w`` from :func:`_anchor_weight`; the decoded change of the target when there is no
-        such context.
+        over the source contexts ``c`` that hold treated cells (``treated_mask``) and controls,
+        with ``w`` from :func:`_anchor_weight`; the decoded change of the target when there is
+        no such context.
         """
         control = self.schema_.control
         observed, decoded = [], []
-        for source in sorted(set(contexts[perturbations == perturbation]) - {context}):
+        for source in sorted(set(contexts[treated_mask]) - {context}):
             in_source = contexts == source
-            treated = np.flatnonzero(in_source & (perturbations == perturbation))
+            treated = np.flatnonzero(in_source & treated_mask)
             source_controls = np.flatnonzero(in_source & (perturbations == control))
             if source_controls.size == 0:
                 continue

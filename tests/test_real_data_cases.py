@@ -1,0 +1,169 @@
+"""Cases found by users on real data, each on tiny synthetic AnnData built here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from anndata import AnnData
+
+from transferome.models.baselines import AdditiveBaseline
+from transferome.models.xtransfer import XTransfer, _anchor_weight
+
+FAST = {**XTransfer.fast_params, "max_epochs": 3}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _donor_data(
+    contexts=("d0", "d1", "d2", "d3"),
+    perturbations=("a", "b", "a+b"),
+    n_cells=6,
+    n_genes=12,
+    drop=(),
+    seed=0,
+) -> AnnData:
+    """Log-like data in which each context responds with its own gain (donors differ)."""
+    rng = np.random.default_rng(seed)
+    effect = {"a": np.zeros(n_genes), "b": np.zeros(n_genes)}
+    effect["a"][:4] = 1.5
+    effect["b"][4:8] = -0.7
+    rows, values = [], []
+    for k, context in enumerate(contexts):
+        base = rng.uniform(1.0, 3.0, n_genes)
+        gain = 0.5 + 0.5 * k
+        for perturbation in ("control", *perturbations):
+            if (context, perturbation) in drop:
+                continue
+            parts = [] if perturbation == "control" else perturbation.split("+")
+            mean = base + gain * sum((effect[p] for p in parts), np.zeros(n_genes))
+            values.append(np.clip(mean + rng.normal(0, 0.1, (n_cells, n_genes)), 0, None))
+            rows += [(context, perturbation)] * n_cells
+    obs = pd.DataFrame(rows, columns=["context", "perturbation"])
+    obs.index = [f"cell{i}" for i in range(len(obs))]
+    return AnnData(
+        X=np.vstack(values).astype(np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)]),
+    )
+
+
+def _mean(adata: AnnData, context: str, perturbation: str) -> np.ndarray:
+    obs = adata.obs
+    mask = ((obs["context"] == context) & (obs["perturbation"] == perturbation)).to_numpy()
+    return np.asarray(adata.X[mask], dtype=np.float64).mean(axis=0)
+
+
+def _latents(model: XTransfer, adata: AnnData, mask: np.ndarray):
+    with torch.no_grad():
+        return model.module_.encode(torch.from_numpy(np.asarray(adata.X[mask])))
+
+
+# -- 1. a combination measured in other contexts is transferred ---------------------------------
+def test_xtransfer_transfers_a_measured_combination() -> None:
+    adata = _donor_data(drop=(("d0", "a+b"),))
+    model = XTransfer(**FAST, matching="mean").fit(adata)
+    obs = adata.obs
+    controls = ((obs.context == "d0") & (obs.perturbation == "control")).to_numpy()
+    s, _ = _latents(model, adata, controls)
+    elsewhere = ((obs.perturbation == "a+b") & (obs.context != "d0")).to_numpy()
+    _, p = _latents(model, adata, elsewhere)
+    p_mean = p.mean(0, keepdim=True)
+    expected = model.module_.predict_from_latents(s, p_mean.expand_as(s)).mean(0).numpy()
+    np.testing.assert_allclose(
+        model.predict(adata, [("d0", "a+b")]).X[0], expected, rtol=1e-4, atol=1e-5
+    )
+    # written in another order, it is the same measured combination
+    np.testing.assert_allclose(
+        model.predict(adata, [("d0", "b+a")]).X[0], expected, rtol=1e-4, atol=1e-5
+    )
+
+    # anchored: the observed changes of a+b in the other donors, not control_plus_delta
+    anchored = XTransfer(**FAST, matching="mean", prediction="anchored").fit(adata)
+
+    def decoded_delta(context: str) -> np.ndarray:
+        mask = ((obs.context == context) & (obs.perturbation == "control")).to_numpy()
+        s_c, _ = _latents(anchored, adata, mask)
+        _, p_c = _latents(anchored, adata, elsewhere)
+        p_c = p_c.mean(0, keepdim=True).expand_as(s_c)
+        with_p = anchored.module_.predict_from_latents(s_c, p_c).mean(0)
+        without = anchored.module_.predict_from_latents(s_c, torch.zeros_like(s_c)).mean(0)
+        return (with_p - without).numpy()
+
+    sources = ["d1", "d2", "d3"]
+    observed = np.array([_mean(adata, c, "a+b") - _mean(adata, c, "control") for c in sources])
+    decoded = np.array([decoded_delta(c) for c in sources])
+    weight = _anchor_weight(observed, decoded)
+    want = (
+        _mean(adata, "d0", "control")
+        + observed.mean(axis=0)
+        + weight * (decoded_delta("d0") - decoded.mean(axis=0))
+    )
+    np.testing.assert_allclose(
+        anchored.predict(adata, [("d0", "a+b")]).X[0], want, rtol=1e-4, atol=1e-4
+    )
+
+
+def test_xtransfer_builds_an_unmeasured_combination_from_singles() -> None:
+    adata = _donor_data(perturbations=("a", "b"))
+    model = XTransfer(**FAST, matching="mean").fit(adata)
+    obs = adata.obs
+    controls = ((obs.context == "d0") & (obs.perturbation == "control")).to_numpy()
+    s, _ = _latents(model, adata, controls)
+    _, p_a = _latents(model, adata, (obs.perturbation == "a").to_numpy())
+    _, p_b = _latents(model, adata, (obs.perturbation == "b").to_numpy())
+    combo = (p_a.mean(0, keepdim=True) + p_b.mean(0, keepdim=True)).expand_as(s)
+    expected = model.module_.predict_from_latents(s, combo).mean(0).numpy()
+    np.testing.assert_allclose(
+        model.predict(adata, [("d0", "a+b")]).X[0], expected, rtol=1e-4, atol=1e-5
+    )
+
+
+# -- 2. the combination baseline adds the target's own singles ----------------------------------
+def test_additive_combination_uses_the_targets_own_singles(tmp_path) -> None:
+    # a+b measured nowhere; b not measured in d3
+    adata = _donor_data(perturbations=("a", "b"), drop=(("d3", "b"),))
+    model = AdditiveBaseline().fit(adata)
+    contexts = ["d0", "d1", "d2", "d3"]
+
+    def change(context: str, perturbation: str) -> np.ndarray:
+        return _mean(adata, context, perturbation) - _mean(adata, context, "control")
+
+    mean_b = np.mean([change(c, "b") for c in ("d0", "d1", "d2")], axis=0)
+    pred = model.predict(adata, [("d0", "a+b"), ("d3", "a+b")]).X
+    own = _mean(adata, "d0", "control") + change("d0", "a") + change("d0", "b")
+    np.testing.assert_allclose(pred[0], own, rtol=1e-5, atol=1e-5)
+    # the single d3 did not measure comes from the other contexts
+    fallback = _mean(adata, "d3", "control") + change("d3", "a") + mean_b
+    np.testing.assert_allclose(pred[1], fallback, rtol=1e-5, atol=1e-5)
+    # a single is still transferred from the mean over contexts
+    mean_a = np.mean([change(c, "a") for c in contexts], axis=0)
+    np.testing.assert_allclose(
+        model.predict(adata, [("d0", "a")]).X[0],
+        _mean(adata, "d0", "control") + mean_a,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    loaded = AdditiveBaseline.load(model.save(tmp_path / "additive"))
+    np.testing.assert_array_equal(loaded.predict(adata, [("d0", "a+b"), ("d3", "a+b")]).X, pred)
+
+
+def test_additive_transfers_a_measured_combination() -> None:
+    adata = _donor_data(drop=(("d0", "a+b"),))
+    model = AdditiveBaseline().fit(adata)
+    shift = np.mean(
+        [_mean(adata, c, "a+b") - _mean(adata, c, "control") for c in ("d1", "d2", "d3")], 0
+    )
+    np.testing.assert_allclose(
+        model.predict(adata, [("d0", "b+a")]).X[0],
+        _mean(adata, "d0", "control") + shift,
+        rtol=1e-5,
+        atol=1e-5,
+    )
