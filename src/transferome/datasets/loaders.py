@@ -7,6 +7,11 @@ filled in: ``species``, ``context``, ``perturbation`` (control label ``"control"
 original column whose name collides with a schema key is kept as ``<key>_original``). Where
 ``X`` holds raw counts they move to ``layers["counts"]`` and ``X`` becomes
 ``log1p(normalize_total(1e4))``. The input file is only read.
+
+Signature files (L1000, Tahoe, Perturb-seq, DrugMatrix) hold changes against control, not
+levels: ``uns["transferome"]["values"] == "delta"``, NaN (where present) means "not ranked /
+not measured" and is kept, and by default one all-zero ``control`` row is added per context
+(the control of a change is zero), as the transfer task expects.
 """
 
 from __future__ import annotations
@@ -32,10 +37,15 @@ from transferome.errors import ReaderError
 
 __all__ = [
     "load_cmap",
+    "load_drugmatrix_signatures",
     "load_kang_muscat",
     "load_kang_scgen",
     "load_l1000_modz",
+    "load_perturbseq_signatures",
+    "load_sciplex3_pseudobulk",
+    "load_tahoe_signatures",
     "load_tggates",
+    "load_tggates_rat_liver",
 ]
 
 CONTROL = "control"
@@ -96,6 +106,39 @@ def _parse_dose(text: str) -> float:
     return float(match.group(1)) * factor
 
 
+def _add_zero_controls(adata: AnnData, species: str) -> AnnData:
+    """``adata`` with one all-zero ``control`` row per context appended (change data).
+
+    The rows carry ``species``, ``context`` and ``perturbation``, and ``dose`` = 0 and
+    ``sample`` = ``control_<context>`` where ``adata`` has those columns; other obs columns are
+    missing (NaN) there. Layers get zero rows of their own dtype; ``uns`` is kept.
+    """
+    contexts = sorted(adata.obs["context"].astype(str).unique())
+    names = [f"control_{c}" for c in contexts]
+    columns: dict[str, object] = {
+        "species": species,
+        "context": contexts,
+        "perturbation": CONTROL,
+    }
+    if "dose" in adata.obs:
+        columns["dose"] = 0.0
+    if "sample" in adata.obs:
+        columns["sample"] = names
+    zeros = AnnData(
+        X=np.zeros((len(contexts), adata.n_vars), dtype=np.float32),
+        obs=pd.DataFrame(columns, index=names),
+        var=adata.var,
+        layers={
+            key: np.zeros((len(contexts), adata.n_vars), dtype=np.asarray(layer).dtype)
+            for key, layer in adata.layers.items()
+        },
+    )
+    combined = ad.concat([adata, zeros], join="outer", merge="first")
+    combined.var = adata.var.copy()
+    combined.uns = dict(adata.uns)
+    return combined
+
+
 def load_l1000_modz(path: str | os.PathLike[str], *, add_zero_controls: bool = True) -> AnnData:
     """LINCS L1000 consensus (MODZ) signatures (``l1000_modz_3drugs_65lines.gct``).
 
@@ -125,25 +168,7 @@ def load_l1000_modz(path: str | os.PathLike[str], *, add_zero_controls: bool = T
     adata.obs = obs
     adata.X = np.asarray(adata.X, dtype=np.float32)
     if add_zero_controls:
-        lines = sorted(obs["context"].unique())
-        controls = pd.DataFrame(
-            {
-                "species": "human",
-                "context": lines,
-                "perturbation": CONTROL,
-                "dose": 0.0,
-                "sample": [f"control_{c}" for c in lines],
-            },
-            index=[f"control_{c}" for c in lines],
-        )
-        zeros = AnnData(
-            X=np.zeros((len(lines), adata.n_vars), dtype=np.float32),
-            obs=controls,
-            var=adata.var,
-        )
-        combined = ad.concat([adata, zeros], join="outer", merge="first")
-        combined.var = adata.var.copy()
-        adata = combined
+        adata = _add_zero_controls(adata, "human")
     return mark(adata, "l1000_modz", p, values="delta", zero_controls=bool(add_zero_controls))
 
 
@@ -196,3 +221,170 @@ def load_cmap(path: str | os.PathLike[str]) -> AnnData:
         set_obs(obs, "sample", obs["samplename"].astype(str))
     adata.obs = obs
     return mark(adata, "cmap", p, values="log2")
+
+
+def _signatures(
+    path: str | os.PathLike[str],
+    source: str,
+    species: str,
+    *,
+    add_zero_controls: bool,
+) -> AnnData:
+    """Read a sigrecon signature file (obs ``context``, ``perturbation``) into the schema."""
+    p = Path(path)
+    adata = read_checked_h5ad(p, ["context", "perturbation"])
+    obs = adata.obs.copy()
+    perturbation = obs["perturbation"].astype(str)
+    if (perturbation == CONTROL).any():
+        raise ReaderError(
+            f"{p}: obs 'perturbation' already has {CONTROL!r} rows; signature files hold "
+            "changes against control only"
+        )
+    set_obs(obs, "species", species)
+    set_obs(obs, "context", obs["context"].astype(str))
+    set_obs(obs, "perturbation", perturbation)
+    adata.obs = obs
+    adata.X = np.asarray(adata.X, dtype=np.float32)
+    if add_zero_controls:
+        adata = _add_zero_controls(adata, species)
+    return mark(adata, source, p, values="delta", zero_controls=bool(add_zero_controls))
+
+
+def load_tahoe_signatures(
+    path: str | os.PathLike[str], *, add_zero_controls: bool = True
+) -> AnnData:
+    """Tahoe-100M drug signatures via sigrecon (``sigrecon_tahoe_rank_signatures.h5ad``).
+
+    The file holds 1,010 signatures x 6,764 genes: 101 drugs, each in all 10 cancer cell lines
+    (``A498``, ``HCT15``, ``HEC_1_A``, ``LOVO``, ``MIAPACA_2``, ``NCI_H23``, ``PANC03.27``,
+    ``SNU_1``, ``SNU_423``, ``SW48``), one signature per (cell line, drug). obs has
+    ``context`` (= ``cell_line``), ``perturbation`` (drug), ``n_ranked`` (genes ranked in the
+    full signature) and ``species`` (``human``). ``X`` (float32) is the signed rank of each
+    gene in the drug (highest dose) vs DMSO pseudobulk DESeq2 result, in [-1, 1] (1 most up,
+    -1 most down); 2.3% of the entries are NaN (gene not ranked in that signature; up to 66%
+    of one row, no row or gene all NaN) and are kept. ``layers["sig_up"]`` (int8 0/1) marks
+    each signature's up-regulated gene set (tens of genes per row); ``uns`` keeps the file's
+    provenance notes.
+
+    ``context`` = ``context``; ``perturbation`` = ``perturbation``; ``species`` = ``human``.
+    Values are changes against control: ``uns["transferome"]["values"] == "delta"``. With
+    ``add_zero_controls`` (the default) one all-zero ``control`` row is added per cell line
+    (1,020 rows in all). Validate with ``allow_negative=True`` (and NaN allowed).
+    """
+    return _signatures(path, "tahoe", "human", add_zero_controls=add_zero_controls)
+
+
+def load_perturbseq_signatures(
+    path: str | os.PathLike[str], *, add_zero_controls: bool = True
+) -> AnnData:
+    """Replogle 2022 Perturb-seq via sigrecon (``sigrecon_perturbseq_rank_signatures.h5ad``).
+
+    The file holds 1,170 signatures x 7,225 genes: the same 585 CRISPRi knock-downs (the
+    knocked-down gene, ``obs.perturbation``; 97% of them are also genes of ``var``) in each of
+    ``K562`` and ``RPE1`` (``obs.context``, = ``cell_line``); obs also has ``n_ranked``
+    (always 1000) and ``species`` (``human``). ``X`` (float32) is a rank score of only the
+    1,000 most up-regulated genes of each knock-down vs non-targeting control,
+    ``1 - (rank - 1) / 1000`` in [0.001, 1]; every other entry is NaN (86.2% of the matrix,
+    the same in every row) and is kept: NaN here means "not among the top 1,000", not a zero
+    change. ``layers["sig_up"]`` (int8 0/1) marks the up-regulated set sigrecon keeps.
+
+    ``context`` = ``context``; ``perturbation`` = ``perturbation``; ``species`` = ``human``.
+    Values are changes against control: ``uns["transferome"]["values"] == "delta"``; with
+    ``add_zero_controls`` (the default) one all-zero ``control`` row is added per cell line.
+    """
+    return _signatures(path, "perturbseq", "human", add_zero_controls=add_zero_controls)
+
+
+def load_drugmatrix_signatures(
+    path: str | os.PathLike[str], *, add_zero_controls: bool = True
+) -> AnnData:
+    """DrugMatrix rat signatures via sigrecon (``sigrecon_drugmatrix_rank_signatures.h5ad``).
+
+    The file holds 78 signatures x 15,248 genes: 39 compounds, each in rat ``liver`` and
+    ``kidney`` in vivo (``obs.context``, = ``organ``), limma at the maximum dose and time vs
+    control; obs also has ``n_ranked`` (15,248) and ``species`` (``rat``). Genes are named by
+    mouse symbols, 870 of them joined ``A /// B`` where a probe maps to several. ``X``
+    (float32) is the signed rank score in [-1, 1] (1 most up, -1 most down; half the genes of
+    each row positive, half negative), with no NaN. ``layers["sig_up"]`` (int8 0/1) marks
+    each signature's up-regulated set.
+
+    ``context`` = ``context`` (organ); ``perturbation`` = ``perturbation``; ``species`` =
+    ``rat``. Values are changes against control: ``uns["transferome"]["values"] == "delta"``;
+    with ``add_zero_controls`` (the default) one all-zero ``control`` row is added per organ.
+    """
+    return _signatures(path, "drugmatrix", "rat", add_zero_controls=add_zero_controls)
+
+
+def load_sciplex3_pseudobulk(path: str | os.PathLike[str]) -> AnnData:
+    """sci-Plex3 pseudobulk, 9 drugs x 3 cell lines (``sciplex3_pseudobulk_9drugs_3lines.h5ad``).
+
+    The file holds 30 profiles x 3,000 genes (``var_names`` symbols, ``var.ensembl_id``): the
+    mean log-normalised expression of the cells treated with each of 9 drugs at the highest
+    dose, and of the vehicle cells (``perturbation`` = ``control``, ``is_control``), in each of
+    ``A549``, ``K562`` and ``MCF7`` (``obs.cell_line``); one row per (cell line, perturbation).
+    ``X`` (float32) is in [0, 4.51], 76% zeros, no NaN. The dose is not in the file (the
+    sci-Plex3 highest dose), so there is no ``dose`` column; nor a sample (pseudobulk).
+
+    ``context`` = ``cell_line``; ``perturbation`` = ``perturbation`` (already ``control`` for
+    vehicle, checked against ``is_control`` when present); ``species`` = ``human``. Values are
+    log-normalised: ``uns["transferome"]["values"] == "log"``.
+    """
+    p = Path(path)
+    adata = read_checked_h5ad(p, ["cell_line", "perturbation"])
+    obs = adata.obs.copy()
+    perturbation = obs["perturbation"].astype(str)
+    is_control = perturbation == CONTROL
+    if not is_control.any():
+        raise ReaderError(f"{p}: obs 'perturbation' has no {CONTROL!r} (vehicle) rows")
+    if "is_control" in obs and not np.array_equal(obs["is_control"].astype(bool), is_control):
+        raise ReaderError(f"{p}: obs 'is_control' disagrees with perturbation == {CONTROL!r}")
+    set_obs(obs, "species", "human")
+    set_obs(obs, "context", obs["cell_line"].astype(str))
+    set_obs(obs, "perturbation", perturbation)
+    adata.obs = obs
+    adata.X = np.asarray(adata.X, dtype=np.float32)
+    return mark(adata, "sciplex3", p, values="log")
+
+
+def load_tggates_rat_liver(path: str | os.PathLike[str]) -> AnnData:
+    """TG-GATEs rat liver, WY-14643 dose x time (``tggates_rat_liver_wy14643_dose_time.h5ad``).
+
+    The file holds 48 arrays x 11,886 genes (rat symbols): repeated oral WY-14643 (a PPAR-alpha
+    agonist) at 0 / 10 / 30 / 100 mg/kg (``obs.dose_mg_per_kg``; ``dose_level`` Control /
+    Low / Middle / High), sacrificed at 4 / 8 / 15 / 29 days (``obs.time_days``), 3 rats per
+    (dose, time), one array per rat (``obs_names``; there is no separate animal id). obs
+    also has ``compound``, ``organ`` (``liver``), ``species`` (``rat``), ``study_design``, a
+    two-level ``perturbation`` (control / WY-14643) and a constant ``context``
+    (``rat_liver_in_vivo``). ``X`` (float32) is log2 array intensity in [4.32, 9.71], no NaN,
+    rescaled per gene as shipped by TinderMIX (per-gene standard deviation 0.16 to 1.50):
+    compare within a gene only.
+
+    For the transfer task the context is the time point and the perturbation the compound at
+    one dose: ``context`` = ``<organ>_<time>d`` (``liver_4d`` ... ``liver_29d``);
+    ``perturbation`` = ``<compound>_<dose>mg/kg`` (``WY-14643_10mg/kg``, ``_30mg/kg``,
+    ``_100mg/kg``), ``control`` at dose 0, so the controls of a group are the dose-0 rats of
+    the same time point. ``dose`` = ``dose_mg_per_kg``; ``time`` = ``time_days``; ``sample`` =
+    the array id; ``species`` = ``rat``. The file's own ``perturbation`` and ``context``
+    columns are kept as ``perturbation_original`` and ``context_original``.
+    ``uns["transferome"]["values"] == "log2"`` with ``rescaled_per_gene`` true.
+    """
+    p = Path(path)
+    adata = read_checked_h5ad(p, ["compound", "dose_mg_per_kg", "time_days"])
+    obs = adata.obs.copy()
+    dose = obs["dose_mg_per_kg"].astype(float)
+    if dose.isna().any() or (dose < 0).any():
+        raise ReaderError(f"{p}: obs 'dose_mg_per_kg' has missing or negative doses")
+    if not (dose == 0).any():
+        raise ReaderError(f"{p}: obs 'dose_mg_per_kg' has no dose-0 (control) arrays")
+    time = obs["time_days"].astype(float)
+    organ = obs["organ"].astype(str) if "organ" in obs else pd.Series("liver", index=obs.index)
+    treated = obs["compound"].astype(str) + "_" + dose.map(lambda d: f"{d:g}") + "mg/kg"
+    set_obs(obs, "species", "rat")
+    set_obs(obs, "context", organ + "_" + time.map(lambda t: f"{t:g}") + "d")
+    set_obs(obs, "perturbation", treated.where(dose > 0, CONTROL))
+    set_obs(obs, "dose", dose)
+    set_obs(obs, "time", time)
+    set_obs(obs, "sample", obs.index.astype(str))
+    adata.obs = obs
+    adata.X = np.asarray(adata.X, dtype=np.float32)
+    return mark(adata, "tggates_rat_liver", p, values="log2", rescaled_per_gene=True)
