@@ -167,3 +167,60 @@ def test_additive_transfers_a_measured_combination() -> None:
         rtol=1e-5,
         atol=1e-5,
     )
+
+
+# -- 3. predict + evaluate score what benchmark scores --------------------------------------------
+def _negative_going(seed: int = 0) -> AnnData:
+    """Log-like data whose additive prediction for (d0, b) is negative on genes 0-3."""
+    rng = np.random.default_rng(seed)
+    rows, values = [], []
+    for context in ("d0", "d1", "d2"):
+        base = np.full(10, 2.0)
+        base[:4] = 0.1 if context == "d0" else 2.0
+        for perturbation in ("control", "b"):
+            mean = base.copy()
+            if perturbation == "b":
+                mean[:4] -= 1.5 if context != "d0" else 0.05
+                mean[6:] += 1.0
+            values.append(np.clip(mean + rng.normal(0, 0.05, (5, 10)), 0, None))
+            rows += [(context, perturbation)] * 5
+    obs = pd.DataFrame(rows, columns=["context", "perturbation"])
+    obs.index = [f"cell{i}" for i in range(len(obs))]
+    return AnnData(
+        X=np.vstack(values).astype(np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=[f"g{j}" for j in range(10)]),
+    )
+
+
+def test_predict_and_evaluate_score_what_benchmark_scores(tmp_path) -> None:
+    import anndata as ad
+
+    from transferome.benchmark import run_task
+    from transferome.cli import main
+
+    adata = _negative_going()
+    result = run_task("transfer", adata, models=["additive"])
+    ours = result.results.query("model == 'additive' and context == 'd0' and perturbation == 'b'")
+    ours = ours.set_index("metric")["value"]
+
+    held = ((adata.obs.context == "d0") & (adata.obs.perturbation == "b")).to_numpy()
+    train, full = tmp_path / "train.h5ad", tmp_path / "full.h5ad"
+    adata[~held].copy().write_h5ad(train)
+    adata.write_h5ad(full)
+    model = tmp_path / "model"
+    assert main(["-q", "fit", str(train), "--model", "additive", "--out", str(model)]) == 0
+    pred = tmp_path / "pred.h5ad"
+    predict = ["-q", "predict", str(model), str(train), "--target", "d0:b"]
+    assert main([*predict, "--out", str(pred)]) == 0
+    layout = ad.read_h5ad(pred)
+    assert float(np.min(layout.X)) < 0.0  # the prediction is written as it was made
+    metrics = tmp_path / "metrics.csv"
+    assert main(["-q", "evaluate", str(pred), str(full), "--out", str(metrics)]) == 0
+    theirs = pd.read_csv(metrics).set_index("metric")["value"]
+    for metric in ("r2", "pearson_delta", "mse", "r2_deg", "deg_direction"):
+        assert theirs[metric] == pytest.approx(ours[metric], rel=1e-5, abs=1e-7), metric
+
+    clipped = tmp_path / "clipped.h5ad"
+    assert main([*predict, "--clip-negative", "--out", str(clipped)]) == 0
+    assert float(np.min(ad.read_h5ad(clipped).X)) >= 0.0

@@ -2,7 +2,8 @@
 
 The output is what perturbation evaluators read: the predicted profiles of every target plus
 the observed controls of the target contexts, with ``obs`` columns for the perturbation and
-the context and non-negative log-normalised values.
+the context. The values are the model's predictions as ``benchmark`` scores them;
+``--clip-negative`` sets negative values to 0 for a consumer that needs non-negative input.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="copies of each predicted profile (for evaluators that need several rows)",
     )
+    parser.add_argument(
+        "--clip-negative",
+        action="store_true",
+        help="set negative values to 0 (for consumers that need non-negative input; "
+        "off by default, so that `evaluate` scores what `benchmark` scores)",
+    )
     parser.add_argument("--layer", default=None, help="use this layer instead of X")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     add_reader_arguments(parser)
@@ -53,7 +60,13 @@ def run(args: argparse.Namespace) -> int:
     adata = use_layer(read_input(args), args.layer, args.file)
     targets = read_targets(args.targets, args.target, schema=schema)
     prediction = model.predict(adata, targets)
-    layout = evaluator_layout(prediction, adata, schema=schema, replicates=args.replicates)
+    layout = evaluator_layout(
+        prediction,
+        adata,
+        schema=schema,
+        replicates=args.replicates,
+        clip_negative=args.clip_negative,
+    )
     write_h5ad(layout, out)
     print(
         f"wrote {len(targets)} predicted profiles and their controls ({layout.n_obs} rows) to {out}"

@@ -3,7 +3,8 @@
 :func:`load_model` reads any registered model folder; :func:`evaluator_layout` turns a
 prediction into the AnnData layout perturbation evaluators read (cell-eval and others): the
 predicted profiles plus the observed controls of each target context, ``obs`` columns for the
-perturbation and the context, non-negative log-normalised values.
+perturbation and the context, the values as the model predicted them (the same values the
+benchmark scores; ``clip_negative=True`` sets negative values to 0 for consumers that need it).
 """
 
 from __future__ import annotations
@@ -90,7 +91,12 @@ def read_targets(
 
 
 def evaluator_layout(
-    prediction: AnnData, data: AnnData, *, schema: Schema, replicates: int = 1
+    prediction: AnnData,
+    data: AnnData,
+    *,
+    schema: Schema,
+    replicates: int = 1,
+    clip_negative: bool = False,
 ) -> AnnData:
     """Predicted profiles plus the observed controls of their contexts, in one AnnData.
 
@@ -105,12 +111,16 @@ def evaluator_layout(
     replicates
         Copies of each predicted row (evaluators that test differential expression need
         several observations per perturbation).
+    clip_negative
+        Set negative values (predicted and control) to 0, for a consumer that needs
+        non-negative input. Off by default: the values are then exactly those the benchmark
+        scores, so ``predict`` + ``evaluate`` agree with ``benchmark``.
 
     Returns
     -------
     AnnData
-        ``X`` dense float32, non-negative (negative predictions are set to 0), genes of
-        ``data``; ``obs`` has the context and perturbation keys and ``predicted`` (bool).
+        ``X`` dense float32, genes of ``data``; ``obs`` has the context and perturbation keys
+        and ``predicted`` (bool).
     """
     genes = [str(g) for g in data.var_names]
     missing = sorted(set(genes) - set(map(str, prediction.var_names)))
@@ -127,7 +137,9 @@ def evaluator_layout(
         raise DataValidationError(f"no {schema.control!r} observations of context(s) {absent}")
     predicted = prediction[:, genes]
     values = np.asarray(predicted.X, dtype=np.float32)
-    values = np.repeat(np.clip(values, 0.0, None), replicates, axis=0)
+    if clip_negative:
+        values = np.clip(values, 0.0, None)
+    values = np.repeat(values, replicates, axis=0)
     obs = pd.DataFrame(
         {
             schema.context_key: np.repeat(obs_labels(predicted, schema.context_key), replicates),
@@ -150,9 +162,9 @@ def evaluator_layout(
         },
         index=[f"control_{name}" for name in controls.obs_names],
     )
-    control_part = AnnData(
-        X=np.clip(control_values, 0.0, None), obs=control_obs, var=pd.DataFrame(index=genes)
-    )
+    if clip_negative:
+        control_values = np.clip(control_values, 0.0, None)
+    control_part = AnnData(X=control_values, obs=control_obs, var=pd.DataFrame(index=genes))
     out = ad.concat([control_part, pred_part])
     out.obs["predicted"] = [False] * control_part.n_obs + [True] * pred_part.n_obs
     for key in (schema.context_key, schema.perturbation_key):
