@@ -193,7 +193,7 @@ def run_task(
     if delta:
         data = with_zero_controls(adata, schema=schema)
         keys.update(species_key=None, dose_key=None, sample_key=None)
-        schema = validate(data, **keys, allow_negative=True).schema
+        schema = validate(data, **keys, allow_negative=True, allow_nan=True).schema
     else:
         schema = validate(adata, **keys, require_controls=False).schema
         data = adata

@@ -182,13 +182,26 @@ def iter_value_chunks(matrix: Any, chunk_rows: int = 4096) -> Iterator[np.ndarra
             yield np.asarray(block).reshape(-1)
 
 
-def detect_value_type(matrix: Any, *, allow_negative: bool = False) -> ValueType:
+def detect_value_type(
+    matrix: Any, *, allow_negative: bool = False, allow_nan: bool = False
+) -> ValueType:
     """Classify the values of ``matrix`` (see :data:`ValueType`); checks finiteness too.
+
+    Parameters
+    ----------
+    matrix
+        Dense, sparse or backed matrix.
+    allow_negative
+        Accept negative values (changes against control, z-scores).
+    allow_nan
+        Accept NaN as "not measured" (signature data with unmeasured genes); NaN entries are
+        left out of the classification. Infinite values are always an error.
 
     Raises
     ------
     DataValidationError
-        NaN or infinite values, or negative values when ``allow_negative`` is false.
+        NaN (unless ``allow_nan``) or infinite values, or negative values when
+        ``allow_negative`` is false.
     """
     integer = True
     negative = False
@@ -206,10 +219,20 @@ def detect_value_type(matrix: Any, *, allow_negative: bool = False) -> ValueType
         if not finite.all():
             n_nan = int(np.isnan(values).sum())
             n_inf = int((~finite).sum()) - n_nan
-            raise DataValidationError(
-                f"expression values contain {n_nan} NaN and {n_inf} infinite entries; "
-                "remove or impute them before use"
-            )
+            if n_inf or not allow_nan:
+                raise DataValidationError(
+                    f"expression values contain {n_nan} NaN and {n_inf} infinite entries; "
+                    "remove or impute them before use"
+                    + (
+                        " (pass allow_nan=True / values='delta' for signature data with "
+                        "unmeasured genes)"
+                        if n_nan and not n_inf
+                        else ""
+                    )
+                )
+            values = values[finite]
+            if values.size == 0:
+                continue
         if (values < 0).any():
             negative = True
             if not allow_negative:
@@ -286,6 +309,7 @@ def validate(
     require_counts: bool = False,
     require_controls: bool = True,
     allow_negative: bool = False,
+    allow_nan: bool = False,
 ) -> DatasetDescription:
     """Check ``adata`` against the named keys and describe it.
 
@@ -307,6 +331,9 @@ def validate(
         Every context must have at least one control observation.
     allow_negative
         Accept negative values (changes against control, z-scores).
+    allow_nan
+        Accept NaN values, meaning "not measured" (signature data, ``values="delta"``);
+        infinite values stay an error.
 
     Returns
     -------
@@ -367,7 +394,7 @@ def validate(
     matrix = adata.layers[layer] if layer is not None else adata.X
     if matrix is None:
         raise DataValidationError("adata.X is empty (None); pass layer= to use a layer")
-    value_type = detect_value_type(matrix, allow_negative=allow_negative)
+    value_type = detect_value_type(matrix, allow_negative=allow_negative, allow_nan=allow_nan)
     if require_counts and value_type != "counts":
         raise DataValidationError(
             f"raw counts are required but {'X' if layer is None else f'layer {layer!r}'} holds "

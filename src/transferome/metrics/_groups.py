@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,9 @@ def group_means(
 ) -> pd.DataFrame:
     """Mean profile of each (context, perturbation) group (rows: a MultiIndex, columns: genes).
 
-    ``groups`` restricts and orders the rows; every listed group must be observed.
+    ``groups`` restricts and orders the rows; every listed group must be observed. NaN values
+    (genes not measured in an observation, as in signature data) are left out: a gene's mean
+    is over the members that measured it, and NaN where none did.
     """
     for key in (schema.context_key, schema.perturbation_key):
         if key not in adata.obs.columns:
@@ -49,13 +52,48 @@ def group_means(
     )
     sizes = np.asarray(indicator.sum(axis=1)).ravel()
     matrix = adata.X
-    sums = indicator @ (matrix if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64))
-    sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
-    means = sums / sizes[:, None]
+    if not sp.issparse(matrix):
+        matrix = np.asarray(matrix, dtype=np.float64)
+    if _has_nan(matrix):
+        means = _nan_means(indicator, matrix)
+    else:
+        sums = indicator @ matrix
+        sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
+        means = sums / sizes[:, None]
     index = pd.MultiIndex.from_tuples(
         list(wanted), names=[schema.context_key, schema.perturbation_key]
     )
     return pd.DataFrame(means, index=index, columns=list(map(str, adata.var_names)))
+
+
+def _has_nan(matrix: Any, chunk_rows: int = 4096) -> bool:
+    """Whether a dense or sparse matrix holds a NaN (dense ones checked in row chunks)."""
+    if sp.issparse(matrix):
+        return bool(np.isnan(matrix.data).any())
+    return any(
+        bool(np.isnan(matrix[start : start + chunk_rows]).any())
+        for start in range(0, matrix.shape[0], chunk_rows)
+    )
+
+
+def _nan_means(indicator: sp.csr_matrix, matrix: Any) -> np.ndarray:
+    """Group means over the measured (non-NaN) values; NaN where a group measured nothing.
+
+    ``matrix`` is dense or sparse; implicit zeros of a sparse matrix are measured values.
+    """
+    if sp.issparse(matrix):
+        matrix = matrix.tocsr()
+        missing = np.isnan(matrix.data)
+        layout = (matrix.indices, matrix.indptr)
+        measured = sp.csr_matrix((np.where(missing, 0.0, matrix.data), *layout), matrix.shape)
+        absent = sp.csr_matrix((missing.astype(np.float64), *layout), matrix.shape)
+        sums = (indicator @ measured).toarray()
+        counts = np.asarray(indicator.sum(axis=1)) - (indicator @ absent).toarray()
+    else:
+        missing = np.isnan(matrix)
+        sums = np.asarray(indicator @ np.where(missing, 0.0, matrix))
+        counts = np.asarray(indicator @ (~missing).astype(np.float64))
+    return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
 
 
 def control_means(adata: AnnData, *, schema: Schema) -> pd.DataFrame:

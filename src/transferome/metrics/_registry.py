@@ -86,7 +86,8 @@ _INFOS = [
         True,
         "set",
         "1 - rank / n, rank = number of held-out groups whose true delta is closer (L1) to the "
-        "predicted delta than the group's own (ties count half); NaN with fewer than 2 groups",
+        "predicted delta than the group's own (ties count half); NaN with fewer than 2 groups; "
+        "with unmeasured (NaN) genes, the mean absolute difference over the genes both measured",
     ),
     MetricInfo("accuracy", 1.0, True, "classification", "fraction of correct labels"),
     MetricInfo(

@@ -93,6 +93,21 @@ def deg_direction(
     return float(np.mean(np.sign(pred[idx] - control[idx]) == np.sign(true[idx] - control[idx])))
 
 
+_ON_GENE_SETS = (
+    "r2",
+    "explained_variance",
+    "pearson",
+    "pearson_squared",
+    "pearson_delta",
+    "r2_delta",
+    "mse",
+)
+_GROUP_METRICS = (
+    *(f"{name}{suffix}" for suffix in ("", "_deg") for name in _ON_GENE_SETS),
+    "deg_direction",
+)
+
+
 def group_metrics(
     pred: np.ndarray, true: np.ndarray, control: np.ndarray, *, n_degs: int = 50
 ) -> dict[str, float]:
@@ -102,11 +117,19 @@ def group_metrics(
     ----------
     pred, true, control
         Mean predicted, observed and control profiles of the group (one value per gene).
+        NaN marks a gene not measured (signature data): every metric is computed on the genes
+        finite in all three, and the DEGs are chosen among them; all metrics are NaN when no
+        gene is.
     n_degs
         Number of DEGs (the genes with the largest ``|true - control|``).
     """
     true, pred = _pair(true, pred)
     true, control = _pair(true, control)
+    measured = np.isfinite(true) & np.isfinite(pred) & np.isfinite(control)
+    if not measured.all():
+        if not measured.any():
+            return dict.fromkeys(_GROUP_METRICS, float("nan"))
+        true, pred, control = true[measured], pred[measured], control[measured]
     degs = top_degs(true, control, n_degs)
     delta_true, delta_pred = true - control, pred - control
     out: dict[str, float] = {}
@@ -130,7 +153,11 @@ def discrimination(pred_deltas: np.ndarray, true_deltas: np.ndarray) -> np.ndarr
     ----------
     pred_deltas, true_deltas
         ``(n_groups, n_genes)`` predicted and observed changes against control, row ``i`` of
-        both for the same group.
+        both for the same group. NaN marks a gene not measured: each distance is then the
+        mean absolute difference over the genes finite in both vectors (the L1 distance
+        divided by the number of genes, which ranks alike when every gene is finite), NaN
+        when they share none. A group whose own distance is NaN scores NaN; a NaN distance
+        to another group counts as farther.
 
     Returns
     -------
@@ -146,8 +173,21 @@ def discrimination(pred_deltas: np.ndarray, true_deltas: np.ndarray) -> np.ndarr
     n = pred_deltas.shape[0]
     if n < 2:
         return np.full(n, np.nan)
-    distances = np.stack([np.abs(true_deltas - row).sum(axis=1) for row in pred_deltas])
+    if np.isfinite(pred_deltas).all() and np.isfinite(true_deltas).all():
+        distances = np.stack([np.abs(true_deltas - row).sum(axis=1) for row in pred_deltas])
+    else:
+        distances = np.stack([_mean_abs_distance(true_deltas, row) for row in pred_deltas])
     own = np.diag(distances)[:, None]
     closer = (distances < own).sum(axis=1)
     ties = (distances == own).sum(axis=1) - 1
-    return 1.0 - (closer + 0.5 * ties) / n
+    score = 1.0 - (closer + 0.5 * ties) / n
+    return np.where(np.isnan(own[:, 0]), np.nan, score)
+
+
+def _mean_abs_distance(rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Mean ``|row - vector|`` over the genes finite in both, per row; NaN if none is."""
+    difference = np.abs(rows - vector)
+    finite = np.isfinite(difference)
+    total = np.where(finite, difference, 0.0).sum(axis=1)
+    count = finite.sum(axis=1)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)

@@ -51,6 +51,7 @@ def _validated_schema(adata: AnnData, schema: Schema | None) -> Schema:
         combination_sep=schema.combination_sep,
         require_controls=False,
         allow_negative=True,
+        allow_nan=True,
     )
     return description.schema
 
@@ -407,6 +408,13 @@ class LinearBaseline(_Baseline):
         self._check_params()
         schema = self._start_fit(adata, schema)
         deltas = _context_deltas(adata, schema)
+        unmeasured = int(np.isnan(deltas.to_numpy()).sum())
+        if unmeasured:
+            raise DataValidationError(
+                f"the linear baseline needs every gene measured in every training group, but "
+                f"{unmeasured} (group, gene) changes are NaN (not measured); fill them or use "
+                "the additive baseline, which averages what was measured"
+            )
         contexts = sorted({c for c, _ in deltas.index})
         perturbations = sorted({p for _, p in deltas.index})
         c_pos = {c: i for i, c in enumerate(contexts)}
