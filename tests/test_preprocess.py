@@ -73,11 +73,12 @@ def test_log_data_not_logged_twice(counts) -> None:
     assert out.uns["transferome"]["preprocess"]["input"] == "log"
 
 
-def test_linear_data_logged_only(counts) -> None:
+def test_fractional_counts_normalised_like_counts(counts) -> None:
     adata = counts.copy()
-    adata.X = (adata.X * 100.5).astype(np.float32)  # normalised-looking, not logged
+    adata.X = (adata.X * 100.5).astype(np.float32)  # fractional counts (salmon NumReads)
     out = preprocess(adata, n_top_genes=None)
-    np.testing.assert_allclose(out.X, np.log1p(adata.X), rtol=1e-6)
+    np.testing.assert_allclose(out.X, preprocess(counts, n_top_genes=None).X, rtol=1e-5)
+    np.testing.assert_array_equal(out.layers["counts"], adata.X)
 
 
 def test_layer_as_input(counts) -> None:

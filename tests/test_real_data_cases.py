@@ -224,3 +224,125 @@ def test_predict_and_evaluate_score_what_benchmark_scores(tmp_path) -> None:
     clipped = tmp_path / "clipped.h5ad"
     assert main([*predict, "--clip-negative", "--out", str(clipped)]) == 0
     assert float(np.min(ad.read_h5ad(clipped).X)) >= 0.0
+
+
+# -- 4. counts and fractional counts are normalised, the same way everywhere -------------------
+def _counts_data(seed: int = 0) -> AnnData:
+    """Raw counts with a planted response, library sizes differing between observations."""
+    from tests.conftest import make_counts_adata
+
+    adata = make_counts_adata(n_per_group=4, n_genes=15, perturbations=("control", "a"), seed=seed)
+    rng = np.random.default_rng(seed)
+    rows = (adata.obs["perturbation"] == "a").to_numpy()
+    adata.X[np.ix_(rows, [0, 1, 2])] *= 6
+    adata.X = (adata.X * rng.integers(1, 40, size=(adata.n_obs, 1))).astype(np.float32)
+    return adata
+
+
+def test_prepare_values_detects_and_normalises(caplog) -> None:
+    import logging
+
+    from transferome.data import prepare_values
+    from transferome.errors import DataValidationError
+
+    counts = _counts_data()
+    logged = np.log1p(counts.X / counts.X.sum(axis=1, keepdims=True) * 1e4)
+    with caplog.at_level(logging.WARNING, logger="transferome"):
+        prepared = prepare_values(counts, where="counts.h5ad")
+    assert prepared.values == "log"
+    assert prepared.normalised
+    np.testing.assert_allclose(prepared.adata.X, logged, rtol=1e-5)
+    np.testing.assert_array_equal(prepared.adata.layers["counts"], counts.X)
+    assert "counts.h5ad: X holds raw counts" in caplog.text
+    assert "counts" not in counts.layers  # the input is left alone
+
+    # fractional counts (salmon NumReads) are normalised like counts, not only logged
+    fractional = counts.copy()
+    fractional.X = (counts.X * 1.37).astype(np.float32)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="transferome"):
+        prepared = prepare_values(fractional)
+    np.testing.assert_allclose(prepared.adata.X, logged, rtol=1e-5)
+    assert "fractional counts" in caplog.text
+
+    # log-normalised values are kept, silently; the user can say otherwise
+    caplog.clear()
+    log = prepare_values(prepared.adata)
+    assert log.adata is prepared.adata
+    assert not log.normalised
+    assert not caplog.text
+    assert prepare_values(counts, "log").adata.X is counts.X
+    forced = prepare_values(prepared.adata, "counts")
+    assert forced.normalised
+    signed = counts.copy()
+    signed.X = signed.X - 50.0
+    with pytest.raises(DataValidationError, match="values='delta'"):
+        prepare_values(signed)
+    assert prepare_values(signed, "delta").values == "delta"
+    with pytest.raises(DataValidationError, match="values must be one of"):
+        prepare_values(counts, "raw")
+
+
+def test_commands_normalise_counts_like_the_library(tmp_path, capsys) -> None:
+    from transferome.benchmark import run_task
+    from transferome.cli import main
+    from transferome.data import prepare_values
+
+    counts = _counts_data()
+    path = tmp_path / "counts.h5ad"
+    counts.write_h5ad(path)
+    out = tmp_path / "bench"
+    args = ["benchmark", "transfer", "--data", str(path), "--models", "additive"]
+    assert main([*args, "--out", str(out)]) == 0
+    # the project's log lines go to the console (standard output when not a terminal)
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert "WARNING" in said
+    assert "X holds raw counts (non-negative integers); normalised them" in said
+    got = pd.read_csv(out / "results.csv").query("model == 'additive'")
+    expected = run_task("transfer", prepare_values(counts).adata, models=["additive"]).results
+    expected = expected.query("model == 'additive'")
+    np.testing.assert_allclose(got["value"].to_numpy(), expected["value"].to_numpy(), rtol=1e-5)
+
+    # --values log: used as they are (the scores differ)
+    out_log = tmp_path / "bench_log"
+    assert main([*args, "--values", "log", "--out", str(out_log)]) == 0
+    raw = pd.read_csv(out_log / "results.csv").query("model == 'additive'")
+    assert not np.allclose(raw["value"].to_numpy(), got["value"].to_numpy(), equal_nan=True)
+
+    # fit and predict normalise the same way: the prediction is on the log scale
+    held = ((counts.obs.context == "liver") & (counts.obs.perturbation == "a")).to_numpy()
+    train = tmp_path / "train.h5ad"
+    counts[~held].copy().write_h5ad(train)
+    model = tmp_path / "model"
+    assert main(["fit", str(train), "--model", "additive", "--out", str(model)]) == 0
+    assert "X holds raw counts" in " ".join("".join(capsys.readouterr()).split())
+    pred = tmp_path / "pred.h5ad"
+    predict = ["predict", str(model), str(train), "--target", "liver:a", "--out", str(pred)]
+    assert main(predict) == 0
+    import anndata as ad
+
+    assert float(np.max(ad.read_h5ad(pred).X)) < 15.0
+    metrics = tmp_path / "metrics.csv"
+    assert main(["evaluate", str(pred), str(path), "--out", str(metrics)]) == 0
+    theirs = pd.read_csv(metrics).set_index("metric")["value"]
+    ours = got.query("context == 'liver' and perturbation == 'a'").set_index("metric")["value"]
+    assert theirs["pearson_delta"] == pytest.approx(ours["pearson_delta"], rel=1e-5)
+
+
+def test_run_normalises_counts_as_the_commands_do(tmp_path) -> None:
+    from transferome.data import prepare_values
+    from transferome.data.schema import Schema
+    from transferome.pipeline import ConfigError, default_config, validate_config
+    from transferome.pipeline._data import load_data
+
+    counts = _counts_data()
+    path = tmp_path / "counts.h5ad"
+    counts.write_h5ad(path)
+    data = load_data({"path": str(path), "reader": {}}, Schema())
+    (loaded,) = data.adatas.values()
+    np.testing.assert_allclose(loaded.X, prepare_values(counts).adata.X, rtol=1e-6)
+    kept = load_data({"path": str(path), "values": "log", "reader": {}}, Schema())
+    np.testing.assert_array_equal(next(iter(kept.adatas.values())).X, counts.X)
+    raw = {**default_config(quick=True), "data": {"path": str(path), "values": "delta"}}
+    with pytest.raises(ConfigError, match=r"data\.values"):
+        validate_config(raw, base=tmp_path)

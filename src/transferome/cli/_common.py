@@ -14,10 +14,13 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 __all__ = [
+    "VALUES_HELP",
     "add_data_arguments",
     "add_key_arguments",
     "add_reader_arguments",
+    "add_values_argument",
     "new_output",
+    "prepare_input",
     "read_input",
     "read_ortholog_csv",
     "schema_from_args",
@@ -53,6 +56,46 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="accept negative values (changes against control, z-scores)",
     )
+
+
+VALUES_HELP = (
+    "what the values are: auto (default) detects raw counts and fractional counts (e.g. "
+    "salmon NumReads) and normalises them (normalize_total + log1p) with a warning, keeps "
+    "log-normalised values; log: use them as they are; counts: always normalise; delta: "
+    "changes against control (negative allowed, control profile zero)"
+)
+
+
+def add_values_argument(parser: argparse.ArgumentParser) -> None:
+    """``--values auto|log|counts|delta`` (see :func:`transferome.data.prepare_values`)."""
+    from transferome.data.preprocess import VALUES
+
+    parser.add_argument("--values", choices=VALUES, default="auto", help=VALUES_HELP)
+
+
+def prepare_input(
+    adata: AnnData,
+    args: argparse.Namespace,
+    where: str,
+    *,
+    layer: str | None = None,
+    schema: Schema | None = None,
+    zero_controls: bool = True,
+) -> tuple[AnnData, str]:
+    """The data on the scale the models expect, and ``"log"`` or ``"delta"``.
+
+    Detection and normalisation are :func:`transferome.data.prepare_values` (``--values``);
+    with ``delta`` values and ``zero_controls`` the controls are replaced by one zero profile
+    per context, as ``benchmark`` does.
+    """
+    from transferome.data import prepare_values
+
+    prepared = prepare_values(adata, getattr(args, "values", "auto"), layer=layer, where=where)
+    if prepared.values == "delta" and zero_controls:
+        from transferome.benchmark import with_zero_controls
+
+        return with_zero_controls(prepared.adata, schema=schema or Schema()), "delta"
+    return prepared.adata, prepared.values
 
 
 def schema_from_args(args: argparse.Namespace) -> Schema:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from transferome.cli._common import add_key_arguments, schema_from_args
+from transferome.cli._common import add_key_arguments, add_values_argument, schema_from_args
 
 NAME = "benchmark"
 HELP = "run a benchmark task (transfer, combination) and write results.csv, summary.csv/.md"
@@ -21,13 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated model names (default: control,additive,linear)",
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--values",
-        choices=("log", "delta"),
-        default="log",
-        help="log: log-normalised values with observed controls; delta: values are already "
-        "changes against control (negative allowed, control profile zero)",
-    )
+    add_values_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits")
     parser.add_argument("--n-degs", type=int, default=50, help="DEGs per group")
     parser.add_argument(
@@ -40,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from transferome.benchmark import run_task
-    from transferome.data import atomic_path, atomic_write_text, read
+    from transferome.data import atomic_path, atomic_write_text, prepare_values, read
     from transferome.errors import TransferomeError
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -51,15 +45,15 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(params, dict):
         raise TransferomeError("--model-params must be a JSON object of model name -> params")
     schema = schema_from_args(args)
-    adata = read(args.data)
+    prepared = prepare_values(read(args.data), args.values, where=args.data)
     result = run_task(
         args.task,
-        adata,
+        prepared.adata,
         schema=schema,
         models=models,
         model_params=params,
         seed=args.seed,
-        values=args.values,
+        values=prepared.values,
         n_degs=args.n_degs,
     )
     out = Path(args.out)

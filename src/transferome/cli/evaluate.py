@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from transferome.cli._common import add_key_arguments, new_output
+from transferome.cli._common import (
+    add_key_arguments,
+    add_values_argument,
+    new_output,
+    prepare_input,
+    schema_from_args,
+)
 
 NAME = "evaluate"
 HELP = "score predicted profiles (h5ad from `predict`) against observed data"
@@ -16,27 +22,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="CSV of per-group metrics to write")
     parser.add_argument("--n-degs", type=int, default=50, help="DEGs per group (default 50)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_values_argument(parser)
     add_key_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
 
     from transferome.data import atomic_path, obs_labels, read_h5ad, validate
     from transferome.errors import DataValidationError
     from transferome.metrics import evaluate_groups, summarize
 
     out = new_output(args.out, overwrite=args.overwrite)
-    truth = read_h5ad(args.truth)
-    keys = {
-        "species_key": args.species_key,
-        "context_key": args.context_key,
-        "perturbation_key": args.perturbation_key,
-        "control": args.control,
-        "dose_key": args.dose_key,
-        "sample_key": args.sample_key,
-        "combination_sep": args.combination_sep,
-    }
-    schema = validate(truth, **keys).schema
+    keys = schema_from_args(args)
+    truth, values = prepare_input(read_h5ad(args.truth), args, args.truth, schema=keys)
+    if values == "delta":
+        keys = replace(keys, species_key=None, dose_key=None, sample_key=None)
+    schema = validate(truth, **keys.to_dict(), allow_negative=values == "delta").schema
     prediction = read_h5ad(args.prediction)
     for key in (schema.context_key, schema.perturbation_key):
         if key not in prediction.obs.columns:

@@ -7,7 +7,10 @@ import argparse
 from transferome.cli._common import (
     add_key_arguments,
     add_reader_arguments,
+    add_values_argument,
     new_output,
+    prepare_input,
+    schema_from_args,
     validate_kwargs,
 )
 
@@ -29,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random_state of the model")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     parser.add_argument("--layer", default=None, help="use this layer instead of X")
+    add_values_argument(parser)
     add_key_arguments(parser)
     add_reader_arguments(parser)
 
@@ -39,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     from transferome.cli._common import read_input
     from transferome.data import validate
     from transferome.models import get_model
-    from transferome.pipeline._data import use_layer
     from transferome.pipeline.steps import parse_params
 
     out = new_output(args.out, overwrite=args.overwrite)
@@ -47,9 +50,14 @@ def run(args: argparse.Namespace) -> int:
     params = parse_params(args.param, args.model)
     if args.seed is not None and "random_state" in inspect.signature(cls.__init__).parameters:
         params["random_state"] = args.seed
-    adata = use_layer(read_input(args), args.layer, args.file)
+    adata, values = prepare_input(
+        read_input(args), args, args.file, layer=args.layer, schema=schema_from_args(args)
+    )
     kwargs = validate_kwargs(args)
     kwargs["layer"] = None
+    if values == "delta":
+        kwargs.update(species_key=None, dose_key=None, sample_key=None)
+    kwargs["allow_negative"] = values == "delta"
     schema = validate(adata, **kwargs, require_controls=False).schema
     model = cls(**params).fit(adata, schema=schema)
     model.save(out)

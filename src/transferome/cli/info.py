@@ -44,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
         raise DataValidationError(f"cannot describe {args.file}: {exc}") from exc
     where = "X" if description.layer is None else f"layer {description.layer!r}"
     console.print(f"values ({where}): {description.value_type}")
+    if description.value_type in ("counts", "linear"):
+        console.print(
+            "  benchmark, fit, predict and evaluate normalise these (normalize_total + log1p) "
+            "unless given --values log",
+            markup=False,
+        )
     if description.species:
         console.print(f"species: {', '.join(description.species)}")
     console.print(f"layers: {list(adata.layers) or 'none'}")

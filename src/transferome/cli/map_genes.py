@@ -6,7 +6,9 @@ import argparse
 
 from transferome.cli._common import (
     add_key_arguments,
+    add_values_argument,
     new_output,
+    prepare_input,
     read_ortholog_csv,
     schema_from_args,
 )
@@ -16,8 +18,8 @@ HELP = "map each gene of a target species to source-species genes by function"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="source species data (h5ad, log-normalised)")
-    parser.add_argument("target", help="target species data (h5ad, log-normalised)")
+    parser.add_argument("source", help="source species data (h5ad; see --values)")
+    parser.add_argument("target", help="target species data (h5ad; see --values)")
     parser.add_argument("--out", required=True, help="CSV of ranked candidates to write")
     parser.add_argument(
         "--method",
@@ -32,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=5, help="candidates per gene (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_values_argument(parser)
     add_key_arguments(parser)
 
 
@@ -44,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     schema = schema_from_args(args)
     orthologs = read_ortholog_csv(args.orthologs)
     mapping = map_genes(
-        read_h5ad(args.source),
-        read_h5ad(args.target),
+        prepare_input(read_h5ad(args.source), args, args.source, zero_controls=False)[0],
+        prepare_input(read_h5ad(args.target), args, args.target, zero_controls=False)[0],
         method=args.method,
         similarity=args.similarity,
         orthologs=orthologs,

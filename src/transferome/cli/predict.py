@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from transferome.cli._common import add_reader_arguments, new_output
+from transferome.cli._common import (
+    add_reader_arguments,
+    add_values_argument,
+    new_output,
+    prepare_input,
+)
 
 NAME = "predict"
 HELP = "predict the profiles of (context, perturbation) targets with a saved model"
@@ -43,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "off by default, so that `evaluate` scores what `benchmark` scores)",
     )
     parser.add_argument("--layer", default=None, help="use this layer instead of X")
+    add_values_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     add_reader_arguments(parser)
 
@@ -51,13 +57,12 @@ def run(args: argparse.Namespace) -> int:
 
     from transferome.cli._common import read_input
     from transferome.data import write_h5ad
-    from transferome.pipeline._data import use_layer
     from transferome.pipeline.steps import evaluator_layout, load_model, read_targets
 
     out = new_output(args.out, overwrite=args.overwrite)
     model = load_model(args.model)
     schema = model.schema_
-    adata = use_layer(read_input(args), args.layer, args.file)
+    adata, _ = prepare_input(read_input(args), args, args.file, layer=args.layer, schema=schema)
     targets = read_targets(args.targets, args.target, schema=schema)
     prediction = model.predict(adata, targets)
     layout = evaluator_layout(

@@ -6,7 +6,9 @@ import argparse
 
 from transferome.cli._common import (
     add_key_arguments,
+    add_values_argument,
     new_output,
+    prepare_input,
     read_ortholog_csv,
     schema_from_args,
 )
@@ -19,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "files",
         nargs="+",
-        help="log-normalised h5ad files, one per species (SPECIES=FILE names the species; "
+        help="h5ad files (see --values), one per species (SPECIES=FILE names the species; "
         "default: the file name without suffix)",
     )
     parser.add_argument("--out", required=True, help="CSV of ranked suggestions to write")
@@ -31,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_values_argument(parser)
     add_key_arguments(parser)
 
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             species, path = Path(item).stem, item
         if species in data:
             raise DataValidationError(f"species {species!r} is given twice")
-        data[species] = read_h5ad(path)
+        data[species] = prepare_input(read_h5ad(path), args, path, zero_controls=False)[0]
     orthologs = read_ortholog_csv(args.orthologs)
     table = suggest_experiments(
         data,

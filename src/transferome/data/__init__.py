@@ -16,7 +16,14 @@ from transferome.data.io import (
     write_h5ad,
     write_table,
 )
-from transferome.data.preprocess import GeneSet, preprocess, project_genes
+from transferome.data.preprocess import (
+    VALUES,
+    GeneSet,
+    PreparedValues,
+    prepare_values,
+    preprocess,
+    project_genes,
+)
 from transferome.data.schema import (
     DatasetDescription,
     Schema,
@@ -28,14 +35,17 @@ from transferome.data.schema import (
 )
 
 __all__ = [
+    "VALUES",
     "DatasetDescription",
     "GeneSet",
+    "PreparedValues",
     "Schema",
     "ValueType",
     "atomic_path",
     "atomic_write_text",
     "detect_value_type",
     "obs_labels",
+    "prepare_values",
     "preprocess",
     "project_genes",
     "read",

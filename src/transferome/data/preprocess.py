@@ -1,5 +1,12 @@
 """Preprocessing: normalise total counts, log1p, highly variable genes, gene-set projection.
 
+:func:`prepare_values` is the one place that decides what the values of a dataset are and
+puts them on the log-normalised scale every model and metric expects: raw counts and
+fractional counts (e.g. salmon ``NumReads``) are normalised (``normalize_total`` + ``log1p``)
+with a warning saying what was detected; log-normalised values are kept; changes against
+control (``values="delta"``) pass through. Every command of the command line and
+``transferome run`` call it.
+
 :func:`preprocess` returns a new AnnData with ``X`` log-normalised, the raw counts in
 ``layers["counts"]`` and the chosen genes recorded in ``uns["transferome"]["genes"]``; data
 that are already log-normalised are not logged again, so running it twice gives the same
@@ -24,11 +31,14 @@ from transferome._logging import get_logger
 from transferome.data.schema import detect_value_type
 from transferome.errors import DataValidationError
 
-__all__ = ["GeneSet", "preprocess", "project_genes"]
+__all__ = ["VALUES", "GeneSet", "PreparedValues", "prepare_values", "preprocess", "project_genes"]
 
 _log = get_logger(__name__)
 _UNS = "transferome"
 Flavor = Literal["seurat", "cell_ranger"]
+Values = Literal["auto", "log", "counts", "delta"]
+VALUES: tuple[str, ...] = ("auto", "log", "counts", "delta")
+"""What :func:`prepare_values` accepts as ``values`` (``--values`` on the command line)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,145 @@ def _normalize_log(counts: Any, target_sum: float) -> Any:
         out.data = np.log1p(out.data)
         return out
     return np.log1p(counts * scale[:, None]).astype(np.float32)
+
+
+def _row_totals(matrix: Any) -> np.ndarray:
+    return np.asarray(matrix.sum(axis=1)).ravel().astype(np.float64)
+
+
+def _describe(value_type: str, matrix: Any) -> str:
+    """What ``counts`` / ``linear`` values are, in words, for the messages."""
+    if value_type == "counts":
+        return "raw counts (non-negative integers)"
+    totals = _row_totals(matrix)
+    positive = totals[totals > 0]
+    if positive.size and positive.max() - positive.min() <= 1e-3 * positive.max():
+        return (
+            f"normalised values that are not logged (every observation sums to "
+            f"{positive.max():.4g}, e.g. CPM / TPM)"
+        )
+    return (
+        "fractional counts (non-integer values above the log range whose totals differ "
+        "between observations, e.g. salmon NumReads)"
+    )
+
+
+@dataclass(frozen=True)
+class PreparedValues:
+    """What :func:`prepare_values` returns.
+
+    Attributes
+    ----------
+    adata
+        The data to use: ``X`` log-normalised (``values == "log"``) or changes against
+        control (``values == "delta"``); the input itself when nothing was changed.
+    values
+        ``"log"`` or ``"delta"``: what ``adata.X`` now holds.
+    detected
+        What the input values were found (or declared) to be, in words.
+    normalised
+        Whether ``normalize_total`` + ``log1p`` was applied (the input values are then in
+        ``layers["counts"]``).
+    """
+
+    adata: AnnData
+    values: Literal["log", "delta"]
+    detected: str
+    normalised: bool
+
+
+def prepare_values(
+    adata: AnnData,
+    values: Values = "auto",
+    *,
+    layer: str | None = None,
+    target_sum: float = 1e4,
+    where: str = "data",
+) -> PreparedValues:
+    """Detect what the values are and put them on the log-normalised scale.
+
+    Parameters
+    ----------
+    adata
+        The data; never modified.
+    values
+        ``"auto"``: detect (:func:`~transferome.data.detect_value_type`): raw counts,
+        fractional counts and normalised-but-unlogged values are normalised
+        (``normalize_total`` to ``target_sum`` + ``log1p``, as :func:`preprocess` does) with
+        a WARNING naming what was detected; log-normalised values are kept; data marked as
+        changes (``uns["transferome"]["values"] == "delta"``, e.g. the L1000 loader) are
+        kept as changes; negative values are an error that asks for ``values="delta"``.
+        ``"log"``: use the values as they are (no check of their scale). ``"counts"``: always
+        normalise. ``"delta"``: the values are changes against control (negative allowed),
+        passed through.
+    layer
+        Read the values from this layer instead of ``X`` (they become ``X`` of the result).
+    target_sum
+        Total of every observation after normalisation.
+    where
+        Name of the data in the messages (e.g. the file name).
+
+    Returns
+    -------
+    PreparedValues
+
+    Raises
+    ------
+    DataValidationError
+        An unknown ``values``, a missing layer, NaN / infinite values (outside ``"delta"``),
+        or negative values under ``"auto"``, ``"log"`` or ``"counts"``.
+    """
+    if values not in VALUES:
+        raise DataValidationError(f"values must be one of {VALUES}, got {values!r}")
+    if layer is not None and layer not in adata.layers:
+        raise DataValidationError(
+            f"{where}: layer {layer!r} not found; layers are {sorted(adata.layers)}"
+        )
+    source = adata.layers[layer] if layer is not None else adata.X
+    if source is None:
+        raise DataValidationError(f"{where}: X is empty (None); pass a layer to use")
+    out = adata
+    if layer is not None:
+        out = adata.copy()
+        out.X = out.layers[layer].copy()
+    if values == "delta" or (
+        values == "auto" and dict(adata.uns.get(_UNS, {})).get("values") == "delta"
+    ):
+        return PreparedValues(out, "delta", "changes against control", False)
+    try:
+        value_type = detect_value_type(source)
+    except DataValidationError as exc:
+        hint = (
+            "; if these are changes against control (signatures, z-scores) pass "
+            "values='delta' (--values delta)"
+            if "negative" in str(exc) or "NaN" in str(exc)
+            else ""
+        )
+        raise DataValidationError(f"{where}: {exc}{hint}") from exc
+    if values == "log" or (values == "auto" and value_type == "log"):
+        detected = "log-normalised values" if value_type == "log" else _describe(value_type, source)
+        if values == "log" and value_type != "log":
+            _log.info("%s: holds %s; used as they are (values='log')", where, detected)
+        return PreparedValues(out, "log", detected, False)
+    detected = _describe(value_type, source) if value_type != "log" else "log-like values"
+    counts = _as_float(source)
+    normalised = out.copy() if out is adata else out
+    normalised.layers["counts"] = counts.copy()
+    normalised.X = _normalize_log(counts, target_sum)
+    record = dict(normalised.uns.get(_UNS, {}))
+    record["input_values"] = {"detected": detected, "target_sum": float(target_sum)}
+    normalised.uns[_UNS] = record
+    _log.warning(
+        "%s: %s holds %s; normalised them%s (normalize_total to %g + log1p; the input "
+        "values are kept in layers['counts']); pass --values log (values='log') to use "
+        "them as they are",
+        where,
+        "X" if layer is None else f"layer {layer!r}",
+        detected,
+        " as asked (values='counts')" if values == "counts" else "",
+        target_sum,
+    )
+    return PreparedValues(normalised, "log", detected, True)
 
 
 def _max_variance(matrix) -> float:
@@ -183,8 +332,9 @@ def preprocess(
     -----
     Input values are classified with :func:`~transferome.data.detect_value_type`:
     ``counts`` are normalised and logged; ``log`` values are kept as they are (never logged
-    twice); ``linear`` (normalised but not logged) values are logged only; negative values
-    (changes, z-scores) are an error.
+    twice); ``linear`` values (fractional counts such as salmon ``NumReads``, or normalised
+    but not logged values) are normalised and logged like counts, with a warning, as
+    :func:`prepare_values` does; negative values (changes, z-scores) are an error.
     """
     if not isinstance(adata, AnnData):
         raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
@@ -209,11 +359,15 @@ def preprocess(
     value_type = detect_value_type(source)  # raises on NaN, inf, negative values
     out = adata.copy()
     values = _as_float(source)
-    if value_type == "counts":
+    if value_type in ("counts", "linear"):
+        if value_type == "linear":
+            _log.warning(
+                "X holds %s; normalised them (normalize_total to %g + log1p)",
+                _describe(value_type, values),
+                target_sum,
+            )
         out.layers["counts"] = values.copy()
         out.X = _normalize_log(values, target_sum)
-    elif value_type == "linear":
-        out.X = values.log1p() if sp.issparse(values) else np.log1p(values)
     else:
         out.X = values
     record = dict(adata.uns.get(_UNS, {}))

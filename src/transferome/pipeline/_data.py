@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from transferome.data.preprocess import prepare_values
 from transferome.data.schema import Schema, obs_labels, validate
 from transferome.errors import DataValidationError, ReaderError
 
@@ -23,8 +24,9 @@ class RunData:
     Attributes
     ----------
     adatas
-        Species -> AnnData (log-normalised ``X``); one entry named after the data when the
-        data have no species column.
+        Species -> AnnData (log-normalised ``X``: counts and fractional counts are normalised
+        by :func:`~transferome.data.prepare_values`, as ``data.values`` says); one entry
+        named after the data when the data have no species column.
     schema
         The obs keys.
     orthologs
@@ -103,13 +105,15 @@ def load_data(section: Mapping[str, Any], schema: Schema) -> RunData:
         origin = str(paths)
     checked = None
     for species, adata in adatas.items():
-        checked = validate(adata, **schema.to_dict(), require_controls=False)
-        if checked.value_type not in ("log",):
+        where = f"data of {species!r}" if len(adatas) > 1 else f"data {origin}"
+        prepared = prepare_values(adata, section.get("values", "auto"), where=where)
+        if prepared.values != "log":
             raise DataValidationError(
-                f"data of {species!r} hold {checked.value_type} values; transferome run expects "
-                "log-normalised values (normalize_total + log1p) in X or in data.layer"
+                f"{where} hold changes against control; transferome run expects expression "
+                "values (log-normalised, or counts it normalises)"
             )
-        adatas[species] = adata
+        checked = validate(prepared.adata, **schema.to_dict(), require_controls=False)
+        adatas[species] = prepared.adata
     schema = checked.schema if checked is not None else schema
     orthologs = None
     if section.get("orthologs"):

@@ -38,7 +38,8 @@ _SCHEMA_FIELDS = (
     "sample_key",
     "combination_sep",
 )
-_DATA_FIELDS = (*_SCHEMA_FIELDS, "simulate", "path", "orthologs", "layer", "reader")
+_DATA_FIELDS = (*_SCHEMA_FIELDS, "simulate", "path", "orthologs", "layer", "values", "reader")
+_RUN_VALUES = ("auto", "log", "counts")
 _TOP_FIELDS = ("seed", "n_degs", "data", "combination_data", "models", "tasks")
 _READER_FIELDS = (
     "genes_in",
@@ -68,7 +69,9 @@ class RunConfig:
     data
         Where the main data come from: ``simulate`` (keyword arguments of
         :func:`~transferome.datasets.simulate`) or ``path`` (one file, or species -> file),
-        plus the obs keys, ``orthologs`` (a CSV table), ``layer`` and ``reader`` options.
+        plus the obs keys, ``orthologs`` (a CSV table), ``layer``, ``values`` (``auto``,
+        ``log`` or ``counts``, see :func:`~transferome.data.prepare_values`) and ``reader``
+        options.
     combination_data
         Data of the ``combination`` task in the same layout (``None``: use ``data``).
     models
@@ -232,6 +235,8 @@ def _check_data(section: Any, where: str, base: Path, seed: int) -> dict[str, An
             raise _fail(f"{where}.{key}", f"expected a non-empty string, got {value!r}")
     if data.get("layer") is not None and not isinstance(data["layer"], str):
         raise _fail(f"{where}.layer", f"expected a layer name, got {data['layer']!r}")
+    if data.get("values", "auto") not in _RUN_VALUES:
+        raise _fail(f"{where}.values", f"expected one of {_RUN_VALUES}, got {data['values']!r}")
     reader = data.get("reader") or {}
     if not isinstance(reader, Mapping):
         raise _fail(f"{where}.reader", f"expected a mapping, got {reader!r}")

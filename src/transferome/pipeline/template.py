@@ -23,11 +23,14 @@ n_degs: {n_degs}
 
 # The data. Give exactly one of `simulate` (the built-in atlas, no file needed) or `path`.
 data:
-{data}  # Your own data instead of `simulate` (log-normalised values: normalize_total + log1p):
+{data}  # Your own data instead of `simulate` (log-normalised values, or counts normalised below):
   # path: my_data.h5ad          # h5ad, CSV/TSV table, GCT or 10x folder; or one file a species:
   # path: {{mouse: mouse.h5ad, rat: rat.h5ad}}
   # orthologs: orthologs.csv    # ortholog table (one row per gene pair) for cross-species tasks
   # layer: null                 # read this layer instead of X
+  # values: auto                # auto: counts and fractional counts are normalised
+  #                             # (normalize_total + log1p) with a warning; log: use X as it
+  #                             # is; counts: always normalise
   # reader: {{genes_in: rows}}    # options of transferome.data.read for tables
   # obs columns (the defaults are shown):
   # species_key: species
