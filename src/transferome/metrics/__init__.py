@@ -4,12 +4,15 @@ Per held-out (context, perturbation) group, on mean log profiles: ``r2``, explai
 Pearson r and r², each on all genes and on the top DEGs; the same on changes against the
 context's control mean; DEG direction; discrimination among held-out groups. Also
 classification accuracy against the class-frequency random model and gene-mapping
-precision@k / MRR. Aggregates (:func:`summarize`) are the mean and median over groups,
-leaving NaN (undefined) values out and counting them.
+precision@k / MRR. The noise ceiling of a group (:func:`noise_ceiling`) is the split-half
+reliability of its measured change, Spearman-Brown corrected; its square root is what a
+noise-free prediction scores in ``pearson_delta``. Aggregates (:func:`summarize`) are the
+mean and median over groups, leaving NaN (undefined) values out and counting them.
 """
 
 from __future__ import annotations
 
+from transferome.metrics._ceiling import CEILING_COLUMNS, noise_ceiling
 from transferome.metrics._classification import accuracy, per_class_accuracy, random_accuracy
 from transferome.metrics._groups import control_means, evaluate_groups, group_means, summarize
 from transferome.metrics._mapping import mapping_metrics, mean_reciprocal_rank, precision_at_k
@@ -26,6 +29,7 @@ from transferome.metrics._regression import (
 )
 
 __all__ = [
+    "CEILING_COLUMNS",
     "METRICS",
     "MetricInfo",
     "accuracy",
@@ -39,6 +43,7 @@ __all__ = [
     "mapping_metrics",
     "mean_reciprocal_rank",
     "mse",
+    "noise_ceiling",
     "pearson",
     "per_class_accuracy",
     "precision_at_k",
