@@ -9,17 +9,22 @@ import scipy.sparse as sp
 from anndata import AnnData
 from scipy.stats import spearmanr
 
+from transferome.benchmark import BenchmarkResult, run_task
+from transferome.benchmark._run import RESULT_COLUMNS
 from transferome.data.schema import Schema
 from transferome.errors import DataValidationError
 from transferome.metrics import (
     CEILING_COLUMNS,
+    METRICS,
     control_means,
     group_means,
     noise_ceiling,
     pearson,
 )
+from transferome.models import get_model
 
 N_GENES = 2000
+FAST = {"linear": get_model("linear").fast_params}
 
 
 def _screen(
@@ -186,3 +191,81 @@ def test_simulated_single_cell_truth() -> None:
     assert gap.min() > -0.01
     assert gap.mean() < 0.05
     assert spearmanr(ceiling, scores).statistic > 0.95
+
+
+def _transfer_screen() -> AnnData:
+    rng = np.random.default_rng(5)
+    groups = {(c, p): (24, 0.3) for c in ("a", "b", "c") for p in ("p", "q")}
+    groups[("c", "q")] = (6, 0.3)  # too few cells for a ceiling
+    adata, _ = _screen(rng, groups, {"a": 30, "b": 30, "c": 30})
+    adata.X = np.clip(adata.X + 5.0, 0.0, None)  # log values are non-negative
+    return adata
+
+
+def test_run_task_reports_ceiling_and_scaled_score() -> None:
+    adata = _transfer_screen()
+    schema = Schema()
+    result = run_task(
+        "transfer",
+        adata,
+        schema=schema,
+        models=["control", "additive", "linear"],
+        model_params=FAST,
+    )
+    results = result.results
+    assert list(results.columns) == RESULT_COLUMNS
+    ceiling = results[results["model"] == "ceiling"]
+    assert set(ceiling["metric"]) == {"pearson_delta", "pearson_delta_deg"}
+    expected = noise_ceiling(adata, schema=schema, seed=0).set_index(["context", "perturbation"])
+    for metric in ("pearson_delta", "pearson_delta_deg"):
+        got = ceiling[ceiling["metric"] == metric].set_index(["context", "perturbation"])
+        np.testing.assert_allclose(
+            got["value"], expected.loc[got.index, f"ceiling_{metric}"], equal_nan=True
+        )
+        assert (got["split"] == [f"{c}|{p}" for c, p in got.index]).all()
+    table = results.set_index(["model", "context", "perturbation", "metric"])["value"]
+    table = table.sort_index()
+    top = table[("ceiling", "a", "p", "pearson_delta")]
+    bottom = table[("additive", "a", "p", "pearson_delta")]
+    assert top > bottom
+    for model in ("control", "additive", "linear"):
+        scaled = table[(model, "a", "p", "scaled_pearson_delta")]
+        score = table[(model, "a", "p", "pearson_delta")]
+        if np.isfinite(score):
+            assert scaled == pytest.approx((score - bottom) / (top - bottom))
+        else:
+            assert np.isnan(scaled)
+    assert table[("additive", "a", "p", "scaled_pearson_delta")] == pytest.approx(0.0)
+    assert np.isnan(table[("linear", "c", "q", "scaled_pearson_delta")])  # no ceiling
+    summary = result.summary.set_index(["model", "metric"])
+    assert summary.loc[("ceiling", "pearson_delta"), "n"] == 5
+    assert summary.loc[("ceiling", "pearson_delta"), "n_nan"] == 1
+    assert METRICS["scaled_pearson_delta"].best == 1.0
+    assert METRICS["scaled_pearson_delta"].higher_is_better
+    markdown = result.to_markdown()
+    assert "| metric | control | additive | linear | ceiling |" in markdown
+    assert "| scaled_pearson_delta ↑ |" in markdown
+    assert "3 models" in markdown
+    assert "defined in 5 of 6 groups" in markdown
+
+
+def test_scaled_score_without_additive_and_switched_off() -> None:
+    adata = _transfer_screen()
+    schema = Schema()
+    full = run_task(
+        "transfer", adata, schema=schema, models=["additive", "linear"], model_params=FAST
+    )
+    alone = run_task("transfer", adata, schema=schema, models=["linear"], model_params=FAST)
+    assert set(alone.results["model"]) == {"linear", "ceiling"}
+
+    def scaled(result: BenchmarkResult) -> pd.Series:
+        rows = result.results.query("model == 'linear' and metric == 'scaled_pearson_delta'")
+        return rows.set_index(["context", "perturbation"])["value"]
+
+    pd.testing.assert_series_equal(scaled(alone), scaled(full))
+    off = run_task(
+        "transfer", adata, schema=schema, models=["linear"], model_params=FAST, ceiling=False
+    )
+    assert set(off.results["model"]) == {"linear"}
+    assert "scaled_pearson_delta" not in set(off.results["metric"])
+    assert "ceiling" not in off.to_markdown()

@@ -145,6 +145,9 @@ def test_run_task_on_signatures_with_gaps_by_hand() -> None:
     # the control prediction of a change is zero everywhere: pearson_delta is undefined
     assert np.isnan(table[("control", "x", "d1", "pearson_delta")])
     assert table[("control", "x", "d1", "mse")] == pytest.approx(np.mean(t**2), rel=1e-5)
+    # three replicates per group: too few for a split-half ceiling
+    assert result.results.query("model == 'ceiling'")["value"].isna().all()
+    assert "defined in 0 of 6 groups" in result.to_markdown()
 
 
 def test_baselines_on_signatures_with_gaps() -> None:

@@ -16,7 +16,13 @@ from transferome._logging import get_logger
 from transferome.benchmark._tasks import get_task
 from transferome.data.schema import Schema, obs_labels, validate
 from transferome.errors import DataValidationError, TransferomeError
-from transferome.metrics import METRICS, control_means, evaluate_groups, summarize
+from transferome.metrics import (
+    METRICS,
+    control_means,
+    evaluate_groups,
+    noise_ceiling,
+    summarize,
+)
 from transferome.models import Estimator, get_model
 
 __all__ = ["BenchmarkResult", "run_task", "with_zero_controls"]
@@ -24,6 +30,10 @@ __all__ = ["BenchmarkResult", "run_task", "with_zero_controls"]
 _log = get_logger(__name__)
 ValueKind = Literal["log", "delta"]
 RESULT_COLUMNS = ["task", "split", "model", "context", "perturbation", "metric", "value"]
+CEILING = "ceiling"
+"""Model name of the noise-ceiling rows of a result table."""
+_REFERENCE = "additive"
+_SCALED = "scaled_pearson_delta"
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,10 @@ class BenchmarkResult:
     task
         Name of the task.
     results
-        One row per split x group x model x metric (columns :data:`RESULT_COLUMNS`).
+        One row per split x group x model x metric (columns :data:`RESULT_COLUMNS`). Unless
+        switched off, rows of model ``"ceiling"`` hold each group's noise ceiling under the
+        metric names ``pearson_delta`` and ``pearson_delta_deg``, and every model has the
+        metric ``scaled_pearson_delta``.
     summary
         Mean and median over groups per model x metric (NaN values left out, counted in
         ``n_nan``; see :func:`transferome.metrics.summarize`).
@@ -70,13 +83,23 @@ class BenchmarkResult:
                 mean, median = cells.loc[(name, model), ["mean", "median"]]
                 row.append(f"{mean:.3f} ({median:.3f})" if np.isfinite(mean) else "n/a")
             lines.append(f"| {name}{arrow} | " + " | ".join(row) + " |")
-        n_groups = self.results.groupby("model")["perturbation"].size()
+        n_models = len(set(self.results["model"]) - {CEILING})
         n = int(self.results[["context", "perturbation"]].drop_duplicates().shape[0])
         lines.append("")
         lines.append(
             f"Task `{self.task}`: mean (median) over {n} held-out groups; n/a: undefined in "
-            f"every group. {int(n_groups.size)} models."
+            f"every group. {n_models} models."
         )
+        ceilings = self.results[
+            (self.results["model"] == CEILING) & (self.results["metric"] == "pearson_delta")
+        ]
+        if len(ceilings):
+            n_groups_with_ceiling = int(ceilings["value"].notna().sum())
+            lines[-1] += (
+                f" `{CEILING}`: split-half noise ceiling of the measured change "
+                f"(Spearman-Brown), defined in {n_groups_with_ceiling} of {n} groups; "
+                f"`{_SCALED}` = (score - {_REFERENCE}) / ({CEILING} - {_REFERENCE})."
+            )
         return "\n".join(lines)
 
 
@@ -144,6 +167,7 @@ def run_task(
     values: ValueKind = "log",
     n_degs: int = 50,
     task_options: Mapping[str, Any] | None = None,
+    ceiling: bool = True,
 ) -> BenchmarkResult:
     """Run a registered task on ``adata`` for every model.
 
@@ -170,6 +194,13 @@ def run_task(
         DEGs per group.
     task_options
         Extra keyword arguments of the task's split builder.
+    ceiling
+        Add each held-out group's noise ceiling (model ``"ceiling"``, metrics
+        ``pearson_delta`` and ``pearson_delta_deg``; see
+        :func:`~transferome.metrics.noise_ceiling`, seeded with ``seed``) and every model's
+        ``scaled_pearson_delta`` = (score - additive) / (ceiling - additive) per group, NaN
+        where the ceiling is undefined or not above the additive score. Without ``additive``
+        among ``models`` it is fitted for the scaling alone and not reported.
 
     Returns
     -------
@@ -229,5 +260,84 @@ def run_task(
     results.insert(0, "split", [split_of[g] for g in pairs])
     results.insert(0, "task", task.name)
     results = results[RESULT_COLUMNS]
+    if ceiling:
+        reference = None
+        if _REFERENCE not in predictions:
+            reference = _reference_predictions(data, splits, schema)
+        results = _with_ceiling(
+            results,
+            data,
+            schema=schema,
+            split_of=split_of,
+            controls=controls if delta else None,
+            reference=reference,
+            seed=seed,
+            n_degs=n_degs,
+        )
     timing_frame = pd.DataFrame(timings, columns=["split", "model", "fit_s", "predict_s"])
     return BenchmarkResult(task.name, results, summarize(results), timing_frame)
+
+
+def _reference_predictions(data: AnnData, splits: Sequence[Any], schema: Schema) -> AnnData | None:
+    """Predictions of the additive baseline on every split (for the scaled score only)."""
+    predicted = []
+    try:
+        for split in splits:
+            train = data[split.train]
+            model = get_model(_REFERENCE)().fit(train, schema=schema)
+            predicted.append(model.predict(train, list(split.held_out)))
+    except TransferomeError as exc:
+        _log.warning("no %s reference for %s: %s", _REFERENCE, _SCALED, exc)
+        return None
+    return ad.concat(predicted, index_unique="-")
+
+
+def _with_ceiling(
+    results: pd.DataFrame,
+    data: AnnData,
+    *,
+    schema: Schema,
+    split_of: Mapping[tuple[str, str], str],
+    controls: pd.DataFrame | None,
+    reference: AnnData | None,
+    seed: int,
+    n_degs: int,
+) -> pd.DataFrame:
+    """``results`` with the ceiling rows and every model's ``scaled_pearson_delta`` rows."""
+    key = ["context", "perturbation"]
+    table = noise_ceiling(
+        data, list(split_of), schema=schema, control_means=controls, seed=seed, n_degs=n_degs
+    )
+    ceiling_rows = [
+        table[key].assign(metric=metric, value=table[column].to_numpy(dtype=np.float64))
+        for metric, column in (
+            ("pearson_delta", "ceiling_pearson_delta"),
+            ("pearson_delta_deg", "ceiling_pearson_delta_deg"),
+        )
+    ]
+    ceilings = pd.concat(ceiling_rows, ignore_index=True)
+    ceilings.insert(0, "model", CEILING)
+    pairs = zip(ceilings["context"], ceilings["perturbation"], strict=True)
+    ceilings.insert(0, "split", [split_of[g] for g in pairs])
+    ceilings.insert(0, "task", results["task"].iloc[0])
+
+    scores = results[results["metric"] == "pearson_delta"]
+    if reference is not None:
+        scored = evaluate_groups(
+            reference, data, schema=schema, control_means=controls, n_degs=n_degs
+        )
+        bottom = scored[scored["metric"] == "pearson_delta"].set_index(key)["value"]
+    else:
+        bottom = scores[scores["model"] == _REFERENCE].set_index(key)["value"]
+    groups = pd.MultiIndex.from_frame(scores[key])
+    low = bottom.reindex(groups).to_numpy(dtype=np.float64)
+    high = table.set_index(key)["ceiling_pearson_delta"].reindex(groups).to_numpy(np.float64)
+    defined = np.isfinite(low) & np.isfinite(high) & (high > low)
+    scaled = scores.assign(metric=_SCALED)
+    scaled["value"] = np.divide(
+        scores["value"].to_numpy(dtype=np.float64) - low,
+        high - low,
+        out=np.full(len(scores), np.nan),
+        where=defined,
+    )
+    return pd.concat([results, ceilings[RESULT_COLUMNS], scaled], ignore_index=True)

@@ -8,7 +8,7 @@ from typing import Literal
 
 __all__ = ["METRICS", "MetricInfo"]
 
-MetricKind = Literal["group", "set", "classification", "mapping"]
+MetricKind = Literal["group", "set", "relative", "classification", "mapping"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class MetricInfo:
     kind
         ``group``: one value per held-out (context, perturbation) group from its mean profile;
         ``set``: one value per group that depends on the other held-out groups;
+        ``relative``: one value per group relative to references of the same group (the
+        additive baseline and the noise ceiling), computed by the benchmark run;
         ``classification`` and ``mapping``: computed on labels and ranked gene lists.
     description
         Exact definition.
@@ -63,6 +65,15 @@ _INFOS = [
         "NaN when either is constant (e.g. the control prediction)",
     ),
     MetricInfo("pearson_delta_deg", 1.0, True, "group", f"pearson_delta {_DEG}"),
+    MetricInfo(
+        "scaled_pearson_delta",
+        1.0,
+        True,
+        "relative",
+        "(pearson_delta - additive's pearson_delta) / (noise ceiling - additive's pearson_delta)"
+        " in the same group: 0 = the additive baseline, 1 = a noise-free prediction; NaN "
+        "where the ceiling is undefined or not above the additive score",
+    ),
     MetricInfo(
         "r2_delta",
         1.0,
