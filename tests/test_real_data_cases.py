@@ -346,3 +346,48 @@ def test_run_normalises_counts_as_the_commands_do(tmp_path) -> None:
     raw = {**default_config(quick=True), "data": {"path": str(path), "values": "delta"}}
     with pytest.raises(ConfigError, match=r"data\.values"):
         validate_config(raw, base=tmp_path)
+
+
+# -- 6. options nothing uses are refused ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("benchmark", "--dose-key"),
+        ("benchmark", "--sample-key"),
+        ("fit", "--dose-key"),
+        ("fit", "--sample-key"),
+        ("evaluate", "--sample-key"),
+        ("map-genes", "--dose-key"),
+        ("suggest", "--dose-key"),
+    ],
+)
+def test_unused_key_options_are_refused(tmp_path, capsys, command, option) -> None:
+    from transferome.cli import main
+
+    path = tmp_path / "data.h5ad"
+    _donor_data(perturbations=("a",)).write_h5ad(path)
+    out = str(tmp_path / "out")
+    argv = {
+        "benchmark": ["benchmark", "transfer", "--data", str(path), "--out", out],
+        "fit": ["fit", str(path), "--model", "additive", "--out", out],
+        "evaluate": ["evaluate", str(path), str(path), "--out", out],
+        "map-genes": ["map-genes", str(path), str(path), "--out", out],
+        "suggest": ["suggest", str(path), "--out", out],
+    }[command]
+    assert main([*argv, option, "donor"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {option}: no model or task of `transferome {command}` uses" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_sample_key_still_used_where_it_is() -> None:
+    from transferome.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["map-genes", "a.h5ad", "b.h5ad", "--out", "m.csv", "--sample-key", "donor"]
+    )
+    assert args.sample_key == "donor"  # reactomes average each donor first
+    help_text = parser._subparsers._group_actions[0].choices["benchmark"].format_help()
+    assert "--dose-key" not in help_text
+    assert "--sample-key" not in help_text

@@ -62,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0
+    from transferome.cli._common import reject_unused_keys
+
     try:
+        reject_unused_keys(args)
         with console_logging(-1 if args.quiet else args.verbose):
             return int(args._run(args) or 0)
     except TransferomeError as exc:

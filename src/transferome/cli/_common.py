@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "prepare_input",
     "read_input",
     "read_ortholog_csv",
+    "reject_unused_keys",
     "schema_from_args",
     "validate_kwargs",
 ]
@@ -30,8 +32,13 @@ __all__ = [
 _DEFAULT = Schema()
 
 
-def add_key_arguments(parser: argparse.ArgumentParser) -> None:
-    """The obs keys of the schema, with the defaults of :class:`~transferome.data.Schema`."""
+def add_key_arguments(parser: argparse.ArgumentParser, *, unused: Sequence[str] = ()) -> None:
+    """The obs keys of the schema, with the defaults of :class:`~transferome.data.Schema`.
+
+    ``unused`` names optional keys (``dose_key``, ``sample_key``) that nothing behind the
+    command reads: they are left out of the help and giving one is an error
+    (:func:`reject_unused_keys`), rather than silently accepted.
+    """
     group = parser.add_argument_group("obs keys")
     group.add_argument("--species-key", default=_DEFAULT.species_key, help="species column")
     group.add_argument(
@@ -41,8 +48,13 @@ def add_key_arguments(parser: argparse.ArgumentParser) -> None:
         "--perturbation-key", default=_DEFAULT.perturbation_key, help="perturbation column"
     )
     group.add_argument("--control", default=_DEFAULT.control, help="control label")
-    group.add_argument("--dose-key", default=_DEFAULT.dose_key, help="dose column")
-    group.add_argument("--sample-key", default=_DEFAULT.sample_key, help="animal / donor column")
+    for dest, help_text in (("dose_key", "dose column"), ("sample_key", "animal / donor column")):
+        flag = "--" + dest.replace("_", "-")
+        if dest in unused:
+            group.add_argument(flag, dest=dest, default=None, help=argparse.SUPPRESS)
+        else:
+            group.add_argument(flag, dest=dest, default=getattr(_DEFAULT, dest), help=help_text)
+    parser.set_defaults(_unused_keys=tuple(unused))
     group.add_argument(
         "--combination-sep", default=_DEFAULT.combination_sep, help="separator of combinations"
     )
@@ -98,15 +110,39 @@ def prepare_input(
     return prepared.adata, prepared.values
 
 
+_KEY_USES = {"dose_key": "dose", "sample_key": "animal / donor"}
+
+
+def reject_unused_keys(args: argparse.Namespace) -> None:
+    """Refuse an obs-key option that no model or task of the command reads.
+
+    Raises
+    ------
+    TransferomeError
+        Naming the option; the command line exits with status 2.
+    """
+    from transferome.errors import TransferomeError
+
+    for dest in getattr(args, "_unused_keys", ()):
+        if getattr(args, dest, None) is not None:
+            flag = "--" + dest.replace("_", "-")
+            raise TransferomeError(
+                f"{flag}: no model or task of `transferome {args.command}` uses the "
+                f"{_KEY_USES.get(dest, dest)} column yet; leave the option out (it would "
+                "change nothing)"
+            )
+
+
 def schema_from_args(args: argparse.Namespace) -> Schema:
     """The :class:`~transferome.data.Schema` named by the obs-key options."""
+    reject_unused_keys(args)
     return Schema(
         species_key=args.species_key,
         context_key=args.context_key,
         perturbation_key=args.perturbation_key,
         control=args.control,
-        dose_key=args.dose_key,
-        sample_key=args.sample_key,
+        dose_key=args.dose_key if args.dose_key is not None else _DEFAULT.dose_key,
+        sample_key=args.sample_key if args.sample_key is not None else _DEFAULT.sample_key,
         combination_sep=args.combination_sep,
     )
 

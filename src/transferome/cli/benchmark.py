@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help='JSON of hyperparameters per model, e.g. \'{"linear": {"ranks": [0, 1]}}\'',
     )
-    add_key_arguments(parser)
+    add_key_arguments(parser, unused=("dose_key", "sample_key"))
 
 
 def run(args: argparse.Namespace) -> int:
