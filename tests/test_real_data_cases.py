@@ -8,7 +8,7 @@ import pytest
 import torch
 from anndata import AnnData
 
-from transferome.models.baselines import AdditiveBaseline
+from transferome.models.baselines import AdditiveBaseline, LinearBaseline
 from transferome.models.xtransfer import XTransfer, _anchor_weight
 
 FAST = {**XTransfer.fast_params, "max_epochs": 3}
@@ -348,6 +348,83 @@ def test_run_normalises_counts_as_the_commands_do(tmp_path) -> None:
         validate_config(raw, base=tmp_path)
 
 
+# -- 5. what a transfer split holds out ----------------------------------------------------------
+def test_context_holdout_holds_out_a_whole_context() -> None:
+    from transferome.benchmark import get_task
+    from transferome.data.schema import Schema
+
+    adata = _donor_data(perturbations=("a", "b", "a+b"), drop=(("d1", "a+b"), ("d2", "a+b")))
+    make = get_task("transfer").make_splits
+    groups = make(adata, schema=Schema(), seed=0)
+    assert groups[0].name == "d0|a"
+    assert len(groups) == 4 + 4 + 2  # a and b in 4 donors, a+b in d0 and d3
+    obs = adata.obs
+    splits = make(adata, schema=Schema(), seed=0, holdout="context")
+    assert [s.name for s in splits] == ["context d0", "context d1", "context d2", "context d3"]
+    d1 = splits[1]
+    assert d1.held_out == (("d1", "a"), ("d1", "b"))
+    train = obs.iloc[d1.train]
+    # nothing perturbed of d1 stays in training; its controls do
+    assert set(train.loc[train.context == "d1", "perturbation"]) == {"control"}
+    assert d1.kept_controls == {"d1": 6}
+    # a group whose perturbation no other context measured is left out, not scored
+    only_d0 = _donor_data(
+        perturbations=("a", "b", "a+b"), drop=(("d1", "a+b"), ("d2", "a+b"), ("d3", "a+b"))
+    )
+    d0 = make(only_d0, schema=Schema(), seed=0, holdout="context")[0]
+    assert ("d0", "a+b") not in d0.held_out
+    kept = only_d0.obs.iloc[np.concatenate([d0.train, d0.test])]
+    assert not ((kept.context == "d0") & (kept.perturbation == "a+b")).any()
+
+    chosen = make(adata, schema=Schema(), seed=0, contexts=["d2"], perturbations=["b"])
+    assert [s.name for s in chosen] == ["d2|b"]
+    sampled = make(adata, schema=Schema(), seed=3, max_splits=3)
+    assert len(sampled) == 3
+    assert [s.name for s in sampled] == [
+        s.name for s in make(adata, schema=Schema(), seed=3, max_splits=3)
+    ]
+    assert {s.name for s in sampled} < {s.name for s in groups}
+    from transferome.errors import DataValidationError
+
+    with pytest.raises(DataValidationError, match="holdout must be one of"):
+        make(adata, schema=Schema(), seed=0, holdout="donor")
+    with pytest.raises(DataValidationError, match="'d9'"):
+        make(adata, schema=Schema(), seed=0, contexts=["d9"])
+
+
+def test_run_task_and_command_say_which_holdout(tmp_path, capsys) -> None:
+    from transferome.benchmark import run_task
+    from transferome.cli import main
+
+    adata = _donor_data(perturbations=("a", "b"))
+    result = run_task("transfer", adata, models=["additive"], task_options={"holdout": "context"})
+    assert result.holdout == "context"
+    assert set(result.results["split"]) == {f"context d{i}" for i in range(4)}
+    assert "Held out (context): each split holds out every perturbed group" in (
+        result.report_markdown()
+    )
+    assert run_task("transfer", adata, models=["additive"]).holdout == "group"
+
+    path = tmp_path / "donors.h5ad"
+    adata.write_h5ad(path)
+    out = tmp_path / "out"
+    args = ["benchmark", "transfer", "--data", str(path), "--models", "control,additive"]
+    options = ["--holdout", "context", "--contexts", "d1,d2", "--max-splits", "1"]
+    assert main(["-q", *args, *options, "--out", str(out)]) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert results["split"].nunique() == 1
+    assert results["split"].iloc[0] in {"context d1", "context d2"}
+    summary = (out / "summary.md").read_text()
+    assert "Held out (context)" in summary
+    capsys.readouterr()
+    assert main(["-q", *args, "--perturbations", "b", "--out", str(tmp_path / "b")]) == 0
+    assert set(pd.read_csv(tmp_path / "b" / "results.csv")["perturbation"]) == {"b"}
+    assert "Held out (group)" in (tmp_path / "b" / "summary.md").read_text()
+    bad = ["benchmark", "combination", "--data", str(path), "--holdout", "context"]
+    assert main([*bad, "--out", str(tmp_path / "c")]) == 2
+    assert "only the transfer task" in capsys.readouterr().err
+
+
 # -- 6. options nothing uses are refused ----------------------------------------------------------
 @pytest.mark.parametrize(
     ("command", "option"),
@@ -391,3 +468,118 @@ def test_sample_key_still_used_where_it_is() -> None:
     help_text = parser._subparsers._group_actions[0].choices["benchmark"].format_help()
     assert "--dose-key" not in help_text
     assert "--sample-key" not in help_text
+
+
+# -- 7. friction ---------------------------------------------------------------------------------
+def test_benchmark_reports_progress_timings_and_perturbations(tmp_path, capsys, caplog) -> None:
+    import logging
+
+    from transferome.benchmark import run_task
+    from transferome.cli import main
+
+    adata = _donor_data(perturbations=("a", "b"))
+    with caplog.at_level(logging.INFO, logger="transferome"):
+        result = run_task("transfer", adata, models=["control", "additive"])
+    assert "split 1/8 (d0|a): fitting control" in caplog.text
+    assert "split 8/8 (d3|b): fitting additive" in caplog.text
+    table = result.per_perturbation()
+    assert list(table.index) == ["a", "b"]
+    assert table.loc["a", "n_groups"] == 4
+    expected = result.results.query(
+        "model == 'additive' and perturbation == 'b' and metric == 'pearson_delta'"
+    )["value"].mean()
+    assert table.loc["b", "additive"] == pytest.approx(expected)
+
+    path = tmp_path / "donors.h5ad"
+    adata.write_h5ad(path)
+    out = tmp_path / "out"
+    args = ["benchmark", "transfer", "--data", str(path), "--models", "control,additive"]
+    assert main([*args, "--out", str(out)]) == 0
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert "split 3/8 (d2|a): fitting additive" in said
+    timings = pd.read_csv(out / "timings.csv")
+    assert list(timings.columns) == ["split", "model", "fit_s", "predict_s"]
+    assert len(timings) == 16
+    summary = (out / "summary.md").read_text()
+    assert "Mean `pearson_delta` per perturbation" in summary
+    assert "| a | 4 |" in summary
+
+
+def test_info_summarises_many_perturbations(tmp_path, capsys) -> None:
+    from transferome.cli import main
+
+    drugs = tuple(f"drug{i:02d}" for i in range(20))
+    rng = np.random.default_rng(0)
+    rows = [(c, p) for c in ("donor_a", "donor_b") for p in ("control", *drugs) for _ in range(2)]
+    obs = pd.DataFrame(rows, columns=["context", "perturbation"])
+    obs.index = [f"s{i}" for i in range(len(obs))]
+    adata = AnnData(rng.poisson(3.0, (len(obs), 5)).astype(np.float32), obs=obs)
+    path = tmp_path / "wide.h5ad"
+    adata.write_h5ad(path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "20 perturbation values, summarised" in out
+    assert "20 of 20" in out
+    assert "drug19" in out
+    assert max(len(line) for line in out.splitlines()) <= 120
+    assert main(["info", str(path), "--full"]) == 0
+    wide = capsys.readouterr().out
+    assert "context x perturbation (observations)" in wide
+
+
+def test_run_names_contexts_by_the_datas_key() -> None:
+    from transferome.data.schema import Schema
+    from transferome.pipeline._data import RunData
+    from transferome.pipeline.stages import STAGES, data_nouns
+
+    donors = RunData({"data": _donor_data()}, Schema(context_key="donor", perturbation_key="drug"))
+    title, description = STAGES["transfer"].heading(data_nouns(donors))
+    assert title == "Perturbation transfer across donors"
+    assert "each (donor, drug) group" in description
+    assert "organ" not in description
+    assert STAGES["annotation"].heading(data_nouns(donors))[0] == "Donor annotation transfer"
+    cell_types = RunData({"d": _donor_data()}, Schema(context_key="cell_type"))
+    assert STAGES["transfer"].heading(data_nouns(cell_types))[0].endswith("across cell types")
+    # the built-in atlas keeps its organs
+    assert STAGES["transfer"].heading()[0] == "Perturbation transfer across organs"
+
+
+def test_preset_fast_and_paper(tmp_path, capsys, monkeypatch) -> None:
+    import json
+
+    from transferome.cli import main
+    from transferome.cli._common import preset_params
+
+    assert preset_params("xtransfer", "paper") == {}
+    fast = preset_params("xtransfer", "fast", {"max_epochs": 2})
+    assert fast == {**XTransfer.fast_params, "max_epochs": 2}
+    path = tmp_path / "donors.h5ad"
+    _donor_data(perturbations=("a", "b"), n_genes=8).write_h5ad(path)
+    model = tmp_path / "model"
+    argv = ["-q", "fit", str(path), "--model", "xtransfer", "--preset", "fast"]
+    assert main([*argv, "--param", "max_epochs=1", "--out", str(model)]) == 0
+    params = json.loads((model / "model.json").read_text())["params"]
+    assert params["latent_dim"] == XTransfer.fast_params["latent_dim"]
+    assert params["max_epochs"] == 1
+    with pytest.raises(SystemExit):
+        main(["fit", str(path), "--model", "additive", "--preset", "slow", "--out", "x"])
+    assert "invalid choice: 'slow'" in capsys.readouterr().err
+
+    import transferome.benchmark
+
+    seen = {}
+
+    def fake_run_task(*args, **kwargs):
+        seen.update(kwargs["model_params"])
+        raise transferome.errors.TransferomeError("stop here")
+
+    monkeypatch.setattr(transferome.benchmark, "run_task", fake_run_task)
+    bench = ["benchmark", "transfer", "--data", str(path), "--models", "linear,xtransfer"]
+    extra = ["--model-params", '{"xtransfer": {"max_epochs": 2}}', "--out", str(tmp_path / "b")]
+    assert main([*bench, "--preset", "fast", *extra]) == 2
+    assert seen == {
+        "linear": dict(LinearBaseline.fast_params),
+        "xtransfer": {**XTransfer.fast_params, "max_epochs": 2},
+    }
+    assert main([*bench, *extra]) == 2
+    assert seen == {"linear": {}, "xtransfer": {"max_epochs": 2}}

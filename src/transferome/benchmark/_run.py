@@ -13,7 +13,7 @@ import pandas as pd
 from anndata import AnnData
 
 from transferome._logging import get_logger
-from transferome.benchmark._tasks import get_task
+from transferome.benchmark._tasks import HOLDOUT_TEXT, get_task
 from transferome.data.schema import Schema, obs_labels, validate
 from transferome.errors import DataValidationError, TransferomeError
 from transferome.metrics import (
@@ -54,12 +54,59 @@ class BenchmarkResult:
         ``n_nan``; see :func:`transferome.metrics.summarize`).
     timings
         Seconds spent in ``fit`` and ``predict`` per split and model.
+    holdout
+        What each split held out: ``"group"`` (one (context, perturbation) group, the
+        context's other perturbations in training), ``"context"`` (every perturbed group of
+        one context at once) or ``"combination"``; see :data:`HOLDOUT_TEXT`.
     """
 
     task: str
     results: pd.DataFrame
     summary: pd.DataFrame
     timings: pd.DataFrame = field(repr=False)
+    holdout: str = ""
+
+    def holdout_text(self) -> str:
+        """One sentence saying what the splits held out."""
+        return HOLDOUT_TEXT.get(self.holdout, self.holdout)
+
+    def per_perturbation(self, metric: str = "pearson_delta") -> pd.DataFrame:
+        """Mean of ``metric`` over the held-out groups of each perturbation, per model.
+
+        One row per perturbation (with ``n_groups``, the number of held-out groups), one
+        column per model; NaN where the metric is undefined in every group.
+        """
+        rows = self.results[self.results["metric"] == metric]
+        table = rows.pivot_table(
+            index="perturbation", columns="model", values="value", aggfunc="mean", sort=True
+        )
+        models = [m for m in dict.fromkeys(self.results["model"]) if m in table.columns]
+        table = table.reindex(columns=models)
+        table.columns.name = None
+        n_groups = rows.drop_duplicates(["context", "perturbation"]).groupby("perturbation")
+        table.insert(0, "n_groups", n_groups.size().reindex(table.index).astype(int))
+        return table
+
+    def report_markdown(self, metric: str = "pearson_delta") -> str:
+        """:meth:`to_markdown`, what the splits held out, and the per-perturbation table."""
+        lines = [self.to_markdown(), ""]
+        if self.holdout:
+            lines += [f"Held out ({self.holdout}): {self.holdout_text()}.", ""]
+        table = self.per_perturbation(metric)
+        if not table.empty:
+            models = [c for c in table.columns if c != "n_groups"]
+            lines += [
+                f"Mean `{metric}` per perturbation (over its held-out groups):",
+                "",
+                "| perturbation | groups | " + " | ".join(models) + " |",
+                "|---|---:|" + "---:|" * len(models),
+            ]
+            for perturbation, row in table.iterrows():
+                cells = [f"{row[m]:.3f}" if np.isfinite(row[m]) else "n/a" for m in models]
+                lines.append(
+                    f"| {perturbation} | {int(row['n_groups'])} | " + " | ".join(cells) + " |"
+                )
+        return "\n".join(lines).rstrip() + "\n"
 
     def to_markdown(self, metrics: Sequence[str] | None = None) -> str:
         """Markdown table: one row per metric, one column per model, ``mean (median)``."""
@@ -193,7 +240,9 @@ def run_task(
     n_degs
         DEGs per group.
     task_options
-        Extra keyword arguments of the task's split builder.
+        Extra keyword arguments of the task's split builder; for ``transfer``: ``holdout``
+        (``"group"``, the default, or ``"context"``), ``contexts``, ``perturbations`` and
+        ``max_splits`` (see :func:`~transferome.benchmark.get_task`).
     ceiling
         Add each held-out group's noise ceiling (model ``"ceiling"``, metrics
         ``pearson_delta`` and ``pearson_delta_deg``; see
@@ -228,7 +277,9 @@ def run_task(
     else:
         schema = validate(adata, **keys, require_controls=False).schema
         data = adata
-    splits = task.make_splits(data, schema=schema, seed=seed, **dict(task_options or {}))
+    options = dict(task_options or {})
+    splits = task.make_splits(data, schema=schema, seed=seed, **options)
+    holdout = task.holdout_of(options)
     split_of: dict[tuple[str, str], str] = {}
     for split in splits:
         for group in split.held_out:
@@ -240,14 +291,18 @@ def run_task(
     timings = []
     for number, split in enumerate(splits, start=1):
         train = data[split.train].copy()
+        where = f"split {number}/{len(splits)} ({split.name})"
+        split_start = time.perf_counter()
         for label, cls, params in specs:
+            _log.info("%s: fitting %s", where, label)
             model = cls(**params)
             start = time.perf_counter()
             model.fit(train, schema=schema)
             fitted = time.perf_counter()
             predictions[label].append(model.predict(train, list(split.held_out)))
             timings.append((split.name, label, fitted - start, time.perf_counter() - fitted))
-        _log.info("split %d/%d (%s) done", number, len(splits), split.name)
+            _log.debug("%s: %s fitted in %.1f s", where, label, fitted - start)
+        _log.info("%s: done in %.1f s", where, time.perf_counter() - split_start)
     controls = control_means(data, schema=schema)
     tables = []
     for label, predicted in predictions.items():
@@ -275,7 +330,7 @@ def run_task(
             n_degs=n_degs,
         )
     timing_frame = pd.DataFrame(timings, columns=["split", "model", "fit_s", "predict_s"])
-    return BenchmarkResult(task.name, results, summarize(results), timing_frame)
+    return BenchmarkResult(task.name, results, summarize(results), timing_frame, holdout)
 
 
 def _reference_predictions(data: AnnData, splits: Sequence[Any], schema: Schema) -> AnnData | None:

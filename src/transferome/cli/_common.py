@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +15,16 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 __all__ = [
+    "PRESETS",
     "VALUES_HELP",
     "add_data_arguments",
     "add_key_arguments",
+    "add_preset_argument",
     "add_reader_arguments",
     "add_values_argument",
     "new_output",
     "prepare_input",
+    "preset_params",
     "read_input",
     "read_ortholog_csv",
     "reject_unused_keys",
@@ -145,6 +148,34 @@ def schema_from_args(args: argparse.Namespace) -> Schema:
         sample_key=args.sample_key if args.sample_key is not None else _DEFAULT.sample_key,
         combination_sep=args.combination_sep,
     )
+
+
+PRESETS = ("fast", "paper")
+
+
+def add_preset_argument(parser: argparse.ArgumentParser) -> None:
+    """``--preset fast|paper``: each model's ``fast_params`` or its constructor defaults."""
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="paper",
+        help="model settings: paper (default) = each model's constructor defaults (the "
+        "papers' sizes, many minutes per neural fit on a laptop); fast = its fast_params "
+        "(small networks, few epochs: seconds); --param / --model-params apply on top",
+    )
+
+
+def preset_params(
+    model: str, preset: str, given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The hyperparameters of ``model`` under ``preset``, with ``given`` applied on top."""
+    from transferome.errors import TransferomeError
+    from transferome.models import get_model
+
+    if preset not in PRESETS:
+        raise TransferomeError(f"preset must be one of {PRESETS}, got {preset!r}")
+    base = dict(get_model(model).fast_params) if preset == "fast" else {}
+    return {**base, **dict(given or {})}
 
 
 def validate_kwargs(args: argparse.Namespace) -> dict[str, Any]:

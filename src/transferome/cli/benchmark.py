@@ -6,10 +6,22 @@ import argparse
 import json
 from pathlib import Path
 
-from transferome.cli._common import add_key_arguments, add_values_argument, schema_from_args
+from transferome.cli._common import (
+    add_key_arguments,
+    add_preset_argument,
+    add_values_argument,
+    preset_params,
+    schema_from_args,
+)
 
 NAME = "benchmark"
-HELP = "run a benchmark task (transfer, combination) and write results.csv, summary.csv/.md"
+HELP = (
+    "run a benchmark task (transfer, combination) and write results.csv, summary.csv/.md, "
+    "timings.csv"
+)
+
+# Options of the transfer task's split builder (dest -> how it is parsed).
+_TRANSFER_OPTIONS = ("holdout", "contexts", "perturbations", "max_splits")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +39,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-params",
         default=None,
-        help='JSON of hyperparameters per model, e.g. \'{"linear": {"ranks": [0, 1]}}\'',
+        help='JSON of hyperparameters per model, e.g. \'{"linear": {"ranks": [0, 1]}}\' '
+        "(applied over the --preset)",
+    )
+    add_preset_argument(parser)
+    group = parser.add_argument_group("transfer task: what is held out")
+    group.add_argument(
+        "--holdout",
+        choices=("group", "context"),
+        default=None,
+        help="group (default): each split holds out one (context, perturbation) group, the "
+        "context's other perturbations stay in training; context: each split holds out every "
+        "perturbed group of one context at once (a new donor / cell line), keeping its controls",
+    )
+    group.add_argument(
+        "--contexts", default=None, help="comma-separated contexts to hold out (default: all)"
+    )
+    group.add_argument(
+        "--perturbations",
+        default=None,
+        help="comma-separated perturbations to hold out and score (default: all)",
+    )
+    group.add_argument(
+        "--max-splits",
+        type=int,
+        default=None,
+        help="at most this many splits, a sample drawn with --seed (default: all)",
     )
     add_key_arguments(parser, unused=("dose_key", "sample_key"))
+
+
+def _task_options(args: argparse.Namespace) -> dict[str, object]:
+    from transferome.errors import TransferomeError
+
+    given = {
+        name: getattr(args, name) for name in _TRANSFER_OPTIONS if getattr(args, name) is not None
+    }
+    if args.task != "transfer":
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise TransferomeError(f"{flags}: only the transfer task takes these options")
+        return {}
+    for name in ("contexts", "perturbations"):
+        if name in given:
+            given[name] = [v.strip() for v in str(given[name]).split(",") if v.strip()]
+    given.setdefault("holdout", "group")
+    return given
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         raise TransferomeError(f"--model-params is not valid JSON: {exc}") from exc
     if not isinstance(params, dict):
         raise TransferomeError("--model-params must be a JSON object of model name -> params")
+    params = {name: preset_params(name, args.preset, params.get(name)) for name in models}
+    options = _task_options(args)
     schema = schema_from_args(args)
     prepared = prepare_values(read(args.data), args.values, where=args.data)
     result = run_task(
@@ -55,13 +112,20 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         values=prepared.values,
         n_degs=args.n_degs,
+        task_options=options,
     )
     out = Path(args.out)
-    for name, frame in (("results.csv", result.results), ("summary.csv", result.summary)):
+    tables = (
+        ("results.csv", result.results),
+        ("summary.csv", result.summary),
+        ("timings.csv", result.timings),
+    )
+    for name, frame in tables:
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
-    markdown = result.to_markdown()
-    atomic_write_text(out / "summary.md", markdown + "\n")
+    markdown = result.report_markdown()
+    atomic_write_text(out / "summary.md", markdown)
     print(markdown)
-    print(f"\nwrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'summary.md'}")
+    written = ", ".join(str(out / name) for name in (*(n for n, _ in tables), "summary.md"))
+    print(f"wrote {written}")
     return 0

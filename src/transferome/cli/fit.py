@@ -6,10 +6,12 @@ import argparse
 
 from transferome.cli._common import (
     add_key_arguments,
+    add_preset_argument,
     add_reader_arguments,
     add_values_argument,
     new_output,
     prepare_input,
+    preset_params,
     schema_from_args,
     validate_kwargs,
 )
@@ -27,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="an estimator argument (repeatable), e.g. --param max_epochs=30",
+        help="an estimator argument (repeatable), e.g. --param max_epochs=30 (applied over "
+        "the --preset)",
     )
+    add_preset_argument(parser)
     parser.add_argument("--seed", type=int, default=None, help="random_state of the model")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     parser.add_argument("--layer", default=None, help="use this layer instead of X")
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = new_output(args.out, overwrite=args.overwrite)
     cls = get_model(args.model)
-    params = parse_params(args.param, args.model)
+    params = preset_params(args.model, args.preset, parse_params(args.param, args.model))
     if args.seed is not None and "random_state" in inspect.signature(cls.__init__).parameters:
         params["random_state"] = args.seed
     adata, values = prepare_input(

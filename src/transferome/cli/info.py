@@ -15,6 +15,9 @@ from transferome.cli._common import (
 NAME = "info"
 HELP = "describe a dataset: shape, value type, contexts x perturbations cell counts"
 
+_MAX_COLUMNS = 12
+"""More perturbations than this are summarised with counts (``--full`` prints them all)."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -23,11 +26,67 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_reader_arguments(parser)
     add_key_arguments(parser)
     add_data_arguments(parser)
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help=f"print every column of the contexts x perturbations table (by default more "
+        f"than {_MAX_COLUMNS} perturbations are summarised with counts)",
+    )
+
+
+def _full_table(frame, title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column(str(frame.index.name))
+    for column in frame.columns:
+        table.add_column(str(column), justify="right")
+    for context, row in frame.iterrows():
+        table.add_row(str(context), *[str(int(v)) for v in row])
+    return table
+
+
+def _summary_tables(frame, control: str):
+    """Per context and per perturbation counts, for tables too wide to print."""
+    import numpy as np
+    from rich.table import Table
+
+    perturbed = frame.drop(columns=[control])
+    context_name, perturbation_name = str(frame.index.name), str(frame.columns.name)
+    by_context = Table(
+        title=f"{context_name}: observations ({perturbed.shape[1]} {perturbation_name} values, "
+        "summarised; --full prints every column)"
+    )
+    for name in (context_name, control, f"{perturbation_name} measured", "perturbed", "per group"):
+        by_context.add_column(name, justify="left" if name == context_name else "right")
+    for context, row in perturbed.iterrows():
+        counts = row[row > 0].to_numpy()
+        spread = (
+            f"{int(counts.min())} / {int(np.median(counts))} / {int(counts.max())}"
+            if counts.size
+            else "-"
+        )
+        by_context.add_row(
+            str(context),
+            str(int(frame.loc[context, control])),
+            f"{counts.size} of {perturbed.shape[1]}",
+            str(int(counts.sum())),
+            spread,
+        )
+    by_perturbation = Table(title=f"{perturbation_name}: where measured")
+    for name in (perturbation_name, f"{context_name} measured", "observations"):
+        by_perturbation.add_column(name, justify="left" if name == perturbation_name else "right")
+    for perturbation, column in perturbed.items():
+        by_perturbation.add_row(
+            str(perturbation),
+            f"{int((column > 0).sum())} of {len(column)}",
+            str(int(column.sum())),
+        )
+    return by_context, by_perturbation
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from transferome.data import validate
     from transferome.errors import DataValidationError
@@ -54,13 +113,12 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"species: {', '.join(description.species)}")
     console.print(f"layers: {list(adata.layers) or 'none'}")
     frame = description.table()
-    table = Table(title=f"{frame.index.name} x {frame.columns.name} (observations)")
-    table.add_column(str(frame.index.name))
-    for column in frame.columns:
-        table.add_column(str(column), justify="right")
-    for context, row in frame.iterrows():
-        table.add_row(str(context), *[str(int(v)) for v in row])
-    console.print(table, markup=False)
+    if args.full or frame.shape[1] <= _MAX_COLUMNS + 1:
+        title = f"{frame.index.name} x {frame.columns.name} (observations)"
+        console.print(_full_table(frame, title), markup=False)
+    else:
+        for table in _summary_tables(frame, description.schema.control):
+            console.print(table, markup=False)
     missing = [c for c in description.contexts if c not in description.control_counts]
     if missing:
         console.print(f"contexts without controls: {missing}", markup=False)

@@ -25,6 +25,7 @@ from transferome.data.schema import Schema, obs_labels, split_combination
 from transferome.errors import DataValidationError
 
 __all__ = [
+    "HOLDOUTS",
     "Split",
     "holdout_combinations",
     "holdout_contexts",
@@ -32,7 +33,14 @@ __all__ = [
     "holdout_perturbations",
     "holdout_species",
     "leave_one_context_out",
+    "leave_whole_context_out",
+    "sample_splits",
 ]
+
+HOLDOUTS = ("group", "context")
+"""What a transfer split holds out: one (context, perturbation) ``group`` (the context's other
+perturbations stay in training) or a whole ``context`` (all its perturbed groups at once, its
+controls kept: a new donor, cell line or organ)."""
 
 Group = tuple[str, str]
 
@@ -91,7 +99,10 @@ def _make_split(
     name: str,
     val_fraction: float,
     seed: int,
+    left_out: np.ndarray | None = None,
 ) -> Split:
+    """The split holding out ``test_mask``; ``left_out`` observations are in no part at all
+    (removed from training without being predicted)."""
     if not 0.0 <= val_fraction < 1.0:
         raise DataValidationError(f"val_fraction must be in [0, 1), got {val_fraction}")
     contexts, perturbations = _labels(adata, schema)
@@ -110,6 +121,8 @@ def _make_split(
             f"obs[{schema.perturbation_key!r}]; the transfer task needs target controls"
         )
     train_mask = ~test_mask
+    if left_out is not None:
+        train_mask &= ~(left_out & ~is_control)
     val_mask = np.zeros_like(train_mask)
     if val_fraction > 0:
         rng = np.random.default_rng(seed)
@@ -347,42 +360,68 @@ def holdout_combinations(
     )
 
 
-def leave_one_context_out(
+def _transferable(
     adata: AnnData,
-    *,
-    schema: Schema | None = None,
-    perturbations: Iterable[str] | None = None,
-    min_contexts: int = 2,
-    val_fraction: float = 0.0,
-    seed: int = 0,
-) -> Iterator[Split]:
-    """Yield one split per (context, perturbation) group whose perturbation is measured in
-    at least ``min_contexts`` contexts, holding out that group alone.
-
-    Splits come sorted by perturbation, then context. Contexts without controls are skipped
-    (they cannot be a transfer target).
-    """
-    schema = schema or Schema()
+    schema: Schema,
+    perturbations: Iterable[str] | None,
+    contexts: Iterable[str] | None,
+    min_contexts: int,
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Perturbation -> contexts where it is measured (in ``min_contexts`` or more), restricted
+    to the chosen perturbations, and the chosen target contexts that have controls."""
     if min_contexts < 2:
         raise DataValidationError(f"min_contexts must be at least 2, got {min_contexts}")
-    contexts, labels = _labels(adata, schema)
-    with_controls = set(contexts[labels == schema.control])
-    observed = sorted(set(zip(contexts, labels, strict=True)))
+    context_labels, labels = _labels(adata, schema)
+    with_controls = set(context_labels[labels == schema.control])
+    observed = sorted(set(zip(context_labels, labels, strict=True)))
     chosen = None if perturbations is None else set(_as_list(perturbations, "perturbations"))
     if chosen is not None:
         _check_present(sorted(chosen), labels, schema.perturbation_key)
+    targets = sorted(with_controls)
+    if contexts is not None:
+        wanted = _as_list(contexts, "contexts")
+        _check_present(wanted, context_labels, schema.context_key)
+        without = [c for c in wanted if c not in with_controls]
+        if without:
+            raise DataValidationError(
+                f"context(s) {without} have no {schema.control!r} observations; a transfer "
+                "target needs its controls"
+            )
+        targets = sorted(set(wanted))
     per_perturbation: dict[str, list[str]] = {}
     for context, perturbation in observed:
         if perturbation == schema.control:
             continue
         if chosen is None or perturbation in chosen:
             per_perturbation.setdefault(perturbation, []).append(context)
+    return (
+        {p: where for p, where in per_perturbation.items() if len(where) >= min_contexts},
+        targets,
+    )
+
+
+def leave_one_context_out(
+    adata: AnnData,
+    *,
+    schema: Schema | None = None,
+    perturbations: Iterable[str] | None = None,
+    contexts: Iterable[str] | None = None,
+    min_contexts: int = 2,
+    val_fraction: float = 0.0,
+    seed: int = 0,
+) -> Iterator[Split]:
+    """Yield one split per (context, perturbation) group whose perturbation is measured in
+    at least ``min_contexts`` contexts, holding out that group alone (``holdout="group"``).
+
+    The held-out context's other perturbations stay in training. Splits come sorted by
+    perturbation, then context. Contexts without controls are skipped (they cannot be a
+    transfer target); ``perturbations`` and ``contexts`` restrict the held-out groups.
+    """
+    schema = schema or Schema()
+    per_perturbation, targets = _transferable(adata, schema, perturbations, contexts, min_contexts)
     for perturbation in sorted(per_perturbation):
-        where = per_perturbation[perturbation]
-        if len(where) < min_contexts:
-            continue
-        for context in where:
-            if context not in with_controls:
+        for context in per_perturbation[perturbation]:
+            if context not in targets:
                 continue
             yield holdout_groups(
                 adata,
@@ -392,3 +431,55 @@ def leave_one_context_out(
                 seed=seed,
                 name=f"{context}|{perturbation}",
             )
+
+
+def leave_whole_context_out(
+    adata: AnnData,
+    *,
+    schema: Schema | None = None,
+    perturbations: Iterable[str] | None = None,
+    contexts: Iterable[str] | None = None,
+    min_contexts: int = 2,
+    val_fraction: float = 0.0,
+    seed: int = 0,
+) -> Iterator[Split]:
+    """Yield one split per context, holding out all its perturbed groups at once
+    (``holdout="context"``: a new donor, cell line or organ); its controls stay in training.
+
+    Every perturbed observation of the context leaves training. The groups predicted and
+    scored are those whose perturbation is measured in at least ``min_contexts`` contexts
+    (so another context holds it) and, when given, is one of ``perturbations``; the context's
+    other perturbed observations are in no part of the split. Contexts without controls, or
+    without a group to predict, are skipped; ``contexts`` chooses the held-out contexts.
+    Splits come sorted by context and are named ``context <name>``.
+    """
+    schema = schema or Schema()
+    per_perturbation, targets = _transferable(adata, schema, perturbations, contexts, min_contexts)
+    context_labels, labels = _labels(adata, schema)
+    for context in targets:
+        held = [p for p, where in sorted(per_perturbation.items()) if context in where]
+        if not held:
+            continue
+        in_context = context_labels == context
+        yield _make_split(
+            adata,
+            schema,
+            in_context & np.isin(labels, held),
+            name=f"context {context}",
+            val_fraction=val_fraction,
+            seed=seed,
+            left_out=in_context,
+        )
+
+
+def sample_splits(splits: Sequence[Split], max_splits: int | None, seed: int = 0) -> list[Split]:
+    """At most ``max_splits`` of ``splits``, drawn without replacement by ``seed``, in their
+    original order (``None``: all of them)."""
+    splits = list(splits)
+    if max_splits is not None and int(max_splits) < 1:
+        raise DataValidationError(f"max_splits must be at least 1, got {max_splits}")
+    if max_splits is None or len(splits) <= int(max_splits):
+        return splits
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(splits), size=int(max_splits), replace=False))
+    return [splits[i] for i in chosen]

@@ -115,7 +115,8 @@ register_stage(
     Stage(
         "design",
         "Experimental design",
-        "half of the measured (species, organ, drug) cells are hidden and acquired back one at "
+        "half of the measured (species, {context}, {perturbation}) cells are hidden and "
+        "acquired back one at "
         "a time, by the suggested order or at random; the curve is the error of the completed "
         "reactome on the hidden cells",
         _run_design,

@@ -226,7 +226,8 @@ register_stage(
     Stage(
         "species_transfer",
         "Perturbation transfer across species",
-        "every (organ, drug) group of the target species is held out and predicted from the "
+        "every ({context}, {perturbation}) group of the target species is held out and "
+        "predicted from the "
         "source species, by latent arithmetic in the shared space and by the ortholog baseline",
         _run_species,
         _two_species,
@@ -285,8 +286,8 @@ def _run_annotation(
 register_stage(
     Stage(
         "annotation",
-        "Organ annotation transfer",
-        "the organ of every target-species sample is predicted by a classifier trained on the "
+        "{Context} annotation transfer",
+        "the {context} of every target-species sample is predicted by a classifier trained on the "
         "source species' labels in the shared latent space",
         _run_annotation,
         lambda context: (

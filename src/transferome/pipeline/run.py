@@ -22,7 +22,7 @@ from transferome._logging import get_logger
 from transferome.data._atomic import atomic_path, atomic_write_text
 from transferome.pipeline.config import RunConfig
 from transferome.pipeline.progress import Progress, estimate_seconds
-from transferome.pipeline.stages import STAGES, RunContext, StageResult
+from transferome.pipeline.stages import STAGES, RunContext, StageResult, data_nouns
 
 __all__ = ["RunResult", "prepare_output", "run_pipeline", "versions"]
 
@@ -180,7 +180,8 @@ def run_pipeline(
             zip(runnable, plan, strict=True), start=1
         ):
             steps = len(STAGES[name].fits(context, options))
-            progress.start(STAGES[name].title, index, len(runnable), estimate, steps)
+            title = STAGES[name].heading(data_nouns(data))[0]
+            progress.start(title, index, len(runnable), estimate, steps)
             cpu = time.process_time()
             stage_result = STAGES[name].run(context, **options)
             seconds = progress.end()

@@ -18,7 +18,17 @@ import pandas as pd
 from transferome.errors import DataValidationError
 from transferome.pipeline._evaluate import ModelSpec, evaluate_splits, profile_table
 
-__all__ = ["RUN_ORDER", "STAGES", "RunContext", "Stage", "StageResult", "register_stage"]
+__all__ = [
+    "DEFAULT_NOUNS",
+    "RUN_ORDER",
+    "STAGES",
+    "RunContext",
+    "Stage",
+    "StageResult",
+    "data_nouns",
+    "nouns",
+    "register_stage",
+]
 
 
 @dataclass
@@ -52,7 +62,9 @@ class Stage:
     Attributes
     ----------
     name, title, description
-        Short name (``tasks.<name>``), heading of the report section, one line on what it does.
+        Short name (``tasks.<name>``), heading of the report section, one line on what it does;
+        the last two may name the data's own covariates as ``{context}``, ``{contexts}``,
+        ``{Context}``, ``{perturbation}`` and ``{perturbations}`` (see :meth:`heading`).
     run
         ``run(context, **options) -> StageResult``.
     requires
@@ -75,6 +87,47 @@ class Stage:
     fits: Callable[[RunContext, Mapping[str, Any]], list[str]]
     defaults: Callable[[bool], dict[str, Any]]
     check: Callable[[Mapping[str, Any], Mapping[str, Any], str], None] | None = None
+
+    def heading(self, nouns: Mapping[str, str] | None = None) -> tuple[str, str]:
+        """Title and description in the words of the data (:func:`data_nouns`)."""
+        words = dict(DEFAULT_NOUNS if nouns is None else nouns)
+        return self.title.format_map(words), self.description.format_map(words)
+
+
+def _plural(noun: str) -> str:
+    return noun if noun.endswith("s") else noun + "s"
+
+
+def nouns(context: str, perturbation: str) -> dict[str, str]:
+    """The words a stage heading uses for the data's context and perturbation."""
+    return {
+        "context": context,
+        "contexts": _plural(context),
+        "Context": context[:1].upper() + context[1:],
+        "perturbation": perturbation,
+        "perturbations": _plural(perturbation),
+    }
+
+
+DEFAULT_NOUNS = nouns("organ", "drug")
+"""The words of the built-in simulated atlas (organs and drugs)."""
+
+
+def data_nouns(data: Any) -> dict[str, str]:
+    """Words for the contexts and perturbations of ``data`` (a ``RunData``).
+
+    The built-in atlas has organs (bulk) or cell lines (single-cell) and drugs; the user's
+    data are named by their own obs keys (``donor`` -> "across donors").
+    """
+    atlas = getattr(data, "atlas", None)
+    if atlas is not None:
+        return nouns("organ" if getattr(atlas, "mode", "bulk") == "bulk" else "cell line", "drug")
+    schema = getattr(data, "schema", None)
+    if schema is None:
+        return dict(DEFAULT_NOUNS)
+    return nouns(
+        str(schema.context_key).replace("_", " "), str(schema.perturbation_key).replace("_", " ")
+    )
 
 
 STAGES: dict[str, Stage] = {}
@@ -251,9 +304,9 @@ def _needs_transfer_models(context: RunContext) -> str | None:
 register_stage(
     Stage(
         "transfer",
-        "Perturbation transfer across organs",
-        "each (organ, drug) group is held out in turn and predicted from the organ's controls "
-        "and the drug measured in the other organs",
+        "Perturbation transfer across {contexts}",
+        "each ({context}, {perturbation}) group is held out in turn and predicted from the "
+        "{context}'s controls and the {perturbation} measured in the other {contexts}",
         _run_transfer,
         _needs_transfer_models,
         _transfer_fits,

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from transferome.data._atomic import atomic_path, atomic_write_text
-from transferome.pipeline.stages import RUN_ORDER, STAGES
+from transferome.pipeline.stages import RUN_ORDER, STAGES, data_nouns
 
 __all__ = ["BASELINES", "KEY_METRICS", "render_report", "summary_table", "write_report"]
 
@@ -100,8 +100,13 @@ def _new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1) -> 
 
 
 # -- summary ------------------------------------------------------------------------------------
-def summary_table(stages: Mapping[str, Any]) -> pd.DataFrame:
+def summary_table(
+    stages: Mapping[str, Any], *, nouns: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """One row per task: the winner, the best model and the best baseline, and the margin.
+
+    ``nouns`` name the data's contexts and perturbations in the task titles (see
+    :func:`~transferome.pipeline.stages.data_nouns`; default: organs and drugs).
 
     ``model`` is the best model that is not a baseline, ``margin`` its score minus the best
     baseline's (negative: the baseline wins).
@@ -114,7 +119,7 @@ def summary_table(stages: Mapping[str, Any]) -> pd.DataFrame:
         if name not in stages:
             continue
         tables = stages[name].tables
-        title = STAGES[name].title
+        title = STAGES[name].heading(nouns)[0]
         if "summary" in tables and name != "ablation":
             scores = tables["summary"]
             scores = scores[(scores["metric"] == "pearson_delta") & scores["mean"].notna()]
@@ -326,9 +331,9 @@ def _ablation_section(tables: Mapping[str, pd.DataFrame]) -> str:
     return _table(_metric_table(tables["summary"])) + _table(tables["variants"])
 
 
-def _section(name: str, result: Any, figs: _Figures) -> str:
+def _section(name: str, result: Any, figs: _Figures, nouns: Mapping[str, str] | None = None) -> str:
     tables = result.tables
-    stage = STAGES[name]
+    title, description = STAGES[name].heading(nouns)
     body = ""
     if name in ("transfer", "combination"):
         body = _transfer_section(name, tables, figs)
@@ -343,8 +348,8 @@ def _section(name: str, result: Any, figs: _Figures) -> str:
     elif name == "ablation":
         body = _ablation_section(tables)
     return (
-        f'<section id="{_e(name)}"><h2>{_e(stage.title)}</h2>'
-        f'<p class="note">{_e(stage.description)}.</p>{body}</section>'
+        f'<section id="{_e(name)}"><h2>{_e(title)}</h2>'
+        f'<p class="note">{_e(description)}.</p>{body}</section>'
     )
 
 
@@ -362,8 +367,9 @@ def render_report(
     import yaml
 
     figs = _Figures(folder)
-    summary = summary_table(result.stages)
-    sections = [_section(n, result.stages[n], figs) for n in _ordered(result.stages)]
+    nouns = data_nouns(data)
+    summary = summary_table(result.stages, nouns=nouns)
+    sections = [_section(n, result.stages[n], figs, nouns) for n in _ordered(result.stages)]
     skipped = "".join(
         f"<li><b>{_e(name)}</b>: {_e(reason)}</li>" for name, reason in result.skipped.items()
     )
@@ -423,7 +429,7 @@ def write_report(
         seconds=seconds,
         combination=combination,
     )
-    summary = summary_table(result.stages)
+    summary = summary_table(result.stages, nouns=data_nouns(data))
     with atomic_path(folder / "tables" / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     return atomic_write_text(folder / "report.html", text)
