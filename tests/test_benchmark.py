@@ -42,6 +42,40 @@ def test_transfer_and_combination_tasks() -> None:
         run_task("nope", adata, schema=Schema(), models=["control"])
 
 
+def test_explicit_splits_labels_skipped_models_and_kept_fits() -> None:
+    from transferome.benchmark import get_task
+    from transferome.models.baselines import AdditiveBaseline, LinearBaseline
+
+    adata = _planted(perturbations=("control", "a", "b"))
+    splits = get_task("transfer").make_splits(adata, schema=Schema(), seed=0)[:2]
+    steps: list[str] = []
+    result = run_task(
+        "transfer",
+        adata,
+        schema=Schema(),
+        models={
+            "additive": AdditiveBaseline(),
+            "rank 0": LinearBaseline(ranks=(0,), penalties=(1.0,)),
+            "broken": LinearBaseline(ranks=(-1,)),
+        },
+        splits=splits,
+        on_error="skip",
+        keep_models=True,
+        on_step=steps.append,
+    )
+    assert set(result.results["split"]) == {s.name for s in splits}
+    assert set(result.results["model"]) == {"additive", "rank 0", "ceiling"}
+    assert "ranks" in result.skipped["broken"]
+    assert set(result.predictions) == set(result.fitted) == {"additive", "rank 0"}
+    assert result.predictions["additive"].n_obs == sum(len(s.held_out) for s in splits)
+    assert isinstance(result.fitted["rank 0"], LinearBaseline)
+    assert steps[:3] == [f"{splits[0].name}: {m}" for m in ("additive", "rank 0", "broken")]
+    with pytest.raises(TransferomeError, match="ranks"):
+        run_task("transfer", adata, models={"broken": LinearBaseline(ranks=(-1,))})
+    with pytest.raises(TransferomeError, match="not both"):
+        run_task("transfer", adata, models=["additive"], splits=splits, task_options={"seed": 1})
+
+
 def test_delta_values_use_zero_controls() -> None:
     rng = np.random.default_rng(0)
     rows = [(c, p) for c in ("x", "y", "z") for p in ("d1", "d2")]

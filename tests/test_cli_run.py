@@ -75,7 +75,7 @@ def test_run_on_user_files(tmp_path, atlas_files, capsys):
     assert (out / "report.html").is_file()
     assert (out / "config.original.yaml").read_text() == file.read_text()
     summary = pd.read_csv(out / "tables" / "transfer_summary.csv")
-    assert set(summary["model"]) == {"control", "additive"}
+    assert set(summary["model"]) == {"control", "additive", "ceiling"}
     mapping = pd.read_csv(out / "tables" / "gene_mapping_mappings.csv")
     assert set(mapping["method"]) == {"ortholog"}
     assert "gene_mapping_precision.csv" not in {p.name for p in (out / "tables").iterdir()}

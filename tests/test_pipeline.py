@@ -127,7 +127,13 @@ def test_results_are_scored_against_the_baselines(tiny_run):
     assert r2_deg["additive"] > r2_deg["control"]
     assert set(r2_deg.index) == {"control", "additive", "linear", "xtransfer", "fe"}
     species = pd.read_csv(out / "tables" / "species_transfer_summary.csv")
-    assert set(species["model"]) == {"control", "additive (orthologs)", "uge"}
+    assert set(species["model"]) == {"control", "additive (orthologs)", "uge", "ceiling"}
+    for task in ("transfer", "species_transfer", "combination", "ablation"):
+        frame = pd.read_csv(out / "tables" / f"{task}_summary.csv")
+        ceiling = frame[frame["model"] == "ceiling"]
+        assert set(ceiling["metric"]) == {"pearson_delta", "pearson_delta_deg"}, task
+        scaled = frame[frame["metric"] == "scaled_pearson_delta"]
+        assert set(scaled["model"]) == set(frame["model"]) - {"ceiling"}, task
     accuracy = pd.read_csv(out / "tables" / "annotation_accuracy.csv")
     assert set(accuracy["context"]) == {"liver", "kidney", "brain", "all"}
     assert accuracy["accuracy"].between(0, 1).all()
@@ -140,6 +146,73 @@ def test_results_are_scored_against_the_baselines(tiny_run):
     latent = pd.read_csv(out / "tables" / "species_transfer_latent.csv")
     assert set(latent["species"]) == {"mouse", "rat"}
     assert len(latent) == 36
+
+
+def _keyed(results: pd.DataFrame, models: list[str]) -> pd.Series:
+    rows = results[results["model"].isin(models)]
+    return rows.set_index(["model", "context", "perturbation", "metric"])["value"].sort_index()
+
+
+def test_run_scores_what_the_benchmark_scores(tiny_run):
+    """The perturbation numbers of ``transferome run`` are those of ``run_task`` (transfer)
+    and of ``AdditiveBaseline`` fitted with the other species as ``source`` (species), on the
+    same splits: the same values, not close ones."""
+    from transferome.benchmark import get_task, run_task
+    from transferome.benchmark.species import gene_pairs
+    from transferome.metrics import control_means, evaluate_groups
+    from transferome.models.baselines import AdditiveBaseline, ControlBaseline
+    from transferome.pipeline._data import load_data
+
+    _, result = tiny_run
+    config = validate_config(TINY)
+    data = load_data(config.data, config.schema())
+    mouse, rat = data.adatas["mouse"], data.adatas["rat"]
+    baselines = ["control", "additive", "linear"]
+
+    splits = get_task("transfer").make_splits(mouse, schema=data.schema, seed=0)[:2]
+    benchmark = run_task(
+        "transfer",
+        mouse,
+        schema=data.schema,
+        models=baselines,
+        model_params={"linear": TINY["models"]["linear"]},
+        splits=splits,
+        n_degs=TINY["n_degs"],
+    )
+    staged = result.stages["transfer"].tables["results"]
+    assert set(staged["split"]) == {s.name for s in splits}
+    expected = _keyed(benchmark.results, [*baselines, "ceiling"])
+    pd.testing.assert_series_equal(_keyed(staged, [*baselines, "ceiling"]), expected)
+    assert {"pearson_delta", "r2_deg", "discrimination"} <= set(expected.index.unique("metric"))
+
+    schema = data.schema
+    contexts = rat.obs[schema.context_key].astype(str).to_numpy()
+    held = rat.obs[schema.perturbation_key].astype(str).to_numpy() == "tetracycline"
+    train = rat[~held].copy()
+    targets = [(c, "tetracycline") for c in sorted(set(contexts[held]))]
+    pairs = gene_pairs(data.orthologs, mouse.var_names, rat.var_names)
+    assert set(pairs.columns) == {"source_gene", "target_gene"}
+    fits = {
+        "control": ControlBaseline().fit(train, schema=schema),
+        "additive (orthologs)": AdditiveBaseline().fit(
+            train, schema=schema, source=mouse, gene_map=pairs
+        ),
+    }
+    frames = []
+    for label, model in fits.items():
+        scored = evaluate_groups(
+            model.predict(train, targets),
+            rat,
+            schema=schema,
+            control_means=control_means(rat, schema=schema),
+            n_degs=TINY["n_degs"],
+        )
+        frames.append(scored.assign(model=label))
+    species = result.stages["species_transfer"].tables["results"]
+    species = species[species["metric"] != "scaled_pearson_delta"]
+    pd.testing.assert_series_equal(
+        _keyed(species, list(fits)), _keyed(pd.concat(frames, ignore_index=True), list(fits))
+    )
 
 
 def test_config_and_models_are_kept_and_reload(tiny_run):

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,17 +19,24 @@ from transferome.report import summary_table, write_report
 
 EVIL = '<script>alert("x")</script>'
 EVIL_DRUG = "drug&<img src=x onerror=alert(1)>"
+TRANSFER = "Perturbation transfer across organs"
 
 
-def _transfer_tables(rng) -> dict[str, pd.DataFrame]:
+def _transfer_tables(rng, *, ceiling: float = 0.9, undefined: int = 0) -> dict[str, pd.DataFrame]:
     models = ["control", "additive", "xtransfer"]
     contexts = [EVIL, "liver"]
     rows = []
     for model, score in zip(models, [np.nan, 0.5, 0.7], strict=True):
         for metric in ("pearson_delta", "r2", "r2_deg"):
             value = score if metric == "pearson_delta" else 0.6
-            rows.append((model, metric, value, value, 0))
-    summary = pd.DataFrame(rows, columns=["model", "metric", "mean", "median", "n_nan"])
+            rows.append((model, metric, value, value, 2, 0))
+        scaled = (score - 0.5) / (ceiling - 0.5)
+        rows.append((model, "scaled_pearson_delta", scaled, scaled, 2 - undefined, undefined))
+    # the noise ceiling scores best but is a bound, not a model: never the winner
+    value = ceiling if undefined < 2 else np.nan
+    for metric in ("pearson_delta", "pearson_delta_deg"):
+        rows.append(("ceiling", metric, value, value, 2 - undefined, undefined))
+    summary = pd.DataFrame(rows, columns=["model", "metric", "mean", "median", "n", "n_nan"])
     genes = [f"g{i}" for i in range(30)]
     profiles = []
     for context in contexts:
@@ -86,14 +94,16 @@ def _result(tmp_path) -> RunResult:
             "umap_2": rng.normal(size=20),
         }
     )
-    species = _transfer_tables(rng)
+    species = _transfer_tables(rng, undefined=2)
     species["latent"] = latent
     stages = {
-        "transfer": StageResult(tables=_transfer_tables(rng)),
-        "species_transfer": StageResult(tables=species),
-        "annotation": StageResult(tables={"accuracy": accuracy}),
-        "gene_mapping": StageResult(tables={"precision": precision, "mappings": pd.DataFrame()}),
-        "design": StageResult(tables={"curve": curve}),
+        "transfer": StageResult(tables=_transfer_tables(rng), title=TRANSFER),
+        "species_transfer": StageResult(tables=species, title="Across species"),
+        "annotation": StageResult(tables={"accuracy": accuracy}, title="Organ annotation"),
+        "gene_mapping": StageResult(
+            tables={"precision": precision, "mappings": pd.DataFrame()}, title="Gene mapping"
+        ),
+        "design": StageResult(tables={"curve": curve}, title=EVIL),
     }
     timings = pd.DataFrame({"stage": list(stages), "estimate_s": 1.0, "seconds": 2.0})
     return RunResult(out=tmp_path, stages=stages, skipped={"combination": EVIL}, timings=timings)
@@ -128,15 +138,67 @@ def test_report_is_self_contained_and_escaped(report):
 
 def test_summary_names_winner_and_margin(tmp_path):
     summary = summary_table(_result(tmp_path).stages).set_index("task")
-    transfer = summary.loc["Perturbation transfer across organs"]
+    transfer = summary.loc[TRANSFER]
     assert transfer["winner"] == "xtransfer"
     assert transfer["baseline"] == "additive"
     assert transfer["margin"] == pytest.approx(0.2)
-    mapping = summary.loc["Gene mapping across species"]
+    assert transfer["ceiling"] == pytest.approx(0.9)
+    assert (transfer["ceiling_undefined"], transfer["n_groups"]) == (0, 2)
+    assert transfer["scaled"] == pytest.approx(0.5)
+    assert transfer["baseline_scaled"] == pytest.approx(0.0)
+    species = summary.loc["Across species"]
+    assert np.isnan(species["ceiling"])
+    assert (species["ceiling_undefined"], species["n_groups"]) == (2, 2)
+    mapping = summary.loc["Gene mapping"]
     assert mapping["model"] == "reactome"
     assert mapping["margin"] == pytest.approx(0.05)
-    annotation = summary.loc["Organ annotation transfer"]
+    annotation = summary.loc["Organ annotation"]
     assert annotation["margin"] == pytest.approx(0.2)
+    assert annotation["n_groups"] == 0
+
+
+def test_strongest_baseline_includes_similar_and_collaborative(tmp_path):
+    rows = [
+        ("control", np.nan),
+        ("additive", 0.50),
+        ("linear", 0.55),
+        ("similar", 0.62),
+        ("collaborative", 0.60),
+        ("xtransfer", 0.58),
+        ("ceiling", 0.95),
+    ]
+    summary = pd.DataFrame(
+        [(m, "pearson_delta", v, v, 3, 0) for m, v in rows],
+        columns=["model", "metric", "mean", "median", "n", "n_nan"],
+    )
+    table = summary_table({"transfer": StageResult(tables={"summary": summary})}).iloc[0]
+    assert table["task"] == "transfer"
+    assert table["winner"] == "similar"
+    assert (table["model"], table["baseline"]) == ("xtransfer", "similar")
+    assert table["margin"] == pytest.approx(-0.04)
+    assert table["ceiling"] == pytest.approx(0.95)
+
+
+def test_report_shows_ceiling_and_scaled_scores(report):
+    text = report.read_text(encoding="utf-8")
+    assert "strongest baseline" in text
+    assert "<th>noise ceiling</th>" in text
+    assert "xtransfer: 0.700, scaled 0.500" in text
+    assert "n/a (undefined in all 2 groups)" in text
+    assert "<th>scaled_pearson_delta</th>" in text
+    assert "defined in 2 of 2 held-out groups, mean 0.900" in text
+    transfer = text.split('<section id="transfer">')[1].split("</section>")[0]
+    rows = re.findall(r"<tr>\s*<td>([^<]*)</td>", transfer)
+    assert rows == ["xtransfer", "additive", "control", "ceiling"]
+
+
+def test_report_does_not_import_the_pipeline():
+    code = (
+        "import sys, transferome.report; "
+        "print([m for m in sys.modules if m.startswith('transferome.pipeline')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def _chromium() -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +15,7 @@ from anndata import AnnData
 from transferome._logging import get_logger
 from transferome.benchmark._tasks import HOLDOUT_TEXT, get_task
 from transferome.data.schema import Schema, obs_labels, validate
+from transferome.data.splits import Split
 from transferome.errors import DataValidationError, TransferomeError
 from transferome.metrics import (
     METRICS,
@@ -58,6 +59,13 @@ class BenchmarkResult:
         What each split held out: ``"group"`` (one (context, perturbation) group, the
         context's other perturbations in training), ``"context"`` (every perturbed group of
         one context at once) or ``"combination"``; see :data:`HOLDOUT_TEXT`.
+    predictions
+        Model label -> its predicted mean profiles, one row per held-out group (all splits).
+    fitted
+        Model label -> the estimator fitted on the last split (only with ``keep_models``).
+    skipped
+        Model label -> why it could not run (with ``on_error="skip"``); such a model has no
+        results.
     """
 
     task: str
@@ -65,6 +73,9 @@ class BenchmarkResult:
     summary: pd.DataFrame
     timings: pd.DataFrame = field(repr=False)
     holdout: str = ""
+    predictions: dict[str, AnnData] = field(default_factory=dict, repr=False)
+    fitted: dict[str, Estimator] = field(default_factory=dict, repr=False)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def holdout_text(self) -> str:
         """One sentence saying what the splits held out."""
@@ -182,17 +193,23 @@ def with_zero_controls(adata: AnnData, *, schema: Schema) -> AnnData:
 
 
 def _instantiate(
-    models: Sequence[str | Estimator], model_params: Mapping[str, Mapping[str, Any]]
+    models: Sequence[str | Estimator] | Mapping[str, str | Estimator],
+    model_params: Mapping[str, Mapping[str, Any]],
 ) -> list[tuple[str, type[Estimator], dict[str, Any]]]:
+    if isinstance(models, Mapping):
+        labelled = [(str(label), model) for label, model in models.items()]
+    else:
+        labelled = [
+            (model if isinstance(model, str) else type(model).name or type(model).__name__, model)
+            for model in models
+        ]
     specs = []
-    for model in models:
+    for label, model in labelled:
         if isinstance(model, str):
             cls = get_model(model)
-            specs.append((model, cls, dict(model_params.get(model, {}))))
+            specs.append((label, cls, dict(model_params.get(label, model_params.get(model, {})))))
         elif isinstance(model, Estimator):
-            specs.append(
-                (type(model).name or type(model).__name__, type(model), model.get_params())
-            )
+            specs.append((label, type(model), model.get_params()))
         else:
             raise TransferomeError(f"models must be names or estimators, got {model!r}")
     labels = [label for label, _, _ in specs]
@@ -208,13 +225,17 @@ def run_task(
     adata: AnnData,
     *,
     schema: Schema | None = None,
-    models: Sequence[str | Estimator],
+    models: Sequence[str | Estimator] | Mapping[str, str | Estimator],
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 0,
     values: ValueKind = "log",
     n_degs: int = 50,
     task_options: Mapping[str, Any] | None = None,
     ceiling: bool = True,
+    splits: Sequence[Split] | None = None,
+    on_error: Literal["raise", "skip"] = "raise",
+    keep_models: bool = False,
+    on_step: Callable[[str], None] | None = None,
 ) -> BenchmarkResult:
     """Run a registered task on ``adata`` for every model.
 
@@ -228,9 +249,11 @@ def run_task(
     schema
         The obs keys.
     models
-        Registered model names or estimator instances (refitted, fresh, on every split).
+        Registered model names or estimator instances (refitted, fresh, on every split,
+        from their parameters), or a mapping of labels to them (e.g. variants of one
+        estimator side by side).
     model_params
-        Hyperparameters per model name.
+        Hyperparameters per model name (or label).
     seed
         Seed of the splits.
     values
@@ -250,6 +273,19 @@ def run_task(
         ``scaled_pearson_delta`` = (score - additive) / (ceiling - additive) per group, NaN
         where the ceiling is undefined or not above the additive score. Without ``additive``
         among ``models`` it is fitted for the scaling alone and not reported.
+    splits
+        Splits of ``adata`` to use instead of those the task builds (``task_options`` must
+        then be empty, and :attr:`BenchmarkResult.holdout` is ``""``: the caller knows what
+        they hold out); with ``values="delta"`` they index the rows of
+        :func:`with_zero_controls` of ``adata``.
+    on_error
+        ``"raise"``: a model's :class:`~transferome.TransferomeError` stops the run.
+        ``"skip"``: the model is left out from then on and named in
+        :attr:`BenchmarkResult.skipped` with the reason.
+    keep_models
+        Keep each model fitted on the last split (:attr:`BenchmarkResult.fitted`).
+    on_step
+        Called with a short message after each fit (a progress display).
 
     Returns
     -------
@@ -258,6 +294,10 @@ def run_task(
     schema = schema or Schema()
     if values not in ("log", "delta"):
         raise DataValidationError(f"values must be 'log' or 'delta', got {values!r}")
+    if on_error not in ("raise", "skip"):
+        raise DataValidationError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if splits is not None and task_options:
+        raise TransferomeError("give splits or task_options, not both")
     task = get_task(task_name)
     specs = _instantiate(models, model_params or {})
     delta = values == "delta"
@@ -278,8 +318,11 @@ def run_task(
         schema = validate(adata, **keys, require_controls=False).schema
         data = adata
     options = dict(task_options or {})
-    splits = task.make_splits(data, schema=schema, seed=seed, **options)
-    holdout = task.holdout_of(options)
+    holdout = ""
+    if splits is None:
+        splits = task.make_splits(data, schema=schema, seed=seed, **options)
+        holdout = task.holdout_of(options)
+    splits = list(splits)
     split_of: dict[tuple[str, str], str] = {}
     for split in splits:
         for group in split.held_out:
@@ -289,32 +332,53 @@ def run_task(
     _log.info("task %s: %d splits, %d models", task.name, len(splits), len(specs))
     predictions: dict[str, list[AnnData]] = {label: [] for label, _, _ in specs}
     timings = []
+    last: dict[str, Estimator] = {}
+    skipped: dict[str, str] = {}
     for number, split in enumerate(splits, start=1):
         train = data[split.train].copy()
         where = f"split {number}/{len(splits)} ({split.name})"
         split_start = time.perf_counter()
         for label, cls, params in specs:
+            if label in skipped:
+                continue
             _log.info("%s: fitting %s", where, label)
             model = cls(**params)
             start = time.perf_counter()
-            model.fit(train, schema=schema)
-            fitted = time.perf_counter()
-            predictions[label].append(model.predict(train, list(split.held_out)))
+            try:
+                model.fit(train, schema=schema)
+                fitted = time.perf_counter()
+                predicted = model.predict(train, list(split.held_out))
+            except TransferomeError as exc:
+                if on_error == "raise":
+                    raise
+                _log.warning("%s cannot run on %s: %s", label, split.name, exc)
+                skipped[label] = str(exc)
+                continue
+            finally:
+                if on_step is not None:
+                    on_step(f"{split.name}: {label}")
+            predictions[label].append(predicted)
             timings.append((split.name, label, fitted - start, time.perf_counter() - fitted))
+            if keep_models:
+                last[label] = model
             _log.debug("%s: %s fitted in %.1f s", where, label, fitted - start)
         _log.info("%s: done in %.1f s", where, time.perf_counter() - split_start)
+    for label in skipped:
+        predictions.pop(label, None)
+        last.pop(label, None)
+    if not predictions:
+        raise TransferomeError(f"no model could run on these data: {skipped}")
     controls = control_means(data, schema=schema)
-    tables = []
-    for label, predicted in predictions.items():
-        pooled = ad.concat(predicted, index_unique="-")
-        scored = evaluate_groups(pooled, data, schema=schema, control_means=controls, n_degs=n_degs)
-        scored.insert(0, "model", label)
-        tables.append(scored)
-    results = pd.concat(tables, ignore_index=True)
-    pairs = zip(results["context"], results["perturbation"], strict=True)
-    results.insert(0, "split", [split_of[g] for g in pairs])
-    results.insert(0, "task", task.name)
-    results = results[RESULT_COLUMNS]
+    pooled = {label: ad.concat(parts, index_unique="-") for label, parts in predictions.items()}
+    results = _score_predictions(
+        pooled,
+        data,
+        schema=schema,
+        controls=controls,
+        task=task.name,
+        split_of=split_of,
+        n_degs=n_degs,
+    )
     if ceiling:
         reference = None
         if _REFERENCE not in predictions:
@@ -330,7 +394,39 @@ def run_task(
             n_degs=n_degs,
         )
     timing_frame = pd.DataFrame(timings, columns=["split", "model", "fit_s", "predict_s"])
-    return BenchmarkResult(task.name, results, summarize(results), timing_frame, holdout)
+    return BenchmarkResult(
+        task.name,
+        results,
+        summarize(results),
+        timing_frame,
+        holdout,
+        predictions=pooled,
+        fitted=last,
+        skipped=skipped,
+    )
+
+
+def _score_predictions(
+    predictions: Mapping[str, AnnData],
+    data: AnnData,
+    *,
+    schema: Schema,
+    controls: pd.DataFrame,
+    task: str,
+    split_of: Mapping[tuple[str, str], str],
+    n_degs: int,
+) -> pd.DataFrame:
+    """Every metric of every model's pooled predictions (columns :data:`RESULT_COLUMNS`)."""
+    tables = []
+    for label, pooled in predictions.items():
+        scored = evaluate_groups(pooled, data, schema=schema, control_means=controls, n_degs=n_degs)
+        scored.insert(0, "model", label)
+        tables.append(scored)
+    results = pd.concat(tables, ignore_index=True)
+    pairs = zip(results["context"], results["perturbation"], strict=True)
+    results.insert(0, "split", [split_of[g] for g in pairs])
+    results.insert(0, "task", task)
+    return results[RESULT_COLUMNS]
 
 
 def _reference_predictions(data: AnnData, splits: Sequence[Any], schema: Schema) -> AnnData | None:
@@ -357,8 +453,13 @@ def _with_ceiling(
     reference: AnnData | None,
     seed: int,
     n_degs: int,
+    reference_label: str = _REFERENCE,
 ) -> pd.DataFrame:
-    """``results`` with the ceiling rows and every model's ``scaled_pearson_delta`` rows."""
+    """``results`` with the ceiling rows and every model's ``scaled_pearson_delta`` rows.
+
+    The scaled score's bottom is ``reference`` (predictions) when given, else the model
+    ``reference_label`` of ``results``.
+    """
     key = ["context", "perturbation"]
     table = noise_ceiling(
         data, list(split_of), schema=schema, control_means=controls, seed=seed, n_degs=n_degs
@@ -383,7 +484,7 @@ def _with_ceiling(
         )
         bottom = scored[scored["metric"] == "pearson_delta"].set_index(key)["value"]
     else:
-        bottom = scores[scores["model"] == _REFERENCE].set_index(key)["value"]
+        bottom = scores[scores["model"] == reference_label].set_index(key)["value"]
     groups = pd.MultiIndex.from_frame(scores[key])
     low = bottom.reindex(groups).to_numpy(dtype=np.float64)
     high = table.set_index(key)["ceiling_pearson_delta"].reindex(groups).to_numpy(np.float64)

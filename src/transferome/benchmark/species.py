@@ -6,28 +6,47 @@
   one-to-one orthologs, each species' genes standardised separately).
 * :func:`species_perturbation`: held-out ``(target species, context, perturbation)`` groups
   predicted from the target's controls and the other species' data; per-context metrics of
-  :func:`~transferome.metrics.group_metrics` (squared Pearson, delta metrics) for UGE's two
+  :func:`~transferome.metrics.evaluate_groups` (squared Pearson, delta metrics) for UGE's two
   latent-arithmetic routes, the additive baseline through the ortholog table and through the
   UGE gene mapping, and the control baseline.
+* :func:`species_transfer`: the same prediction as a benchmark task, one split per
+  perturbation (every group of it in the target species held out at once), the
+  cross-species model refitted on each split, scored like
+  :func:`~transferome.benchmark.run_task` (noise ceiling and scaled score included); this is
+  what ``transferome run`` reports.
 
-Both take fitted models (or fit them) and return tidy frames; they never write files.
+They take fitted models (or fit them) and return tidy frames; they never write files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from transferome._logging import get_logger
+from transferome.benchmark._run import BenchmarkResult, _score_predictions, _with_ceiling
 from transferome.data.schema import Schema, obs_labels
-from transferome.errors import DataValidationError
-from transferome.metrics import group_means, group_metrics, per_class_accuracy
+from transferome.errors import DataValidationError, TransferomeError
+from transferome.metrics import control_means, per_class_accuracy, summarize
+from transferome.models.base import Estimator
 from transferome.models.uge import UniversalGeneEmbedding
 from transferome.models.uge_genes import dense_values
 
-__all__ = ["annotation_transfer", "one_to_one_pairs", "species_perturbation"]
+__all__ = [
+    "annotation_transfer",
+    "gene_pairs",
+    "one_to_one_pairs",
+    "species_perturbation",
+    "species_transfer",
+]
+
+_log = get_logger(__name__)
 
 
 def one_to_one_pairs(
@@ -134,6 +153,47 @@ def annotation_transfer(
     return pd.DataFrame(rows, columns=["model", "class", "n", "accuracy"])
 
 
+def gene_pairs(
+    gene_map: pd.DataFrame,
+    source_genes: Sequence[str],
+    target_genes: Sequence[str],
+    *,
+    source_column: str | None = None,
+    target_column: str | None = None,
+) -> pd.DataFrame:
+    """The (``source_gene``, ``target_gene``) pairs of an ortholog table among the given genes.
+
+    ``source_column`` / ``target_column`` name the table's columns; ``None`` detects each as
+    the text column holding most of the source (target) genes, as
+    :func:`~transferome.crossspecies.map_genes` does.
+    """
+    from transferome.crossspecies._inputs import ortholog_matrix
+
+    columns = None
+    if source_column is not None or target_column is not None:
+        if source_column is None or target_column is None:
+            raise DataValidationError("give both source_column and target_column, or neither")
+        columns = (source_column, target_column)
+    source_index = pd.Index([str(g) for g in source_genes])
+    target_index = pd.Index([str(g) for g in target_genes])
+    matrix = ortholog_matrix(gene_map, source_index, target_index, columns, None).tocoo()
+    return pd.DataFrame(
+        {
+            "source_gene": source_index.to_numpy()[matrix.col],
+            "target_gene": target_index.to_numpy()[matrix.row],
+        }
+    )
+
+
+def _held_mask(target: AnnData, groups: Sequence[tuple[str, str]], schema: Schema) -> np.ndarray:
+    held = np.zeros(target.n_obs, dtype=bool)
+    contexts = obs_labels(target, schema.context_key)
+    perturbations = obs_labels(target, schema.perturbation_key)
+    for context, perturbation in groups:
+        held |= (contexts == context) & (perturbations == perturbation)
+    return held
+
+
 def species_perturbation(
     model: UniversalGeneEmbedding,
     adatas: Mapping[str, AnnData],
@@ -163,25 +223,22 @@ def species_perturbation(
     Returns
     -------
     pandas.DataFrame
-        Columns ``model``, ``context``, ``perturbation``, ``metric``, ``value``.
+        Columns ``model``, ``context``, ``perturbation``, ``metric``, ``value``; the metrics
+        of :func:`~transferome.metrics.evaluate_groups`.
     """
     from transferome.models.baselines import AdditiveBaseline, ControlBaseline
 
     schema = schema or Schema()
     target = adatas[target_species]
     source = adatas[source_species]
-    held = np.zeros(target.n_obs, dtype=bool)
-    contexts = obs_labels(target, schema.context_key)
-    perturbations = obs_labels(target, schema.perturbation_key)
-    for context, perturbation in held_out:
-        held |= (contexts == context) & (perturbations == perturbation)
-    train = target[~held].copy()
     targets = [(str(c), str(p)) for c, p in held_out]
-    ortholog_map = pd.DataFrame(
-        {
-            "source_gene": gene_map[source_column].astype(str),
-            "target_gene": gene_map[target_column].astype(str),
-        }
+    train = target[~_held_mask(target, targets, schema)].copy()
+    ortholog_map = gene_pairs(
+        gene_map,
+        list(map(str, source.var_names)),
+        list(map(str, target.var_names)),
+        source_column=source_column,
+        target_column=target_column,
     )
     learned = model.map_genes(source_species, target_species, top_k=1)
     learned_map = learned[["source_gene", "target_gene"]]
@@ -196,13 +253,242 @@ def species_perturbation(
         .predict(train, targets),
         "control": ControlBaseline().fit(train, schema=schema).predict(train, targets),
     }
-    rows = []
-    for i, (context, perturbation) in enumerate(targets):
-        means = group_means(
-            target, schema=schema, groups=[(context, perturbation), (context, schema.control)]
-        ).to_numpy()
-        truth, control = means[0], means[1]
-        for name, predicted in predictions.items():
-            scores = group_metrics(np.asarray(predicted.X[i]), truth, control, n_degs=n_degs)
-            rows += [(name, context, perturbation, k, v) for k, v in scores.items()]
-    return pd.DataFrame(rows, columns=["model", "context", "perturbation", "metric", "value"])
+    scored = _score_predictions(
+        predictions,
+        target,
+        schema=schema,
+        controls=control_means(target, schema=schema),
+        task="species_perturbation",
+        split_of=dict.fromkeys(targets, ""),
+        n_degs=n_degs,
+    )
+    return scored[["model", "context", "perturbation", "metric", "value"]].reset_index(drop=True)
+
+
+def _species_splits(
+    target: AnnData, source: AnnData, perturbations: Sequence[str] | None, schema: Schema
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """One (name, held-out groups) split per perturbation measured in both species."""
+    contexts = obs_labels(target, schema.context_key)
+    labels = obs_labels(target, schema.perturbation_key)
+    with_control = set(contexts[labels == schema.control])
+    measured = sorted(set(labels) - {schema.control})
+    chosen = measured if perturbations is None else [str(p) for p in perturbations]
+    unknown = [p for p in chosen if p not in measured]
+    if unknown:
+        raise DataValidationError(
+            f"perturbation(s) {unknown} are not measured in the target species (measured: "
+            f"{measured})"
+        )
+    in_source = set(obs_labels(source, schema.perturbation_key))
+    absent = [p for p in chosen if p not in in_source]
+    if absent:
+        raise DataValidationError(
+            f"perturbation(s) {absent} are not measured in the source species; a "
+            "cross-species prediction needs them there"
+        )
+    splits = []
+    for perturbation in chosen:
+        held = sorted(
+            {
+                (str(c), perturbation)
+                for c in contexts[(labels == perturbation)]
+                if c in with_control
+            }
+        )
+        if held:
+            splits.append((perturbation, held))
+    if not splits:
+        raise DataValidationError(
+            "no chosen perturbation is measured in a target context that has controls"
+        )
+    return splits
+
+
+def species_transfer(
+    adatas: Mapping[str, AnnData],
+    *,
+    source_species: str,
+    target_species: str,
+    gene_map: pd.DataFrame | None,
+    source_column: str | None = None,
+    target_column: str | None = None,
+    schema: Schema | None = None,
+    perturbations: Sequence[str] | None = None,
+    model: Estimator | None = None,
+    routes: Mapping[str, str | None] | None = None,
+    additive_label: str = "additive_orthologs",
+    seed: int = 0,
+    n_degs: int = 50,
+    ceiling: bool = True,
+    on_error: Literal["raise", "skip"] = "raise",
+    keep_models: bool = False,
+    on_step: Callable[[str], None] | None = None,
+) -> BenchmarkResult:
+    """Cross-species perturbation transfer as a benchmark task.
+
+    One split per perturbation: every ``(context, perturbation)`` group of the target
+    species whose context has controls is held out at once and predicted from the target's
+    controls and the source species' data (in which nothing is held out). On each split
+    ``control`` (no change), the additive baseline through ``gene_map``
+    (:class:`~transferome.models.AdditiveBaseline` fitted with ``source=``: the target
+    control plus the source's mean change over its contexts, carried to the target genes,
+    many-to-many pairs averaged) and, when given, ``model`` (refitted fresh on both
+    species, the held-out rows removed) are scored like
+    :func:`~transferome.benchmark.run_task`.
+
+    Parameters
+    ----------
+    adatas
+        Log-normalised data of each species (the held-out groups included: they are the
+        truth).
+    source_species, target_species
+        Keys of ``adatas``.
+    gene_map
+        Ortholog table (one row per gene pair); ``None`` pairs genes of identical names.
+    source_column, target_column
+        Its columns of source and target genes (``None``: detected; see
+        :func:`gene_pairs`).
+    schema
+        The obs keys (shared by the species).
+    perturbations
+        Perturbations to hold out (``None``: every one measured in the target species).
+    model
+        A cross-species estimator (e.g. :class:`~transferome.models.UniversalGeneEmbedding`)
+        whose parameters are used for a fresh fit per split, as
+        ``fit(adatas, schema=, labelled_species=[source_species])``; ``None``: baselines only.
+    routes
+        Label -> ``route`` argument of ``model.predict`` (``None``: its default), one scored
+        model each; default ``{"uge": None}``.
+    additive_label
+        Label of the additive baseline (the reference of the scaled score).
+    seed
+        Seed of the noise ceiling.
+    n_degs
+        DEGs per group.
+    ceiling
+        Add the noise-ceiling rows and ``scaled_pearson_delta`` (see
+        :func:`~transferome.benchmark.run_task`).
+    on_error
+        ``"raise"`` a model's :class:`~transferome.TransferomeError`, or ``"skip"`` that
+        model from then on (recorded in :attr:`BenchmarkResult.skipped`).
+    keep_models
+        Keep each model fitted on the last split in :attr:`BenchmarkResult.fitted`.
+    on_step
+        Called with a short message after each split (progress display).
+
+    Returns
+    -------
+    BenchmarkResult
+        Task ``species_transfer``; splits are named by the held-out perturbation.
+    """
+    from transferome.models.baselines import AdditiveBaseline, ControlBaseline
+
+    if on_error not in ("raise", "skip"):
+        raise DataValidationError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    schema = schema or Schema()
+    for name in (source_species, target_species):
+        if name not in adatas:
+            raise DataValidationError(f"species {name!r} not in the data ({list(adatas)})")
+    if source_species == target_species:
+        raise DataValidationError(f"source and target species are both {source_species!r}")
+    source, target = adatas[source_species], adatas[target_species]
+    pairs = None
+    if gene_map is not None:
+        pairs = gene_pairs(
+            gene_map,
+            list(map(str, source.var_names)),
+            list(map(str, target.var_names)),
+            source_column=source_column,
+            target_column=target_column,
+        )
+    routes = dict({"uge": None} if routes is None else routes) if model is not None else {}
+    splits = _species_splits(target, source, perturbations, schema)
+    labels = ["control", additive_label, *routes]
+    if len(set(labels)) != len(labels):
+        raise TransferomeError(f"duplicated model labels {labels}")
+    predictions: dict[str, list[AnnData]] = {label: [] for label in labels}
+    split_of: dict[tuple[str, str], str] = {}
+    timings: list[tuple[str, str, float, float]] = []
+    skipped: dict[str, str] = {}
+    fitted: dict[str, Any] = {}
+
+    def fit(names: tuple[str, ...], train: AnnData) -> Any:
+        if names[0] == "control":
+            return ControlBaseline().fit(train, schema=schema)
+        if names[0] == additive_label:
+            return AdditiveBaseline().fit(train, schema=schema, source=source, gene_map=pairs)
+        assert model is not None
+        estimator = type(model)(**model.get_params())
+        both = {**adatas, target_species: train}
+        return estimator.fit(both, schema=schema, labelled_species=[source_species])
+
+    def predict(label: str, estimator: Any, train: AnnData, held_out: list) -> AnnData:
+        if label in routes:
+            return estimator.predict(train, held_out, species=target_species, route=routes[label])
+        return estimator.predict(train, held_out)
+
+    fitters = [("control",), (additive_label,)] + ([tuple(routes)] if routes else [])
+    _log.info("task species_transfer: %d splits", len(splits))
+    for name, held_out in splits:
+        for group in held_out:
+            split_of[group] = name
+        train = target[~_held_mask(target, held_out, schema)].copy()
+        for names in fitters:
+            if names[0] in skipped:
+                continue
+            start = time.perf_counter()
+            try:
+                estimator = fit(names, train)
+                done = time.perf_counter()
+                outputs = [predict(label, estimator, train, held_out) for label in names]
+            except TransferomeError as exc:
+                if on_error == "raise":
+                    raise
+                _log.warning("%s cannot run on %s: %s", ", ".join(names), name, exc)
+                skipped.update(dict.fromkeys(names, str(exc)))
+                continue
+            predict_s = (time.perf_counter() - done) / len(names)
+            for label, predicted in zip(names, outputs, strict=True):
+                predictions[label].append(predicted)
+                timings.append((name, label, done - start, predict_s))
+                if keep_models:
+                    fitted[label] = estimator
+        if on_step is not None:
+            on_step(f"{target_species} {name}: {len(held_out)} groups")
+    for label in skipped:
+        predictions.pop(label, None)
+    if not any(predictions.values()):
+        raise TransferomeError(f"no model could run on these data: {skipped}")
+    pooled = {label: ad.concat(parts, index_unique="-") for label, parts in predictions.items()}
+    results = _score_predictions(
+        pooled,
+        target,
+        schema=schema,
+        controls=control_means(target, schema=schema),
+        task="species_transfer",
+        split_of=split_of,
+        n_degs=n_degs,
+    )
+    if ceiling:
+        results = _with_ceiling(
+            results,
+            target,
+            schema=schema,
+            split_of=split_of,
+            controls=None,
+            reference=None,
+            reference_label=additive_label,
+            seed=seed,
+            n_degs=n_degs,
+        )
+    timing_frame = pd.DataFrame(timings, columns=["split", "model", "fit_s", "predict_s"])
+    return BenchmarkResult(
+        "species_transfer",
+        results,
+        summarize(results),
+        timing_frame,
+        predictions=pooled,
+        fitted=fitted,
+        skipped=skipped,
+    )

@@ -1,5 +1,8 @@
 """Cross-species stages: perturbation transfer between species, organ annotation transfer,
-the shared latent space, and gene mapping by function."""
+the shared latent space, and gene mapping by function.
+
+``species_transfer`` is an adapter over
+:func:`transferome.benchmark.species.species_transfer`."""
 
 from __future__ import annotations
 
@@ -11,14 +14,19 @@ import pandas as pd
 
 from transferome.data.schema import obs_labels
 from transferome.errors import DataValidationError
-from transferome.metrics import control_means, evaluate_groups, summarize
-from transferome.models.base import prediction_adata
-from transferome.pipeline._evaluate import profile_table
-from transferome.pipeline.stages import RunContext, Stage, StageResult, register_stage
+from transferome.pipeline.stages import (
+    RunContext,
+    Stage,
+    StageResult,
+    profile_table,
+    register_stage,
+)
 
 __all__: list[str] = []
 
 _CROSS = "uge"
+_ADDITIVE = "additive (orthologs)"
+"""Label of the additive baseline across species (through the ortholog table)."""
 
 
 def _pair(context: RunContext, source: str | None, target: str | None) -> tuple[str, str]:
@@ -39,76 +47,18 @@ def _two_species(context: RunContext) -> str | None:
     return None
 
 
-def _cross_model(context: RunContext, *, exclude: Any = None) -> Any:
-    """Fit the cross-species model on every species (held-out rows of the target removed)."""
+def _cross_model(context: RunContext) -> Any:
+    """Fit the cross-species model on every species (for annotation without species_transfer)."""
     from transferome.pipeline.stages import model_factory
 
     data, config = context.data, context.config
     schema = data.schema
-    source, target = context.shared["pair"]
+    source, _ = context.shared["pair"]
     model = model_factory(config, _CROSS, label_key=schema.context_key)()
     adatas = dict(data.adatas)
-    if exclude is not None:
-        adatas[target] = adatas[target][~exclude].copy()
     model.fit(adatas, schema=schema, labelled_species=[source])
     context.step(f"{_CROSS} fitted on {', '.join(adatas)}")
     return model
-
-
-def _ortholog_map(context: RunContext, source: str, target: str) -> pd.Series:
-    """Target gene -> its best source ortholog (from the ortholog table)."""
-    from transferome.crossspecies import map_genes
-
-    data = context.data
-    if data.orthologs is None:
-        return pd.Series(dtype=object)
-    mapping = map_genes(
-        list(map(str, data.adatas[source].var_names)),
-        list(map(str, data.adatas[target].var_names)),
-        method="ortholog",
-        orthologs=data.orthologs,
-        top_k=1,
-    )
-    found = mapping[mapping["source_gene"].notna()]
-    return pd.Series(found["source_gene"].astype(str).to_numpy(), index=found["target_gene"])
-
-
-def _additive_across(
-    context: RunContext, targets: list[tuple[str, str]], source: str, target: str
-) -> np.ndarray:
-    """Target control + the source's change in the same context, through the ortholog map."""
-    from transferome.metrics import group_means
-
-    data = context.data
-    schema = data.schema
-    src = data.adatas[source]
-    tgt_controls = control_means(data.adatas[target], schema=schema)
-    src_controls = control_means(src, schema=schema)
-    ortholog = _ortholog_map(context, source, target)
-    genes = list(map(str, data.adatas[target].var_names))
-    src_index = {g: i for i, g in enumerate(map(str, src.var_names))}
-    position = np.array([src_index.get(ortholog.get(g, ""), -1) for g in genes])
-    observed = set(
-        zip(
-            obs_labels(src, schema.context_key),
-            obs_labels(src, schema.perturbation_key),
-            strict=True,
-        )
-    )
-    rows = []
-    for c, p in targets:
-        if (c, p) in observed and c in src_controls.index:
-            change = group_means(src, schema=schema, groups=[(c, p)]).to_numpy()[0]
-            change = change - src_controls.loc[c].to_numpy()
-        else:
-            where = [(cc, pp) for cc, pp in observed if pp == p and cc in src_controls.index]
-            if not where:
-                raise DataValidationError(f"{p!r} was not measured in {source!r}")
-            means = group_means(src, schema=schema, groups=where).to_numpy()
-            change = (means - src_controls.loc[[cc for cc, _ in where]].to_numpy()).mean(0)
-        mapped = np.where(position >= 0, change[np.maximum(position, 0)], 0.0)
-        rows.append(tgt_controls.loc[c].to_numpy() + mapped)
-    return np.asarray(rows)
 
 
 def _run_species(
@@ -118,61 +68,55 @@ def _run_species(
     target: str | None = None,
     perturbations: list[str] | None = None,
 ) -> StageResult:
+    from transferome.benchmark.species import species_transfer
+    from transferome.pipeline.stages import model_factory
+
     data, config = context.data, context.config
     schema = data.schema
     source, target = _pair(context, source, target)
     context.shared["pair"] = (source, target)
     tgt = data.adatas[target]
-    contexts = obs_labels(tgt, schema.context_key)
     labels = obs_labels(tgt, schema.perturbation_key)
-    with_control = set(contexts[labels == schema.control])
     measured = sorted(set(labels) - {schema.control})
-    chosen = measured if perturbations is None else list(perturbations)
-    unknown = [p for p in chosen if p not in measured]
+    unknown = [p for p in (perturbations or []) if p not in measured]
     if unknown:
         raise DataValidationError(f"tasks.species_transfer.perturbations: {unknown} not measured")
-    predictions: dict[str, list[Any]] = {"control": [], "additive (orthologs)": []}
-    fitted = None
-    for p in chosen:
-        held = (labels == p) & np.isin(contexts, sorted(with_control))
-        targets = sorted(set(zip(contexts[held], labels[held], strict=True)))
-        controls = control_means(tgt, schema=schema)
-        base = np.stack([controls.loc[c].to_numpy() for c, _ in targets])
-        genes = list(map(str, tgt.var_names))
-        predictions["control"].append(prediction_adata(base, targets, genes, schema))
-        additive = _additive_across(context, targets, source, target)
-        predictions["additive (orthologs)"].append(
-            prediction_adata(additive, targets, genes, schema)
-        )
-        if _CROSS in config.models:
-            fitted = _cross_model(context, exclude=held)
-            train = tgt[~held].copy()
-            predictions.setdefault(_CROSS, []).append(
-                fitted.predict(train, targets, species=target)
-            )
-        if _CROSS not in config.models:
-            context.step(f"{target} {p}: {len(targets)} groups")
-    import anndata as ad
-
-    controls = control_means(tgt, schema=schema)
-    tables, profiles = [], []
-    for label, parts in predictions.items():
-        pooled = ad.concat(parts, index_unique="-")
-        scored = evaluate_groups(
-            pooled, tgt, schema=schema, control_means=controls, n_degs=config.n_degs
-        )
-        scored.insert(0, "model", label)
-        tables.append(scored)
-        if label != "control":
-            profiles.append(profile_table(pooled, tgt, schema=schema, model=label))
-    results = pd.concat(tables, ignore_index=True)
+    cross = None
+    if _CROSS in config.models:
+        cross = model_factory(config, _CROSS, label_key=schema.context_key)()
+    result = species_transfer(
+        data.adatas,
+        source_species=source,
+        target_species=target,
+        gene_map=data.orthologs,
+        schema=schema,
+        perturbations=perturbations,
+        model=cross,
+        routes={_CROSS: None},
+        additive_label=_ADDITIVE,
+        seed=config.seed,
+        n_degs=config.n_degs,
+        on_error="skip",
+        keep_models=True,
+        on_step=context.step,
+    )
+    profiles = [
+        profile_table(predicted, tgt, schema=schema, model=label)
+        for label, predicted in result.predictions.items()
+        if label != "control"
+    ]
     out = StageResult(
         tables={
-            "results": results,
-            "summary": summarize(results),
+            "results": result.results.drop(columns=["task", "split"]),
+            "summary": result.summary,
             "profiles": pd.concat(profiles, ignore_index=True),
         }
     )
+    if result.skipped:
+        out.tables["skipped"] = pd.DataFrame(
+            list(result.skipped.items()), columns=["model", "reason"]
+        )
+    fitted = result.fitted.get(_CROSS)
     if fitted is not None:
         context.shared[_CROSS] = fitted
         out.models[_CROSS] = fitted

@@ -22,7 +22,7 @@ from transferome._logging import get_logger
 from transferome.data._atomic import atomic_path, atomic_write_text
 from transferome.pipeline.config import RunConfig
 from transferome.pipeline.progress import Progress, estimate_seconds
-from transferome.pipeline.stages import STAGES, RunContext, StageResult, data_nouns
+from transferome.pipeline.stages import RUN_ORDER, STAGES, RunContext, StageResult, data_nouns
 
 __all__ = ["RunResult", "prepare_output", "run_pipeline", "versions"]
 
@@ -38,7 +38,8 @@ class RunResult:
     out
         The output folder.
     stages
-        Stage name -> :class:`~transferome.pipeline.stages.StageResult`.
+        Stage name -> :class:`~transferome.pipeline.stages.StageResult`, in the order of
+        the report (:data:`~transferome.pipeline.stages.RUN_ORDER`, then the others).
     skipped
         Stage name -> why it did not run.
     timings
@@ -180,16 +181,20 @@ def run_pipeline(
             zip(runnable, plan, strict=True), start=1
         ):
             steps = len(STAGES[name].fits(context, options))
-            title = STAGES[name].heading(data_nouns(data))[0]
+            title, description = STAGES[name].heading(data_nouns(data))
             progress.start(title, index, len(runnable), estimate, steps)
             cpu = time.process_time()
             stage_result = STAGES[name].run(context, **options)
+            stage_result.title, stage_result.description = title, description
             seconds = progress.end()
             result.stages[name] = stage_result
             rows.append((name, estimate, seconds, time.process_time() - cpu))
             _write_tables(tmp, name, stage_result)
             _save_models(tmp, name, stage_result)
         result.timings = pd.DataFrame(rows, columns=["stage", "estimate_s", "seconds", "cpu_s"])
+        order = [n for n in RUN_ORDER if n in result.stages]
+        order += [n for n in result.stages if n not in order]
+        result.stages = {n: result.stages[n] for n in order}
         info = versions()
         atomic_write_text(tmp / "config.yaml", yaml.safe_dump(dict(config.raw), sort_keys=False))
         if config_text is not None:

@@ -4,6 +4,12 @@ A stage is listed in :data:`STAGES` with a ``run(context, **options)`` function 
 options are the ``tasks.<name>`` fields of the configuration, a ``requires(context)`` check
 (a reason it cannot run on these data and models, or ``None``) and an estimate of its
 duration for the progress display. Stages return a :class:`StageResult` of tidy tables.
+
+The perturbation stages are thin adapters over :mod:`transferome.benchmark`: they build the
+splits and the estimators from the configuration and hand them to
+:func:`~transferome.benchmark.run_task` (or
+:func:`~transferome.benchmark.species.species_transfer`), so ``transferome run`` and
+``transferome benchmark`` compute every score the same way.
 """
 
 from __future__ import annotations
@@ -13,10 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from transferome.errors import DataValidationError
-from transferome.pipeline._evaluate import ModelSpec, evaluate_splits, profile_table
 
 __all__ = [
     "DEFAULT_NOUNS",
@@ -48,11 +54,18 @@ class RunContext:
 
 @dataclass
 class StageResult:
-    """Tables (written as ``<stage>_<name>.csv``) and fitted models of a stage."""
+    """Tables (written as ``<stage>_<name>.csv``) and fitted models of a stage.
+
+    ``title`` and ``description`` are the stage's heading in the words of the data
+    (:meth:`Stage.heading`), set by :func:`~transferome.pipeline.run_pipeline`; the report
+    reads them from here, as data.
+    """
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    title: str = ""
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -205,31 +218,96 @@ def _transfer_splits(
     return splits[:max_splits] if max_splits else splits
 
 
-def _best_profiles(evaluation: Any, observed: Any, schema: Any) -> pd.DataFrame:
-    """Predicted vs observed profiles of the model with the best mean ``pearson_delta``."""
-    scores = evaluation.summary[evaluation.summary["metric"] == "pearson_delta"]
-    scores = scores[scores["mean"].notna()]
+def profile_table(predicted: Any, observed: Any, *, schema: Any, model: str) -> pd.DataFrame:
+    """Tidy predicted vs observed mean expression of every predicted group, gene by gene.
+
+    Columns ``model, context, perturbation, gene, control, observed, predicted``: the mean
+    log expression of the context's controls, of the held-out group, and the prediction.
+    """
+    from transferome.metrics import control_means, group_means
+
+    genes = [str(g) for g in observed.var_names]
+    pred = group_means(predicted[:, genes], schema=schema)
+    groups = list(pred.index)
+    true = group_means(observed, schema=schema, groups=groups)
+    controls = control_means(observed, schema=schema)
+    frames = []
+    for i, (context, perturbation) in enumerate(groups):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": model,
+                    "context": context,
+                    "perturbation": perturbation,
+                    "gene": genes,
+                    "control": np.asarray(controls.loc[context], dtype=float),
+                    "observed": true.to_numpy()[i],
+                    "predicted": pred.to_numpy()[i],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _best_profiles(result: Any, observed: Any, schema: Any) -> pd.DataFrame:
+    """Predicted vs observed profiles of the model with the best mean ``pearson_delta``
+    (and of ``additive``); the noise ceiling is not a model and has no profiles."""
+    scores = result.summary[result.summary["metric"] == "pearson_delta"]
+    scores = scores[scores["mean"].notna() & scores["model"].isin(list(result.predictions))]
     frames = []
     models = list(scores.sort_values("mean", ascending=False)["model"])
     for model in models[:1] + [m for m in models[1:] if m == "additive"]:
         frames.append(
-            profile_table(evaluation.predictions[model], observed, schema=schema, model=model)
+            profile_table(result.predictions[model], observed, schema=schema, model=model)
         )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _tables(evaluation: Any, observed: Any, schema: Any) -> dict[str, pd.DataFrame]:
+def _tables(result: Any, observed: Any, schema: Any) -> dict[str, pd.DataFrame]:
+    """The stage tables of a :class:`~transferome.benchmark.BenchmarkResult`.
+
+    ``results`` keeps the pipeline's columns (``split, model, context, perturbation, metric,
+    value``; the task is the file name).
+    """
     tables = {
-        "results": evaluation.results,
-        "summary": evaluation.summary,
-        "timings": evaluation.timings,
-        "profiles": _best_profiles(evaluation, observed, schema),
+        "results": result.results.drop(columns="task"),
+        "summary": result.summary,
+        "timings": result.timings,
+        "profiles": _best_profiles(result, observed, schema),
     }
-    if evaluation.skipped:
-        tables["skipped"] = pd.DataFrame(
-            list(evaluation.skipped.items()), columns=["model", "reason"]
-        )
+    if result.skipped:
+        tables["skipped"] = pd.DataFrame(list(result.skipped.items()), columns=["model", "reason"])
     return tables
+
+
+def _benchmark(
+    context: RunContext,
+    task: str,
+    adata: Any,
+    schema: Any,
+    models: Mapping[str, Any],
+    splits: Sequence[Any] | None = None,
+) -> Any:
+    """:func:`~transferome.benchmark.run_task` with the run's seed, DEGs and progress.
+
+    A model that cannot run on these data is skipped (and listed), not fatal; the models
+    fitted on the last split are kept.
+    """
+    from transferome.benchmark import run_task
+
+    config = context.config
+    return run_task(
+        task,
+        adata,
+        schema=schema,
+        models=models,
+        splits=splits,
+        seed=config.seed,
+        n_degs=config.n_degs,
+        on_error="skip",
+        keep_models=True,
+        on_step=context.step,
+    )
 
 
 def _check_models_option(options: Mapping[str, Any], models: Mapping[str, Any], where: str) -> None:
@@ -273,13 +351,9 @@ def _run_transfer(
     config = context.config
     adata = data.adatas[_first_species(data, species)]
     splits = _transfer_splits(adata, data.schema, config.seed, perturbations, max_splits)
-    specs: list[ModelSpec] = [
-        (m, model_factory(config, m)) for m in transfer_models(config, models)
-    ]
-    evaluation = evaluate_splits(
-        adata, splits, specs, schema=data.schema, n_degs=config.n_degs, on_step=context.step
-    )
-    return StageResult(tables=_tables(evaluation, adata, data.schema), models=evaluation.fitted)
+    chosen = {m: model_factory(config, m)() for m in transfer_models(config, models)}
+    result = _benchmark(context, "transfer", adata, data.schema, chosen, splits)
+    return StageResult(tables=_tables(result, adata, data.schema), models=result.fitted)
 
 
 def _transfer_fits(context: RunContext, options: Mapping[str, Any]) -> list[str]:
@@ -323,18 +397,11 @@ def _combination_input(context: RunContext) -> tuple[Any, Any]:
 
 
 def _run_combination(context: RunContext, *, models: list[str] | None = None) -> StageResult:
-    from transferome.benchmark import get_task
-
     config = context.config
     adata, schema = _combination_input(context)
-    splits = get_task("combination").make_splits(adata, schema=schema, seed=config.seed)
-    specs: list[ModelSpec] = [
-        (m, model_factory(config, m)) for m in transfer_models(config, models)
-    ]
-    evaluation = evaluate_splits(
-        adata, splits, specs, schema=schema, n_degs=config.n_degs, on_step=context.step
-    )
-    return StageResult(tables=_tables(evaluation, adata, schema), models=evaluation.fitted)
+    chosen = {m: model_factory(config, m)() for m in transfer_models(config, models)}
+    result = _benchmark(context, "combination", adata, schema, chosen)
+    return StageResult(tables=_tables(result, adata, schema), models=result.fitted)
 
 
 def _combination_requires(context: RunContext) -> str | None:
@@ -391,13 +458,11 @@ def _run_ablation(
     for label, overrides in variants.items():
         check_arguments(get_model(model).__init__, overrides, f"tasks.ablation.variants.{label}")
     splits = _transfer_splits(adata, data.schema, config.seed, perturbations, max_splits)
-    specs: list[ModelSpec] = [
-        (label, model_factory(config, model, **overrides)) for label, overrides in variants.items()
-    ]
-    evaluation = evaluate_splits(
-        adata, splits, specs, schema=data.schema, n_degs=config.n_degs, on_step=context.step
-    )
-    tables = {"results": evaluation.results, "summary": evaluation.summary}
+    chosen = {
+        label: model_factory(config, model, **overrides)() for label, overrides in variants.items()
+    }
+    result = _benchmark(context, "transfer", adata, data.schema, chosen, splits)
+    tables = {"results": result.results.drop(columns="task"), "summary": result.summary}
     tables["variants"] = pd.DataFrame(
         [(label, repr(overrides)) for label, overrides in variants.items()],
         columns=["variant", "changed_arguments"],

@@ -3,6 +3,10 @@
 Every label that comes from the data or the configuration is escaped with :func:`html.escape`
 (tables through ``DataFrame.to_html(escape=True)``); figures are embedded as base64 PNG and
 also written beside the report as PNG and SVG.
+
+The report takes the results as data: a run result whose ``stages`` map each task name, in
+the order of the report, to an object with ``tables`` (tidy frames, as written to
+``tables/``) and optionally ``title`` and ``description``. It never imports the pipeline.
 """
 
 from __future__ import annotations
@@ -20,14 +24,34 @@ import numpy as np
 import pandas as pd
 
 from transferome.data._atomic import atomic_path, atomic_write_text
-from transferome.pipeline.stages import RUN_ORDER, STAGES, data_nouns
 
-__all__ = ["BASELINES", "KEY_METRICS", "render_report", "summary_table", "write_report"]
+__all__ = [
+    "BASELINES",
+    "CEILING",
+    "KEY_METRICS",
+    "render_report",
+    "summary_table",
+    "write_report",
+]
 
-BASELINES = ("control", "additive", "linear", "additive (orthologs)")
-"""Model labels that are baselines (the summary compares the best model against them)."""
+BASELINES = ("control", "additive", "linear", "similar", "collaborative", "additive (orthologs)")
+"""Model labels that are baselines; the strongest of those present (by mean ``pearson_delta``)
+is the bar the summary compares the best model against. ``additive (orthologs)`` is the
+additive baseline across species."""
 
-KEY_METRICS = ("pearson_delta", "r2", "pearson_deg", "r2_deg", "deg_direction", "discrimination")
+CEILING = "ceiling"
+"""Label of the noise-ceiling rows of a result table: a bound, not a model (never a winner)."""
+
+KEY_METRICS = (
+    "pearson_delta",
+    "scaled_pearson_delta",
+    "pearson_delta_deg",
+    "r2",
+    "pearson_deg",
+    "r2_deg",
+    "deg_direction",
+    "discrimination",
+)
 """Metrics of the transfer tables in the report (``pearson_delta`` decides the winner)."""
 
 
@@ -47,8 +71,12 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
 """
 
 
-def _ordered(names: Any) -> list[str]:
-    return [n for n in RUN_ORDER if n in names] + [n for n in names if n not in RUN_ORDER]
+def _heading(name: str, result: Any) -> tuple[str, str]:
+    """Title and description of a stage result (its name when it has no title)."""
+    return (
+        str(getattr(result, "title", "") or name),
+        str(getattr(result, "description", "") or ""),
+    )
 
 
 def _e(value: Any) -> str:
@@ -100,59 +128,112 @@ def _new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1) -> 
 
 
 # -- summary ------------------------------------------------------------------------------------
-def summary_table(
-    stages: Mapping[str, Any], *, nouns: Mapping[str, str] | None = None
-) -> pd.DataFrame:
-    """One row per task: the winner, the best model and the best baseline, and the margin.
+_SUMMARY_COLUMNS = [
+    "task",
+    "metric",
+    "winner",
+    "model",
+    "score",
+    "scaled",
+    "baseline",
+    "baseline_score",
+    "baseline_scaled",
+    "ceiling",
+    "ceiling_undefined",
+    "n_groups",
+]
+"""Columns of :func:`summary_table` before ``margin``."""
 
-    ``nouns`` name the data's contexts and perturbations in the task titles (see
-    :func:`~transferome.pipeline.stages.data_nouns`; default: organs and drugs).
 
-    ``model`` is the best model that is not a baseline, ``margin`` its score minus the best
-    baseline's (negative: the baseline wins).
+def _mean(summary: pd.DataFrame, model: str, metric: str) -> float:
+    row = summary[(summary["model"] == model) & (summary["metric"] == metric)]
+    return float(row["mean"].iloc[0]) if len(row) else float("nan")
 
-    Transfer tasks are ranked by the mean ``pearson_delta`` over held-out groups; annotation by
-    accuracy against chance; gene mapping by precision@1 against the ortholog table.
+
+def _ceiling_counts(summary: pd.DataFrame) -> tuple[float, int, int]:
+    """Mean noise ceiling of ``pearson_delta``, groups where it is undefined, groups."""
+    row = summary[(summary["model"] == CEILING) & (summary["metric"] == "pearson_delta")]
+    if row.empty:
+        return float("nan"), 0, 0
+    n, n_nan = int(row["n"].iloc[0]), int(row["n_nan"].iloc[0])
+    return float(row["mean"].iloc[0]), n_nan, n + n_nan
+
+
+def _row(**values: Any) -> dict[str, Any]:
+    """A summary row: ``values`` over the defaults (no baseline, ceiling or scaled score)."""
+    row: dict[str, Any] = dict.fromkeys(_SUMMARY_COLUMNS, np.nan)
+    row.update(baseline=None, ceiling_undefined=0, n_groups=0)
+    row.update(values)
+    return row
+
+
+def _perturbation_row(title: str, summary: pd.DataFrame) -> dict[str, Any] | None:
+    scores = summary[(summary["metric"] == "pearson_delta") & (summary["model"] != CEILING)]
+    scores = scores[scores["mean"].notna()].sort_values("mean", ascending=False, kind="stable")
+    if scores.empty:
+        return None
+    models = scores[~scores["model"].isin(BASELINES)]
+    baselines = scores[scores["model"].isin(BASELINES)]
+    best = (models if not models.empty else scores).iloc[0]
+    ceiling, undefined, n_groups = _ceiling_counts(summary)
+    row = _row(
+        task=title,
+        metric="pearson_delta (mean)",
+        winner=scores.iloc[0].model,
+        model=best.model,
+        score=best["mean"],
+        scaled=_mean(summary, best.model, "scaled_pearson_delta"),
+        ceiling=ceiling,
+        ceiling_undefined=undefined,
+        n_groups=n_groups,
+    )
+    if not baselines.empty:
+        base = baselines.iloc[0]
+        row.update(
+            baseline=base.model,
+            baseline_score=base["mean"],
+            baseline_scaled=_mean(summary, base.model, "scaled_pearson_delta"),
+        )
+    return row
+
+
+def summary_table(stages: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per task: the winner, the best model, the strongest baseline, the margin and,
+    for the perturbation tasks, the noise ceiling and the scaled scores.
+
+    ``stages`` maps task names to results with ``tables`` (and a ``title``, the task column;
+    the name when missing). ``model`` is the best model that is not a baseline, ``baseline``
+    the strongest baseline (the best of :data:`BASELINES` present), ``margin`` the model's
+    score minus the baseline's (negative: the baseline wins). The noise ceiling is a bound,
+    never the winner: ``ceiling`` is its mean over the groups where it is defined,
+    ``ceiling_undefined`` the number of the ``n_groups`` held-out groups where it is not;
+    ``scaled`` and ``baseline_scaled`` are the mean ``scaled_pearson_delta``,
+    ``(score - additive) / (ceiling - additive)`` per group.
+
+    Perturbation tasks are ranked by the mean ``pearson_delta`` over held-out groups;
+    annotation by accuracy against chance; gene mapping by precision@1 against the ortholog
+    table.
     """
     rows = []
-    for name in _ordered(stages):
-        if name not in stages:
-            continue
-        tables = stages[name].tables
-        title = STAGES[name].heading(nouns)[0]
+    for name, result in stages.items():
+        tables = result.tables
+        title = _heading(name, result)[0]
         if "summary" in tables and name != "ablation":
-            scores = tables["summary"]
-            scores = scores[(scores["metric"] == "pearson_delta") & scores["mean"].notna()]
-            scores = scores.sort_values("mean", ascending=False)
-            models = scores[~scores["model"].isin(BASELINES)]
-            baselines = scores[scores["model"].isin(BASELINES)]
-            if scores.empty:
-                continue
-            best = (models if not models.empty else scores).iloc[0]
-            base = baselines.iloc[0] if not baselines.empty else None
-            rows.append(
-                (
-                    title,
-                    "pearson_delta (mean)",
-                    scores.iloc[0].model,
-                    best.model,
-                    best["mean"],
-                    None if base is None else base.model,
-                    np.nan if base is None else base["mean"],
-                )
-            )
-        elif name == "annotation":
+            row = _perturbation_row(title, tables["summary"])
+            if row is not None:
+                rows.append(row)
+        elif name == "annotation" and "accuracy" in tables:
             overall = tables["accuracy"].set_index("context").loc["all"]
             winner = "uge" if overall["accuracy"] > overall["chance"] else "chance"
             rows.append(
-                (
-                    title,
-                    "accuracy",
-                    winner,
-                    "uge",
-                    overall["accuracy"],
-                    "chance",
-                    overall["chance"],
+                _row(
+                    task=title,
+                    metric="accuracy",
+                    winner=winner,
+                    model="uge",
+                    score=overall["accuracy"],
+                    baseline="chance",
+                    baseline_score=overall["chance"],
                 )
             )
         elif name == "gene_mapping" and "precision" in tables:
@@ -165,22 +246,40 @@ def summary_table(
             model = others.iloc[0] if not others.empty else best
             base = overall[overall["method"] == "ortholog"]
             rows.append(
-                (
-                    title,
-                    "precision@1",
-                    best.method,
-                    model.method,
-                    model.precision_at_1,
-                    "ortholog" if not base.empty else None,
-                    base.precision_at_1.iloc[0] if not base.empty else np.nan,
+                _row(
+                    task=title,
+                    metric="precision@1",
+                    winner=best.method,
+                    model=model.method,
+                    score=model.precision_at_1,
+                    baseline="ortholog" if not base.empty else None,
+                    baseline_score=base.precision_at_1.iloc[0] if not base.empty else np.nan,
                 )
             )
-    frame = pd.DataFrame(
-        rows,
-        columns=["task", "metric", "winner", "model", "score", "baseline", "baseline_score"],
+    frame = pd.DataFrame(rows, columns=_SUMMARY_COLUMNS)
+    frame.insert(
+        frame.columns.get_loc("baseline_scaled") + 1,
+        "margin",
+        frame["score"] - frame["baseline_score"],
     )
-    frame["margin"] = frame["score"] - frame["baseline_score"]
     return frame
+
+
+def _ceiling_text(ceiling: float, undefined: int, n_groups: int) -> str:
+    if n_groups == 0:
+        return ""
+    if undefined == n_groups:
+        return f"n/a (undefined in all {n_groups} groups)"
+    text = _fmt(ceiling)
+    if undefined:
+        text += f" (n/a in {undefined} of {n_groups} groups)"
+    return text
+
+
+def _scored(score: Any, scaled: Any) -> str:
+    if isinstance(scaled, float | np.floating) and not math.isfinite(float(scaled)):
+        return _fmt(score)
+    return f"{_fmt(score)}, scaled {_fmt(scaled)}"
 
 
 def _summary_html(frame: pd.DataFrame) -> str:
@@ -188,17 +287,22 @@ def _summary_html(frame: pd.DataFrame) -> str:
         return "<p>No task produced scores.</p>"
     lines = [
         '<table class="summary"><tr><th>task</th><th>winner</th><th>best model</th>'
-        "<th>best baseline</th><th>margin</th></tr>"
+        "<th>strongest baseline</th><th>margin</th><th>noise ceiling</th></tr>"
     ]
     for row in frame.itertuples():
         margin = row.margin
         css = "win" if margin > 0 else "lose"
-        base = "n/a" if row.baseline is None else f"{_e(row.baseline)} ({_fmt(row.baseline_score)})"
+        base = (
+            "n/a"
+            if row.baseline is None
+            else f"{_e(row.baseline)} ({_scored(row.baseline_score, row.baseline_scaled)})"
+        )
         sign = "n/a" if not np.isfinite(margin) else f"{margin:+.3f}"
+        ceiling = _ceiling_text(row.ceiling, int(row.ceiling_undefined), int(row.n_groups))
         lines.append(
             f"<tr><td>{_e(row.task)}</td><td>{_e(row.winner)}</td>"
-            f"<td>{_e(row.model)}: {_fmt(row.score)} {_e(row.metric)}</td><td>{base}</td>"
-            f'<td class="{css}">{sign}</td></tr>'
+            f"<td>{_e(row.model)}: {_scored(row.score, row.scaled)} {_e(row.metric)}</td>"
+            f'<td>{base}</td><td class="{css}">{sign}</td><td>{_e(ceiling)}</td></tr>'
         )
     lines.append("</table>")
     return "\n".join(lines)
@@ -206,13 +310,37 @@ def _summary_html(frame: pd.DataFrame) -> str:
 
 # -- sections -----------------------------------------------------------------------------------
 def _metric_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each key metric per model, best ``pearson_delta`` first, the ceiling last."""
     rows = summary[summary["metric"].isin(KEY_METRICS)]
-    table = rows.pivot_table(index="model", columns="metric", values="mean", sort=False)
+    table = rows.pivot_table(
+        index="model", columns="metric", values="mean", sort=False, dropna=False
+    )
     table = table.reindex(columns=[m for m in KEY_METRICS if m in table.columns])
     if "pearson_delta" in table.columns:
         table = table.sort_values("pearson_delta", ascending=False, na_position="last")
+    table = pd.concat([table[table.index != CEILING], table[table.index == CEILING]])
     table.columns.name = None
     return table.reset_index()
+
+
+def _ceiling_note(summary: pd.DataFrame) -> str:
+    ceiling, undefined, n_groups = _ceiling_counts(summary)
+    if n_groups == 0:
+        return ""
+    defined = n_groups - undefined
+    where = (
+        f"undefined in all {n_groups} held-out groups (too few replicates to split in halves)"
+        if not defined
+        else f"defined in {defined} of {n_groups} held-out groups, mean {_fmt(ceiling)}"
+    )
+    return (
+        f'<p class="note"><b>{CEILING}</b>: the noise ceiling of each group, the split-half '
+        "reliability of its measured change (Spearman-Brown corrected), whose square root "
+        f"is what a noise-free prediction scores; {_e(where)}. <b>scaled_pearson_delta</b> "
+        "= (score - additive) / (ceiling - additive) per group: 0 is the additive baseline, "
+        "1 the ceiling; n/a where the ceiling is undefined or not above the additive "
+        "score.</p>"
+    )
 
 
 def _metric_notes() -> str:
@@ -230,17 +358,21 @@ def _metric_notes() -> str:
 def _transfer_section(name: str, tables: Mapping[str, pd.DataFrame], figs: _Figures) -> str:
     from transferome.plotting import model_frame, plot_models, plot_profile_scatter, profile_frame
 
-    parts = [_table(_metric_table(tables["summary"]))]
+    summary = tables["summary"]
+    models = summary[summary["model"] != CEILING]
+    parts = [_table(_metric_table(summary))]
     parts.append(
         '<p class="note">Mean over held-out (context, perturbation) groups; n/a: undefined '
-        "(the control prediction has no change to correlate).</p>" + _metric_notes()
+        "(the control prediction has no change to correlate).</p>"
+        + _ceiling_note(summary)
+        + _metric_notes()
     )
-    fig, axes = _new_figure(5.5, 0.45 * tables["summary"]["model"].nunique() + 1.2)
-    plot_models(model_frame(tables["summary"]), axes[0, 0])
+    fig, axes = _new_figure(5.5, 0.45 * models["model"].nunique() + 1.2)
+    plot_models(model_frame(models), axes[0, 0])
     parts.append(figs.add(fig, f"{name}_models", "Mean (bars) and median (dots) pearson_delta"))
     profiles = tables.get("profiles")
     if profiles is not None and not profiles.empty:
-        ranked = model_frame(tables["summary"])
+        ranked = model_frame(models)
         drawn = [m for m in ranked["model"] if m in set(profiles["model"])]
         model = drawn[0] if drawn else str(profiles["model"].iloc[0])
         contexts = sorted(profiles.loc[profiles["model"] == model, "context"].unique())
@@ -328,12 +460,13 @@ def _design_section(tables: Mapping[str, pd.DataFrame], figs: _Figures) -> str:
 
 
 def _ablation_section(tables: Mapping[str, pd.DataFrame]) -> str:
-    return _table(_metric_table(tables["summary"])) + _table(tables["variants"])
+    summary = tables["summary"]
+    return _table(_metric_table(summary)) + _ceiling_note(summary) + _table(tables["variants"])
 
 
-def _section(name: str, result: Any, figs: _Figures, nouns: Mapping[str, str] | None = None) -> str:
+def _section(name: str, result: Any, figs: _Figures) -> str:
     tables = result.tables
-    title, description = STAGES[name].heading(nouns)
+    title, description = _heading(name, result)
     body = ""
     if name in ("transfer", "combination"):
         body = _transfer_section(name, tables, figs)
@@ -349,7 +482,8 @@ def _section(name: str, result: Any, figs: _Figures, nouns: Mapping[str, str] | 
         body = _ablation_section(tables)
     return (
         f'<section id="{_e(name)}"><h2>{_e(title)}</h2>'
-        f'<p class="note">{_e(description)}.</p>{body}</section>'
+        + (f'<p class="note">{_e(description)}.</p>' if description else "")
+        + f"{body}</section>"
     )
 
 
@@ -363,13 +497,17 @@ def render_report(
     seconds: float,
     combination: Any = None,
 ) -> str:
-    """The report as an HTML string; figures are written under ``folder/figures``."""
+    """The report as an HTML string; figures are written under ``folder/figures``.
+
+    ``result.stages`` are the sections, in their order; ``result.skipped`` (name -> reason)
+    and ``result.timings`` are listed; ``config`` gives ``seed`` and ``raw``, ``data`` the
+    ``origin`` of the data.
+    """
     import yaml
 
     figs = _Figures(folder)
-    nouns = data_nouns(data)
-    summary = summary_table(result.stages, nouns=nouns)
-    sections = [_section(n, result.stages[n], figs, nouns) for n in _ordered(result.stages)]
+    summary = summary_table(result.stages)
+    sections = [_section(n, stage, figs) for n, stage in result.stages.items()]
     skipped = "".join(
         f"<li><b>{_e(name)}</b>: {_e(reason)}</li>" for name, reason in result.skipped.items()
     )
@@ -388,11 +526,16 @@ def render_report(
 <p class="note">Data: {origin}. Seed {config.seed}. Run time {seconds:.0f} s.</p>
 <section id="summary"><h2>Summary</h2>
 {_summary_html(summary)}
-<p class="note">Winner: the best of all (models and baselines) by the mean score over
-held-out groups; margin: the best model's score minus the best baseline's (control: no
-change; additive: control plus the mean change measured elsewhere; linear: low-rank
-effects; additive (orthologs): the same across species
-through the ortholog table).</p>
+<p class="note">Winner: the best of all (models and baselines; the noise ceiling is a bound,
+not a model) by the mean score over held-out groups; margin: the best model's score minus
+the strongest baseline's, the best of control (no change), additive (control plus the mean
+change measured elsewhere), linear (low-rank effects), similar and collaborative (the
+additive change weighted by how alike the contexts' controls / other responses are) where
+they ran, and additive (orthologs) (the additive change across species through the ortholog
+table). Noise ceiling: the mean over held-out groups of what a noise-free prediction scores
+(split-half reliability of the measured change); n/a where a group has too few replicates.
+Scaled: (score - additive) / (ceiling - additive), per group, mean over the groups where
+it is defined.</p>
 {f"<p>Tasks not run:</p><ul>{skipped}</ul>" if skipped else ""}
 </section>
 {"".join(sections)}
@@ -429,7 +572,7 @@ def write_report(
         seconds=seconds,
         combination=combination,
     )
-    summary = summary_table(result.stages, nouns=data_nouns(data))
+    summary = summary_table(result.stages)
     with atomic_path(folder / "tables" / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     return atomic_write_text(folder / "report.html", text)
