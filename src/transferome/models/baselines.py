@@ -135,13 +135,17 @@ class _Baseline(Estimator, abc.ABC):
     def _restore(self, extra: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Set the fitted attributes from a model folder."""
 
+    def _file_params(self) -> dict[str, Any]:
+        """Hyperparameters as written to ``model.json`` (JSON values only)."""
+        return self.get_params()
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the fitted model to the folder ``path`` (safetensors + JSON)."""
         self._check_fitted()
         return write_model_files(
             path,
             model_class=type(self).__name__,
-            params=self.get_params(),
+            params=self._file_params(),
             arrays=self._arrays(),
             var_names=self.var_names_,
             extra={"schema": self.schema_.to_dict(), **self._extra()},
