@@ -21,6 +21,7 @@ from transferome.metrics import (
     METRICS,
     control_means,
     evaluate_groups,
+    interval_metrics,
     noise_ceiling,
     summarize,
 )
@@ -420,6 +421,9 @@ def _score_predictions(
     tables = []
     for label, pooled in predictions.items():
         scored = evaluate_groups(pooled, data, schema=schema, control_means=controls, n_degs=n_degs)
+        intervals = interval_metrics(pooled, data, schema=schema)
+        if len(intervals):
+            scored = pd.concat([scored, intervals], ignore_index=True)
         scored.insert(0, "model", label)
         tables.append(scored)
     results = pd.concat(tables, ignore_index=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from transferome.metrics._ceiling import CEILING_COLUMNS, noise_ceiling
 from transferome.metrics._classification import accuracy, per_class_accuracy, random_accuracy
 from transferome.metrics._groups import control_means, evaluate_groups, group_means, summarize
+from transferome.metrics._interval import INTERVAL_LAYERS, interval_metrics
 from transferome.metrics._mapping import mapping_metrics, mean_reciprocal_rank, precision_at_k
 from transferome.metrics._registry import METRICS, MetricInfo
 from transferome.metrics._regression import (
@@ -30,6 +31,7 @@ from transferome.metrics._regression import (
 
 __all__ = [
     "CEILING_COLUMNS",
+    "INTERVAL_LAYERS",
     "METRICS",
     "MetricInfo",
     "accuracy",
@@ -40,6 +42,7 @@ __all__ = [
     "explained_variance",
     "group_means",
     "group_metrics",
+    "interval_metrics",
     "mapping_metrics",
     "mean_reciprocal_rank",
     "mse",

@@ -8,7 +8,7 @@ from typing import Literal
 
 __all__ = ["METRICS", "MetricInfo"]
 
-MetricKind = Literal["group", "set", "relative", "classification", "mapping"]
+MetricKind = Literal["group", "set", "relative", "interval", "classification", "mapping"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class MetricInfo:
         ``set``: one value per group that depends on the other held-out groups;
         ``relative``: one value per group relative to references of the same group (the
         additive baseline and the noise ceiling), computed by the benchmark run;
+        ``interval``: per group, of a prediction that carries interval bounds;
         ``classification`` and ``mapping``: computed on labels and ranked gene lists.
     description
         Exact definition.
@@ -65,6 +66,21 @@ _INFOS = [
         "NaN when either is constant (e.g. the control prediction)",
     ),
     MetricInfo("pearson_delta_deg", 1.0, True, "group", f"pearson_delta {_DEG}"),
+    MetricInfo(
+        "interval_coverage",
+        0.8,
+        True,
+        "interval",
+        "fraction of genes whose observed group mean lies within the predicted interval "
+        "(layers 'lower' and 'upper'); best when equal to the nominal level (0.8 by default)",
+    ),
+    MetricInfo(
+        "interval_width",
+        0.0,
+        False,
+        "interval",
+        "mean width (upper - lower) of the predicted interval over the genes of the group",
+    ),
     MetricInfo(
         "scaled_pearson_delta",
         1.0,
