@@ -171,3 +171,33 @@ def test_clear_errors() -> None:
 
 def test_registered_as_stacked() -> None:
     assert get_model("stacked") is StackedTransfer
+
+
+def test_cli_fit_defaults_to_stacked_and_predict_keeps_intervals(tmp_path) -> None:
+    import anndata as ad
+
+    from transferome.cli import main
+
+    adata, _ = _atlas(7)
+    train = _without(adata, "x0", "p1")
+    train.write_h5ad(tmp_path / "train.h5ad")
+    assert main(["fit", str(tmp_path / "train.h5ad"), "--out", str(tmp_path / "model")]) == 0
+    code = main(
+        [
+            "predict",
+            str(tmp_path / "model"),
+            str(tmp_path / "train.h5ad"),
+            "--target",
+            "x0:p1",
+            "--out",
+            str(tmp_path / "pred.h5ad"),
+        ]
+    )
+    assert code == 0
+    written = ad.read_h5ad(tmp_path / "pred.h5ad")
+    predicted = written[written.obs["predicted"].to_numpy()]
+    assert np.all(predicted.layers["lower"] <= predicted.X + 1e-6)
+    assert np.all(predicted.layers["upper"] >= predicted.X - 1e-6)
+    assert "provenance" in written.uns
+    model = StackedTransfer.load(tmp_path / "model")
+    np.testing.assert_allclose(predicted.X[0], model.predict(train, [("x0", "p1")]).X[0])

@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset (.h5ad, .gct, ...)")
     parser.add_argument(
         "--models",
-        default="control,additive,linear",
-        help="comma-separated model names (default: control,additive,linear)",
+        default="control,additive,linear,similar,collaborative,stacked",
+        help="comma-separated model names (default: the baselines control, additive, linear, "
+        "similar, collaborative and the default predictor stacked)",
     )
     parser.add_argument("--out", required=True, help="output folder")
     add_values_argument(parser)

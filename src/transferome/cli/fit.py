@@ -22,7 +22,11 @@ HELP = "fit one model on a data file and save it (safetensors + JSON folder)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="training data (h5ad, CSV/TSV, GCT or 10x folder)")
-    parser.add_argument("--model", required=True, help="registered model name (e.g. xtransfer)")
+    parser.add_argument(
+        "--model",
+        default="stacked",
+        help="registered model name (default: stacked, the transfer predictor; e.g. xtransfer)",
+    )
     parser.add_argument("--out", required=True, help="model folder to write")
     parser.add_argument(
         "--param",

@@ -120,7 +120,9 @@ def evaluator_layout(
     -------
     AnnData
         ``X`` dense float32, genes of ``data``; ``obs`` has the context and perturbation keys
-        and ``predicted`` (bool).
+        and ``predicted`` (bool). A prediction with interval bounds keeps them in
+        ``layers["lower"]`` / ``layers["upper"]`` (an observed control is its own bound),
+        and its ``uns["interval"]`` and ``uns["provenance"]``.
     """
     genes = [str(g) for g in data.var_names]
     missing = sorted(set(genes) - set(map(str, prediction.var_names)))
@@ -150,6 +152,12 @@ def evaluator_layout(
     )
     obs.index = [f"pred_{i}" for i in range(len(obs))]
     pred_part = AnnData(X=values, obs=obs, var=pd.DataFrame(index=genes))
+    bounds = [name for name in ("lower", "upper") if name in predicted.layers]
+    for name in bounds:
+        bound = np.asarray(predicted.layers[name], dtype=np.float32)
+        pred_part.layers[name] = np.repeat(
+            np.clip(bound, 0.0, None) if clip_negative else bound, replicates, axis=0
+        )
     controls = data[rows]
     matrix = controls.X
     control_values = np.asarray(
@@ -165,7 +173,12 @@ def evaluator_layout(
     if clip_negative:
         control_values = np.clip(control_values, 0.0, None)
     control_part = AnnData(X=control_values, obs=control_obs, var=pd.DataFrame(index=genes))
+    for name in bounds:  # an observed control is its own bound
+        control_part.layers[name] = control_values
     out = ad.concat([control_part, pred_part])
+    for key in ("interval", "provenance"):
+        if key in prediction.uns:
+            out.uns[key] = prediction.uns[key]
     out.obs["predicted"] = [False] * control_part.n_obs + [True] * pred_part.n_obs
     for key in (schema.context_key, schema.perturbation_key):
         out.obs[key] = out.obs[key].astype("category")
