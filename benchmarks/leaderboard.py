@@ -12,10 +12,9 @@ context's controls and the other contexts; signature data (L1000, Tahoe, Perturb
 DrugMatrix) run with ``values="delta"``.
 
 Sampling of held-out groups: where a dataset has more groups than ``--max-groups`` (default
-200, 30 with ``--quick``), perturbations are drawn in a random order (``numpy`` generator
-seeded with ``--seed``) and kept while their groups still fit under the cap; only these are
-held out (the transfer task's ``perturbations=`` option), every other observation stays in
-the training data of each split. A perturbation is held out in all its contexts or not at all.
+200, 30 with ``--quick``), a seeded sample of the groups is held out (the transfer task's
+``max_splits=`` option, seeded with ``--seed``), one split each; every other observation stays
+in the training data of each split.
 
 Models: by default every name of ``transferome.models.available_models()`` except the neural
 ``xtransfer``, ``fe`` and ``uge`` (name them in ``--models`` to include them). With ``--quick``
@@ -198,28 +197,6 @@ def transfer_groups(adata: AnnData, schema: Schema, delta: bool) -> dict[str, li
     return groups
 
 
-def sample_perturbations(
-    groups: Mapping[str, Sequence[str]], max_groups: int, seed: int
-) -> list[str] | None:
-    """Perturbations whose groups fit under ``max_groups`` (``None``: all of them fit).
-
-    Perturbations are taken in a random order (seeded) and kept while the total number of
-    their groups stays at most ``max_groups``; at least one is kept.
-    """
-    total = sum(len(c) for c in groups.values())
-    if total <= max_groups:
-        return None
-    order = np.random.default_rng(seed).permutation(sorted(groups))
-    chosen: list[str] = []
-    count = 0
-    for perturbation in order:
-        size = len(groups[perturbation])
-        if count + size <= max_groups or not chosen:
-            chosen.append(str(perturbation))
-            count += size
-    return sorted(chosen)
-
-
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -230,7 +207,7 @@ def _run(
     dataset: Dataset,
     models: Sequence[str],
     params: Mapping[str, Mapping[str, Any]],
-    perturbations: list[str] | None,
+    max_groups: int,
     seed: int,
     ceiling: bool,
 ) -> Any:
@@ -240,7 +217,7 @@ def _run(
         "model_params": params,
         "seed": seed,
         "values": dataset.values,
-        "task_options": {"perturbations": perturbations} if perturbations else None,
+        "task_options": {"max_splits": max_groups},
     }
     if not ceiling and "ceiling" in inspect.signature(run_task).parameters:
         kwargs["ceiling"] = False
@@ -252,7 +229,7 @@ def run_dataset(
     adata: AnnData,
     models: Sequence[str],
     params: Mapping[str, Mapping[str, Any]],
-    perturbations: list[str] | None,
+    max_groups: int,
     seed: int,
     ceiling: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[str, str, str]]]:
@@ -262,7 +239,7 @@ def run_dataset(
     failing model does not take the others down.
     """
     try:
-        result = _run(adata, dataset, models, params, perturbations, seed, ceiling)
+        result = _run(adata, dataset, models, params, max_groups, seed, ceiling)
         return result.results, result.timings, []
     except Exception as exc:  # reported as skipped, the run goes on
         if len(models) == 1:
@@ -271,7 +248,7 @@ def run_dataset(
     tables, timings, skipped = [], [], []
     for model in models:
         try:
-            result = _run(adata, dataset, [model], params, perturbations, seed, ceiling)
+            result = _run(adata, dataset, [model], params, max_groups, seed, ceiling)
         except Exception as exc:
             skipped.append((dataset.name, model, _short(exc)))
             continue
@@ -384,16 +361,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             continue
         groups = transfer_groups(adata, SCHEMA, dataset.values == "delta")
         n_all = sum(len(c) for c in groups.values())
-        chosen = sample_perturbations(groups, max_groups, args.seed)
-        n_held = n_all if chosen is None else sum(len(groups[p]) for p in chosen)
-        note = "" if chosen is None else f" (sampled {len(chosen)} of {len(groups)} perturbations)"
+        n_held = min(n_all, max_groups)
+        note = "" if n_held == n_all else " (a seeded sample of the groups)"
         print(
             f"[{name}] {dataset.description}: {adata.n_obs} obs x {adata.n_vars} genes, "
             f"values={dataset.values}, {n_held} of {n_all} groups held out{note}",
             flush=True,
         )
         results, timings, failed = run_dataset(
-            dataset, adata, models, params, chosen, args.seed, not args.no_ceiling
+            dataset, adata, models, params, max_groups, args.seed, not args.no_ceiling
         )
         for entry in failed:
             print(f"[{name}] skipped {entry[1]}: {entry[2]}", flush=True)
