@@ -7,11 +7,22 @@ Each subcommand lives in its own module with ``NAME``, ``HELP``, ``add_arguments
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
-__all__ = ["build_parser", "main"]
+__all__ = ["INTERRUPTED_MESSAGE", "build_parser", "main"]
+
+#: The one line printed when a signal stops a command.
+INTERRUPTED_MESSAGE = "interrupted, nothing written"
+
+# Signals that stop a command cleanly (outputs removed, exit 128 + signal number).
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 # Modules of transferome.cli, one per subcommand, in the order --help lists them.
 _SUBCOMMANDS = (
@@ -52,6 +63,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stopped(KeyboardInterrupt):
+    """Raised by the signal handlers of :func:`_stop_on_signals` (a KeyboardInterrupt, so
+    every ``except BaseException`` clean-up of partial outputs runs)."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals(received: list[int]) -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into an exception; record the signal in ``received``.
+
+    A signal the process inherited as ignored (``nohup``, a background job) stays ignored.
+    Libraries that catch the exception and exit on their own (Lightning exits 1 on a
+    KeyboardInterrupt) cannot hide the signal: :func:`main` reads ``received``.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if received:  # a repeated signal must not interrupt the clean-up of the first
+            return
+        received.append(signum)
+        raise _Stopped(signum)
+
+    previous = {}
+    for signum in _STOP_SIGNALS:
+        current = signal.getsignal(signum)
+        if current == signal.SIG_IGN:
+            continue
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            previous[signum] = current
+            signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, current in previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(signum, current)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``transferome`` console script; returns the exit code."""
     from transferome._logging import console_logging
@@ -64,19 +111,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from transferome.cli._common import reject_unused_keys
 
+    received: list[int] = []
     try:
-        reject_unused_keys(args)
-        with console_logging(-1 if args.quiet else args.verbose):
-            return int(args._run(args) or 0)
+        with _stop_on_signals(received):
+            reject_unused_keys(args)
+            with console_logging(-1 if args.quiet else args.verbose):
+                return int(args._run(args) or 0)
     except TransferomeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, SystemExit):
+        # A library may turn the interrupt into SystemExit (Lightning: exit 1, or 0 on SIGTERM)
+        if not received and sys.exc_info()[0] is SystemExit:
+            raise
+        signum = received[0] if received else signal.SIGINT
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
+        return 128 + int(signum)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,83 @@
+"""Reliability: signals, concurrent outputs, hostile labels and configs, non-finite values."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_counts_adata
+
+
+def _start(args: list[str], cwd: Path, stderr: Path) -> subprocess.Popen[bytes]:
+    """``python -m transferome.cli ARGS`` with SIGINT at its default (a background shell
+    would otherwise hand the child an ignored SIGINT)."""
+    with stderr.open("wb") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "transferome.cli", *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=handle,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+
+
+def _wait_for(condition, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            process.wait()
+            pytest.fail(f"the command ended (exit {process.returncode}) before it was signalled")
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            pytest.fail("the command did not start in time")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)],
+    ids=["SIGTERM", "SIGINT", "SIGHUP"],
+)
+def test_signal_during_training_exits_128_plus_signal(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    make_counts_adata().write_h5ad(tmp_path / "d.h5ad")
+    log = tmp_path / "stderr.txt"
+    args = ["fit", "d.h5ad", "--model", "xtransfer", "--preset", "fast", "--values", "log"]
+    args += ["--param", "max_epochs=1000000", "--out", "model"]
+    process = _start(args, tmp_path, log)
+    time.sleep(6.0)  # past the imports and the reading: training (a signal earlier counts too)
+    assert process.poll() is None, log.read_text()
+    process.send_signal(signum)
+    try:
+        rc = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail("the command did not stop on the signal")
+    assert rc == code
+    assert log.read_text().strip().splitlines()[-1] == "interrupted, nothing written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5ad", "stderr.txt"]
+
+
+def test_sigterm_during_run_leaves_no_partial_folder(tmp_path: Path) -> None:
+    log = tmp_path / "stderr.txt"
+    process = _start(["-q", "run", "--quick", "--out", "res"], tmp_path, log)
+    _wait_for(lambda: any(tmp_path.glob(".res.*.partial")), process, timeout=120)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    try:
+        rc = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail("the run did not stop on SIGTERM")
+    assert rc == 143
+    assert "interrupted, nothing written" in log.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stderr.txt"]
