@@ -232,6 +232,12 @@ def test_existing_folder_needs_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite"):
         run_pipeline(config, out, progress=Progress(stream=None))
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    # --overwrite replaces the results of a run, never a folder of the user's own files
+    with pytest.raises(FileExistsError, match="does not look like transferome results"):
+        run_pipeline(config, out, overwrite=True, progress=Progress(stream=None))
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    for marker in ("versions.json", "config.yaml"):
+        (out / marker).write_text("{}")
     run_pipeline(config, out, overwrite=True, progress=Progress(stream=None))
     assert not (out / "mine.txt").exists()
     assert (out / "report.html").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -81,3 +82,71 @@ def test_sigterm_during_run_leaves_no_partial_folder(tmp_path: Path) -> None:
     assert rc == 143
     assert "interrupted, nothing written" in log.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stderr.txt"]
+
+
+def _finished_results(folder: Path) -> None:
+    folder.mkdir()
+    for name in ("versions.json", "config.yaml", "report.html"):
+        (folder / name).write_text(name)
+
+
+def test_publish_refuses_a_folder_that_appeared_meanwhile(tmp_path: Path) -> None:
+    from transferome.pipeline.run import _publish, prepare_output
+
+    final = tmp_path / "res"
+    tmp = prepare_output(final, overwrite=False)
+    (tmp / "report.html").write_text("second run")
+    _finished_results(final)  # a first run with the same --out finished in the meantime
+    with pytest.raises(FileExistsError, match="appeared while this run was working"):
+        _publish(tmp, final, overwrite=False)
+    assert (final / "report.html").read_text() == "report.html"
+    # an empty folder made meanwhile is simply filled
+    empty = tmp_path / "empty"
+    tmp = prepare_output(empty, overwrite=False)
+    (tmp / "report.html").write_text("run")
+    empty.mkdir()
+    _publish(tmp, empty, overwrite=False)
+    assert (empty / "report.html").read_text() == "run"
+
+
+def test_overwrite_refuses_a_folder_of_other_files(tmp_path: Path) -> None:
+    from transferome.cli import main
+    from transferome.pipeline.run import _publish, prepare_output
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.docx").write_text("years of work")
+    with pytest.raises(FileExistsError, match="does not look like transferome results"):
+        prepare_output(mine, overwrite=True)
+    assert main(["run", "--quick", "--out", str(mine), "--overwrite"]) == 2
+    # and at the final rename, if the files appeared after the check
+    final = tmp_path / "res"
+    tmp = prepare_output(final, overwrite=True)
+    final.mkdir()
+    (final / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="does not look like transferome results"):
+        _publish(tmp, final, overwrite=True)
+    assert (final / "notes.txt").read_text() == "mine"
+    tmp.rmdir()  # run_pipeline removes its temporary folder on any error
+    # results of a run are replaced
+    results = tmp_path / "results"
+    _finished_results(results)
+    tmp = prepare_output(results, overwrite=True)
+    (tmp / "report.html").write_text("new")
+    _publish(tmp, results, overwrite=True)
+    assert sorted(p.name for p in results.iterdir()) == ["report.html"]
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_outputs_honour_the_umask(tmp_path: Path) -> None:
+    from transferome.data import atomic_write_text
+    from transferome.pipeline.run import prepare_output
+
+    previous = os.umask(0o022)
+    try:
+        written = atomic_write_text(tmp_path / "a.txt", "x")
+        folder = prepare_output(tmp_path / "res", overwrite=False)
+    finally:
+        os.umask(previous)
+    assert written.stat().st_mode & 0o777 == 0o644
+    assert folder.stat().st_mode & 0o777 == 0o755

@@ -12,7 +12,22 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_text", "make_temporary_folder"]
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temporary_folder(final: Path, *, suffix: str) -> Path:
+    """A new hidden folder ``.NAME.<random><suffix>`` beside ``final``, with the permissions
+    the umask gives a new folder (``mkdtemp`` alone makes it 0700)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
 
 
 @contextlib.contextmanager
@@ -34,6 +49,7 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600 whatever the umask
         yield tmp
         os.replace(tmp, final)
     except BaseException:

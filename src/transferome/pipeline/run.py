@@ -11,7 +11,6 @@ import contextlib
 import os
 import platform
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from transferome._logging import get_logger
-from transferome.data._atomic import atomic_path, atomic_write_text
+from transferome.data._atomic import atomic_path, atomic_write_text, make_temporary_folder
 from transferome.pipeline.config import RunConfig
 from transferome.pipeline.progress import Progress, estimate_seconds
 from transferome.pipeline.stages import RUN_ORDER, STAGES, RunContext, StageResult, data_nouns
@@ -78,27 +77,71 @@ def versions() -> dict[str, str]:
     return out
 
 
+#: Files every finished run writes; a folder without them is not replaced by ``overwrite``.
+OUTPUT_MARKERS = ("versions.json", "config.yaml")
+
+
+def _check_replaceable(final: Path) -> None:
+    """Refuse to replace a folder that is not the results of a run (a user's own files)."""
+    missing = [name for name in OUTPUT_MARKERS if not (final / name).is_file()]
+    if missing:
+        raise FileExistsError(
+            f"{final} exists and does not look like transferome results (no "
+            f"{' or '.join(missing)}); --overwrite only replaces a folder written by "
+            "`transferome run`: choose another --out or empty it yourself"
+        )
+
+
 def prepare_output(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
     """Check the output folder and create the temporary sibling the run writes into.
 
     Raises
     ------
     FileExistsError
-        ``out`` exists (and is not an empty folder) and ``overwrite`` is false, or it is a file.
+        ``out`` exists (and is not an empty folder) and ``overwrite`` is false, or it is a
+        file, or it is a folder of other files than a run's results (``overwrite`` or not).
     """
     final = Path(out)
     if final.exists() and not final.is_dir():
         raise FileExistsError(f"{final} exists and is not a folder")
-    if final.is_dir() and any(final.iterdir()) and not overwrite:
-        raise FileExistsError(f"{final} exists; pass --overwrite to replace its results")
+    if final.is_dir() and any(final.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{final} exists; pass --overwrite to replace its results")
+        _check_replaceable(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    return make_temporary_folder(final, suffix=".partial")
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Move the finished folder ``tmp`` to ``final``, replacing what was there."""
+def _publish(tmp: Path, final: Path, *, overwrite: bool = False) -> None:
+    """Move the finished folder ``tmp`` to ``final``.
+
+    Without ``overwrite`` the rename itself refuses a non-empty ``final`` (one that appeared
+    while the run was working, say from a second run with the same ``--out``); with it, the
+    results there are moved aside and removed, but only if they look like a run's results.
+
+    Raises
+    ------
+    FileExistsError
+        ``final`` holds files and ``overwrite`` is false, or it holds other files than results.
+    """
+    if not overwrite:
+        try:
+            os.rename(tmp, final)  # atomic; fails on a non-empty folder or a file
+        except OSError as exc:
+            if not final.exists():
+                raise
+            raise FileExistsError(
+                f"{final} appeared while this run was working (another run with the same "
+                "--out?); its content is kept and these results are not written; pass "
+                "--overwrite to replace it"
+            ) from exc
+        return
     old = None
     if final.exists():
+        if not final.is_dir():
+            raise FileExistsError(f"{final} exists and is not a folder")
+        if any(final.iterdir()):
+            _check_replaceable(final)
         old = final.with_name(f".{final.name}.old-{os.getpid()}-{time.time_ns()}")
         os.replace(final, old)
     os.replace(tmp, final)
@@ -209,7 +252,7 @@ def run_pipeline(
             versions=info,
             seconds=time.perf_counter() - started,
         )
-        _publish(tmp, final)
+        _publish(tmp, final, overwrite=overwrite)
     except BaseException:
         with contextlib.suppress(OSError):
             shutil.rmtree(tmp)
