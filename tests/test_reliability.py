@@ -150,3 +150,59 @@ def test_outputs_honour_the_umask(tmp_path: Path) -> None:
         os.umask(previous)
     assert written.stat().st_mode & 0o777 == 0o644
     assert folder.stat().st_mode & 0o777 == 0o755
+
+
+DOLLAR = r"PBMC$\foo$"
+
+
+def _draw(fig) -> None:
+    """Render ``fig``: mathtext is parsed here (``PBMC$\\foo$`` raised)."""
+    import io
+
+    fig.savefig(io.BytesIO(), format="png")
+
+
+def test_dollar_labels_are_drawn_verbatim_in_every_figure() -> None:
+    import numpy as np
+    import pandas as pd
+    from matplotlib.cbook import is_math_text
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    from transferome import plotting
+
+    labels = [DOLLAR, "$x$", "a$b"]
+    profile = pd.DataFrame(
+        {
+            "perturbation": labels * 2,
+            "gene": ["g1"] * 6,
+            "observed_change": np.arange(6.0),
+            "predicted_change": np.arange(6.0) ** 0.5,
+        }
+    )
+    models = pd.DataFrame({"model": labels, "mean": [0.1, 0.2, 0.3], "median": [0.1, 0.2, 0.3]})
+    annotation = pd.DataFrame(
+        {"context": labels, "n": [3, 3, 3], "accuracy": [0.5] * 3, "chance": [0.3] * 3}
+    )
+    mapping = pd.DataFrame([[0.5, 0.4]], index=[DOLLAR], columns=["all", "$1:1$"])
+    latent = pd.DataFrame({"umap_1": [0.0, 1, 2], "umap_2": [1.0, 0, 2], "label": labels})
+    acquisition = pd.DataFrame({DOLLAR: [1.0, 0.5], "$random$": [1.0, 0.8]}, index=[0, 1])
+    draws = [
+        lambda ax: plotting.plot_profile_scatter(profile, ax, title=DOLLAR),
+        lambda ax: plotting.plot_models(models, ax, metric="$m$"),
+        lambda ax: plotting.plot_annotation(annotation, ax),
+        lambda ax: plotting.plot_mapping(mapping, ax, metric="$p$"),
+        lambda ax: plotting.plot_latent(latent, ax, title=DOLLAR),
+        lambda ax: plotting.plot_acquisition(acquisition, ax),
+    ]
+    for draw in draws:
+        fig = Figure()
+        ax = fig.subplots()
+        draw(ax)
+        ax.legend()  # legends built from the labels
+        _draw(fig)
+        shown = [t.get_text() for t in fig.findobj(Text) if "$" in t.get_text()]
+        # every label holding a $ reaches matplotlib escaped, so no mathtext is parsed
+        assert shown
+        assert not any(is_math_text(text) for text in shown), shown
+    assert plotting.plain_text(DOLLAR) == r"PBMC\$\foo\$"

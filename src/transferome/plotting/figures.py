@@ -18,6 +18,7 @@ __all__ = [
     "latent_frame",
     "mapping_frame",
     "model_frame",
+    "plain_text",
     "plot_acquisition",
     "plot_annotation",
     "plot_latent",
@@ -26,6 +27,17 @@ __all__ = [
     "plot_profile_scatter",
     "profile_frame",
 ]
+
+
+def plain_text(label: Any) -> str:
+    """``label`` as text matplotlib draws verbatim: every ``$`` escaped, so a data label such
+    as ``PBMC$\\foo$`` is never parsed as mathtext (which fails or renders something else).
+
+    Every data label drawn by the ``plot_*`` functions (titles, tick labels, legend entries,
+    axis labels) goes through this function.
+    """
+    return str(label).replace("$", r"\$")
+
 
 _PALETTE = (
     "#1b9e77",
@@ -93,7 +105,7 @@ def plot_profile_scatter(frame: pd.DataFrame, ax: Any, *, title: str = "") -> An
             s=4,
             alpha=0.5,
             c=colours[p],
-            label=p,
+            label=plain_text(p),
             linewidths=0,
         )
     values = frame[["observed_change", "predicted_change"]].to_numpy(float)
@@ -101,7 +113,8 @@ def plot_profile_scatter(frame: pd.DataFrame, ax: Any, *, title: str = "") -> An
         low, high = float(np.nanmin(values)), float(np.nanmax(values))
         ax.plot([low, high], [low, high], color="#999999", lw=0.8, ls="--")
         r = _pearson(values[:, 0], values[:, 1])
-        ax.set_title(f"{title}  r = {r:.2f}" if title else f"r = {r:.2f}", fontsize=9)
+        heading = f"{plain_text(title)}  r = {r:.2f}" if title else f"r = {r:.2f}"
+        ax.set_title(heading, fontsize=9)
     ax.set_xlabel("observed log change", fontsize=8)
     ax.set_ylabel("predicted log change", fontsize=8)
     ax.tick_params(labelsize=7)
@@ -121,8 +134,8 @@ def plot_models(frame: pd.DataFrame, ax: Any, *, metric: str = "pearson_delta") 
     y = np.arange(len(frame))
     ax.barh(y, frame["mean"].fillna(0.0), color="#7570b3", alpha=0.8, label="mean")
     ax.scatter(frame["median"], y, color="black", s=12, zorder=3, label="median")
-    ax.set_yticks(y, frame["model"].astype(str), fontsize=8)
-    ax.set_xlabel(metric, fontsize=8)
+    ax.set_yticks(y, [plain_text(m) for m in frame["model"]], fontsize=8)
+    ax.set_xlabel(plain_text(metric), fontsize=8)
     ax.axvline(0, color="#999999", lw=0.8)
     ax.legend(fontsize=7, loc="lower right")
     return ax
@@ -142,7 +155,7 @@ def plot_annotation(frame: pd.DataFrame, ax: Any) -> Any:
     x = np.arange(len(frame))
     ax.bar(x, frame["accuracy"], color="#1b9e77", label="accuracy")
     ax.scatter(x, frame["chance"], marker="_", s=200, color="black", zorder=3, label="chance")
-    ax.set_xticks(x, frame["context"].astype(str), rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(x, [plain_text(c) for c in frame["context"]], rotation=45, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy", fontsize=8)
     ax.legend(fontsize=7)
@@ -168,12 +181,12 @@ def plot_mapping(frame: pd.DataFrame, ax: Any, *, metric: str = "precision@1") -
             x + i * width - 0.4 + width / 2,
             frame.loc[method].to_numpy(float),
             width,
-            label=str(method),
+            label=plain_text(method),
             color=colours[method],
         )
-    ax.set_xticks(x, [str(c) for c in frame.columns], fontsize=8)
+    ax.set_xticks(x, [plain_text(c) for c in frame.columns], fontsize=8)
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel(metric, fontsize=8)
+    ax.set_ylabel(plain_text(metric), fontsize=8)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return ax
 
@@ -196,12 +209,12 @@ def plot_latent(frame: pd.DataFrame, ax: Any, *, title: str = "") -> Any:
     colours = _colours(labels)
     for label in labels:
         part = frame[frame["label"] == label]
-        ax.scatter(part["umap_1"], part["umap_2"], s=5, c=colours[label], label=label)
+        ax.scatter(part["umap_1"], part["umap_2"], s=5, c=colours[label], label=plain_text(label))
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlabel("UMAP 1", fontsize=8)
     ax.set_ylabel("UMAP 2", fontsize=8)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(plain_text(title), fontsize=9)
     ax.legend(fontsize=6, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return ax
 
@@ -219,7 +232,11 @@ def plot_acquisition(frame: pd.DataFrame, ax: Any) -> Any:
     colours = _colours(list(frame.columns))
     for strategy in frame.columns:
         ax.plot(
-            frame.index, frame[strategy], marker="o", label=str(strategy), color=colours[strategy]
+            frame.index,
+            frame[strategy],
+            marker="o",
+            label=plain_text(strategy),
+            color=colours[strategy],
         )
     from matplotlib.ticker import MaxNLocator
 
