@@ -206,3 +206,60 @@ def test_dollar_labels_are_drawn_verbatim_in_every_figure() -> None:
         assert shown
         assert not any(is_math_text(text) for text in shown), shown
     assert plotting.plain_text(DOLLAR) == r"PBMC\$\foo\$"
+
+
+BOMB = """\
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+seed: *i
+"""
+
+
+def test_yaml_alias_bomb_fails_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from transferome.cli import main
+
+    config = tmp_path / "bomb.yaml"
+    config.write_text(BOMB)
+    started = time.perf_counter()
+    assert main(["run", "--config", str(config), "--check"]) == 2
+    assert time.perf_counter() - started < 5
+    err = capsys.readouterr().err
+    assert "aliases" in err
+    assert len(err) < 2000
+
+
+def test_yaml_duplicate_key_is_refused_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transferome.cli import main
+    from transferome.pipeline import load_config
+
+    config = tmp_path / "dup.yaml"
+    config.write_text("seed: 1\ntasks:\n  transfer: {}\nseed: 2\n")
+    assert main(["run", "--config", str(config), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "duplicate key 'seed'" in err
+    assert "line 4" in err
+    assert "line 1" in err
+    with pytest.raises(Exception, match="duplicate key 'seed'"):
+        load_config(config)
+
+
+def test_config_type_error_does_not_print_a_huge_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transferome.cli import main
+
+    config = tmp_path / "big.yaml"
+    config.write_text("seed: [" + ", ".join(["1234567890"] * 20000) + "]\n")
+    assert main(["run", "--config", str(config), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "seed" in err
+    assert len(err) < 2000

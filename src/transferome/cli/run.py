@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         run_pipeline,
         validate_config,
     )
+    from transferome.pipeline._yaml import load_yaml
     from transferome.pipeline.run import prepare_output
 
     if args.config is not None and args.quick:
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"config file {str(path)!r} does not exist")
         text = path.read_text(encoding="utf-8")
         try:
-            raw = yaml.safe_load(text)
+            raw = load_yaml(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
         if not isinstance(raw, dict):

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from transferome.errors import TransferomeError
+from transferome.pipeline._yaml import load_yaml, short_repr
 
 __all__ = [
     "ConfigError",
@@ -146,7 +147,9 @@ def check_arguments(
     ``where.<name>``.
     """
     if not isinstance(given, Mapping):
-        raise _fail(where, f"expected a mapping of argument names to values, got {given!r}")
+        raise _fail(
+            where, f"expected a mapping of argument names to values, got {short_repr(given)}"
+        )
     signature = inspect.signature(function)
     try:
         hints = typing.get_type_hints(function)
@@ -172,7 +175,7 @@ def check_arguments(
             names = sorted({t.__name__ for t in allowed})
             raise _fail(
                 f"{where}.{name}",
-                f"expected a value of type {' or '.join(names)}, got {value!r} "
+                f"expected a value of type {' or '.join(names)}, got {short_repr(value)} "
                 f"({_type_name(value)})",
             )
     return dict(given)
@@ -191,10 +194,10 @@ def _restore_tuples(model: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def _check_path(value: Any, where: str, base: Path) -> str:
     if not isinstance(value, str) or not value:
-        raise _fail(where, f"expected a file path, got {value!r}")
+        raise _fail(where, f"expected a file path, got {short_repr(value)}")
     path = Path(value) if Path(value).is_absolute() else base / value
     if not path.exists():
-        raise _fail(where, f"file {str(path)!r} does not exist")
+        raise _fail(where, f"file {short_repr(str(path))} does not exist")
     return str(path)
 
 
@@ -202,7 +205,7 @@ def _check_data(section: Any, where: str, base: Path, seed: int) -> dict[str, An
     from transferome.datasets import simulate
 
     if not isinstance(section, Mapping):
-        raise _fail(where, f"expected a mapping, got {section!r}")
+        raise _fail(where, f"expected a mapping, got {short_repr(section)}")
     unknown = sorted(set(section) - set(_DATA_FIELDS))
     if unknown:
         raise _fail(f"{where}.{unknown[0]}", f"unknown field; expected one of {_DATA_FIELDS}")
@@ -232,14 +235,17 @@ def _check_data(section: Any, where: str, base: Path, seed: int) -> dict[str, An
             and not (isinstance(value, str) and value)
             and not (optional and value is None)
         ):
-            raise _fail(f"{where}.{key}", f"expected a non-empty string, got {value!r}")
+            raise _fail(f"{where}.{key}", f"expected a non-empty string, got {short_repr(value)}")
     if data.get("layer") is not None and not isinstance(data["layer"], str):
-        raise _fail(f"{where}.layer", f"expected a layer name, got {data['layer']!r}")
+        raise _fail(f"{where}.layer", f"expected a layer name, got {short_repr(data['layer'])}")
     if data.get("values", "auto") not in _RUN_VALUES:
-        raise _fail(f"{where}.values", f"expected one of {_RUN_VALUES}, got {data['values']!r}")
+        raise _fail(
+            f"{where}.values",
+            f"expected one of {_RUN_VALUES}, got {short_repr(data['values'])}",
+        )
     reader = data.get("reader") or {}
     if not isinstance(reader, Mapping):
-        raise _fail(f"{where}.reader", f"expected a mapping, got {reader!r}")
+        raise _fail(f"{where}.reader", f"expected a mapping, got {short_repr(reader)}")
     for name in reader:
         if name not in _READER_FIELDS:
             raise _fail(f"{where}.reader.{name}", f"unknown option; expected {_READER_FIELDS}")
@@ -250,7 +256,7 @@ def _check_data(section: Any, where: str, base: Path, seed: int) -> dict[str, An
 def _check_int(raw: Mapping[str, Any], name: str, default: int, minimum: int) -> int:
     value = raw.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(name, f"expected an integer >= {minimum}, got {value!r}")
+        raise _fail(name, f"expected an integer >= {minimum}, got {short_repr(value)}")
     return value
 
 
@@ -258,7 +264,7 @@ def _check_models(raw: Any) -> dict[str, dict[str, Any]]:
     from transferome.models import available_models, get_model
 
     if not isinstance(raw, Mapping) or not raw:
-        raise _fail("models", f"expected a non-empty mapping of model names, got {raw!r}")
+        raise _fail("models", f"expected a non-empty mapping of model names, got {short_repr(raw)}")
     models = {}
     for name, params in raw.items():
         if name not in available_models():
@@ -275,7 +281,7 @@ def _check_tasks(raw: Any, models: Mapping[str, Any]) -> dict[str, dict[str, Any
     if isinstance(raw, list):
         raw = {name: {} for name in raw}
     if not isinstance(raw, Mapping) or not raw:
-        raise _fail("tasks", f"expected a list or mapping of task names, got {raw!r}")
+        raise _fail("tasks", f"expected a list or mapping of task names, got {short_repr(raw)}")
     tasks = {}
     for name, options in raw.items():
         if name not in STAGES:
@@ -304,7 +310,7 @@ def validate_config(raw: Mapping[str, Any], *, base: str | os.PathLike[str] = ".
         Naming the first invalid field.
     """
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"the configuration must be a mapping of fields, got {raw!r}")
+        raise ConfigError(f"the configuration must be a mapping of fields, got {short_repr(raw)}")
     unknown = sorted(set(raw) - set(_TOP_FIELDS))
     if unknown:
         raise _fail(unknown[0], f"unknown field; expected one of {_TOP_FIELDS}")
@@ -342,13 +348,13 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
 
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"config file {str(file)!r} does not exist")
+        raise ConfigError(f"config file {short_repr(str(file))} does not exist")
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = load_yaml(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(file)!r} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {short_repr(str(file))} is not valid YAML: {exc}") from exc
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"config file {str(file)!r} must hold a mapping of fields")
+        raise ConfigError(f"config file {short_repr(str(file))} must hold a mapping of fields")
     return validate_config(raw, base=file.parent)
 
 

@@ -1,0 +1,64 @@
+"""Reading YAML safely: no anchors or aliases (an alias bomb expands to gigabytes) and no
+duplicate keys (YAML would silently keep the last one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+__all__ = ["load_yaml", "short_repr"]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing anchors, aliases and duplicate mapping keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "anchors and aliases (&name, *name) are not accepted; write the values out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping",
+                        node.start_mark,
+                        f"duplicate key {short_repr(key)} (first on line {first.line + 1})",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse one YAML document like ``yaml.safe_load``, refusing aliases and duplicate keys.
+
+    Raises
+    ------
+    yaml.YAMLError
+        The text is not valid YAML, uses an anchor or alias, or repeats a key (the message
+        names the line).
+    """
+    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a message must not print a huge value)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 30]}... ({len(text)} characters)"
