@@ -263,3 +263,127 @@ def test_config_type_error_does_not_print_a_huge_value(
     err = capsys.readouterr().err
     assert "seed" in err
     assert len(err) < 2000
+
+
+@pytest.fixture
+def fitted(tmp_path: Path) -> tuple[Path, Path]:
+    """A log-valued training file without liver/drug_a and an additive model fitted on it."""
+    import numpy as np
+
+    from transferome.cli import main
+
+    adata = make_counts_adata()
+    adata.X = np.log1p(adata.X)
+    keep = ~((adata.obs["context"] == "liver") & (adata.obs["perturbation"] == "drug_a"))
+    train = tmp_path / "train.h5ad"
+    adata[keep.to_numpy()].copy().write_h5ad(train)
+    model = tmp_path / "model"
+    args = ["fit", str(train), "--model", "additive", "--values", "log", "--out", str(model)]
+    assert main(args) == 0
+    assert (model / "model.json").is_file()
+    return train, model
+
+
+def _predict(model: Path, data: Path, out: Path) -> int:
+    from transferome.cli import main
+
+    args = ["predict", str(model), str(data), "--target", "liver:drug_a", "--values", "log"]
+    return main([*args, "--out", str(out)])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_predict_refuses_non_finite_input(
+    tmp_path: Path, fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str], bad: float
+) -> None:
+    import anndata as ad
+
+    train, model = fitted
+    adata = ad.read_h5ad(train)
+    adata.X[0, 0] = bad
+    poisoned = tmp_path / "poisoned.h5ad"
+    adata.write_h5ad(poisoned)
+    assert _predict(model, poisoned, tmp_path / "pred.h5ad") == 2
+    assert "infinite entries" in capsys.readouterr().err
+    assert not (tmp_path / "pred.h5ad").exists()
+
+
+def test_flipped_weight_bytes_are_a_model_file_error(
+    tmp_path: Path, fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import struct
+
+    from transferome.errors import ModelFileError
+    from transferome.models._persist import read_model_files
+
+    train, model = fitted
+    weights = model / "weights.safetensors"
+    raw = bytearray(weights.read_bytes())
+    size = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + size])
+    name, entry = next((k, v) for k, v in header.items() if v.get("dtype", "").startswith("F"))
+    start = 8 + size + entry["data_offsets"][0]
+    raw[start : start + 8] = b"\xff" * 8  # a NaN in float32 or float64
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match=f"array '{name}' holds"):
+        read_model_files(model)
+    assert _predict(model, train, tmp_path / "pred.h5ad") == 2
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_model_arrays_saved_with_nan_still_load(tmp_path: Path) -> None:
+    import numpy as np
+
+    from transferome.models._persist import read_model_files, write_model_files
+
+    table = np.array([1.0, np.nan])
+    write_model_files(
+        tmp_path / "m", model_class="X", params={}, arrays={"t": table}, var_names=["g"]
+    )
+    _, arrays = read_model_files(tmp_path / "m")
+    assert np.isnan(arrays["t"][1])
+
+
+def test_evaluate_refuses_an_all_nan_prediction(
+    tmp_path: Path, fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import anndata as ad
+    import numpy as np
+
+    from transferome.cli import main
+
+    train, model = fitted
+    pred = tmp_path / "pred.h5ad"
+    assert _predict(model, train, pred) == 0
+    layout = ad.read_h5ad(pred)
+    layout.X = np.full(layout.shape, np.nan, dtype=np.float32)
+    layout.write_h5ad(pred)
+    truth = tmp_path / "truth.h5ad"
+    full = make_counts_adata()
+    full.X = np.log1p(full.X)
+    full.write_h5ad(truth)
+    args = ["evaluate", str(pred), str(truth), "--values", "log", "--out", str(tmp_path / "m.csv")]
+    assert main(args) == 2
+    assert "NaN" in capsys.readouterr().err
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_signature_predictions_refuse_only_an_entirely_nan_group() -> None:
+    import numpy as np
+    from anndata import AnnData
+
+    from transferome.cli._common import check_finite
+    from transferome.errors import DataValidationError
+
+    adata = make_counts_adata(n_per_group=1, n_genes=4)
+    adata.X = adata.X - 5.0
+    adata.X[0, 1] = np.nan  # one gene not measured: fine for signatures
+    check_finite(adata, "p", allow_nan=True, group_keys=("context", "perturbation"))
+    with pytest.raises(DataValidationError, match="NaN and 0 infinite"):
+        check_finite(adata, "p", group_keys=("context", "perturbation"))
+    adata.X[0, :] = np.nan
+    with pytest.raises(DataValidationError, match="liver / control are NaN everywhere"):
+        check_finite(adata, "p", allow_nan=True, group_keys=("context", "perturbation"))
+    adata.X[0, 0] = np.inf
+    with pytest.raises(DataValidationError, match="1 infinite"):
+        check_finite(AnnData(adata.X), "p", allow_nan=True)

@@ -22,6 +22,7 @@ __all__ = [
     "add_preset_argument",
     "add_reader_arguments",
     "add_values_argument",
+    "check_finite",
     "new_output",
     "prepare_input",
     "preset_params",
@@ -185,6 +186,51 @@ def validate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "layer": getattr(args, "layer", None),
         "allow_negative": getattr(args, "allow_negative", False),
     }
+
+
+def check_finite(
+    adata: AnnData,
+    where: str,
+    *,
+    allow_nan: bool = False,
+    group_keys: Sequence[str] = (),
+    what: str = "values",
+) -> None:
+    """Refuse NaN and infinite values in ``adata.X``.
+
+    With ``allow_nan`` (signature data, where NaN means "not measured") NaN is accepted, but
+    not a group of rows (by ``group_keys``) that is NaN everywhere, nor infinite values.
+
+    Raises
+    ------
+    DataValidationError
+        Naming ``where``, how many entries are not finite and, for a NaN group, which one.
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    from transferome.errors import DataValidationError
+
+    matrix = adata.X
+    values = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+    if values.size == 0 or not np.issubdtype(values.dtype, np.floating):
+        return
+    nan = np.isnan(values)
+    n_inf = int(np.isinf(values).sum())
+    if n_inf or (nan.any() and not allow_nan):
+        raise DataValidationError(
+            f"{where}: the {what} hold {int(nan.sum())} NaN and {n_inf} infinite entries; "
+            "remove or impute them (NaN is accepted only as 'not measured' in signature data, "
+            "--values delta)"
+        )
+    if not nan.any() or not group_keys:
+        return
+    obs = adata.obs[list(group_keys)].astype(str).reset_index(drop=True)
+    all_nan = nan.all(axis=1)
+    for labels, rows in obs.groupby(list(group_keys), sort=False).groups.items():
+        if all_nan[np.asarray(rows)].all():
+            group = " / ".join(map(str, labels if isinstance(labels, tuple) else (labels,)))
+            raise DataValidationError(f"{where}: the {what} of {group} are NaN everywhere")
 
 
 def new_output(path: str, *, overwrite: bool) -> Path:

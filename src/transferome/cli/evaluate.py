@@ -7,6 +7,7 @@ import argparse
 from transferome.cli._common import (
     add_key_arguments,
     add_values_argument,
+    check_finite,
     new_output,
     prepare_input,
     schema_from_args,
@@ -48,6 +49,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         labels = obs_labels(prediction, schema.perturbation_key)
         prediction = prediction[labels != schema.control]
+    check_finite(
+        prediction,
+        args.prediction,
+        allow_nan=values == "delta",
+        group_keys=(schema.context_key, schema.perturbation_key),
+        what="predicted values",
+    )
     results = evaluate_groups(prediction, truth, schema=schema, n_degs=args.n_degs)
     with atomic_path(out) as tmp:
         results.to_csv(tmp, index=False)

@@ -13,6 +13,7 @@ import argparse
 from transferome.cli._common import (
     add_reader_arguments,
     add_values_argument,
+    check_finite,
     new_output,
     prepare_input,
 )
@@ -62,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
     out = new_output(args.out, overwrite=args.overwrite)
     model = load_model(args.model)
     schema = model.schema_
-    adata, _ = prepare_input(read_input(args), args, args.file, layer=args.layer, schema=schema)
+    adata, values = prepare_input(
+        read_input(args), args, args.file, layer=args.layer, schema=schema
+    )
+    check_finite(adata, args.file, allow_nan=values == "delta")
     targets = read_targets(args.targets, args.target, schema=schema)
     prediction = model.predict(adata, targets)
     layout = evaluator_layout(
@@ -71,6 +75,13 @@ def run(args: argparse.Namespace) -> int:
         schema=schema,
         replicates=args.replicates,
         clip_negative=args.clip_negative,
+    )
+    check_finite(
+        layout,
+        f"{args.model}: the prediction",
+        allow_nan=values == "delta",
+        group_keys=(schema.context_key, schema.perturbation_key),
+        what="predicted values",
     )
     write_h5ad(layout, out)
     print(

@@ -51,6 +51,11 @@ def write_model_files(
         "params": dict(params),
         "var_names": [str(v) for v in var_names],
         "extra": dict(extra or {}),
+        "nan_arrays": sorted(
+            name
+            for name, value in tensors.items()
+            if np.issubdtype(value.dtype, np.floating) and np.isnan(value).any()
+        ),
     }
     try:
         text = json.dumps(meta, indent=2, sort_keys=True, allow_nan=False)
@@ -98,7 +103,30 @@ def read_model_files(
         arrays = load_file(str(folder / WEIGHTS))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise ModelFileError(f"{folder / WEIGHTS}: corrupt weights ({exc})") from exc
+    _check_arrays(folder / WEIGHTS, arrays, meta.get("nan_arrays"))
     return meta, arrays
+
+
+def _check_arrays(
+    where: Path, arrays: Mapping[str, np.ndarray], nan_arrays: Sequence[str] | None
+) -> None:
+    """Refuse infinite values, and NaN in an array that held none when it was written.
+
+    ``nan_arrays`` (from ``model.json``) names the arrays written with NaN (a model's table of
+    unmeasured groups); files written before it was recorded are checked for infinities only.
+    """
+    allowed = None if nan_arrays is None else set(map(str, nan_arrays))
+    for name, array in arrays.items():
+        if not np.issubdtype(array.dtype, np.floating):
+            continue
+        n_inf = int(np.isinf(array).sum())
+        n_nan = int(np.isnan(array).sum()) if allowed is not None and name not in allowed else 0
+        if n_inf or n_nan:
+            raise ModelFileError(
+                f"{where}: array {name!r} holds {n_nan} NaN and {n_inf} infinite values "
+                f"(of {array.size}) it did not hold when saved; the file is corrupt: refit "
+                "the model"
+            )
 
 
 def check_var_names(expected: Sequence[str], found: Sequence[str], *, what: str = "data") -> None:
