@@ -387,3 +387,24 @@ def test_signature_predictions_refuse_only_an_entirely_nan_group() -> None:
     adata.X[0, 0] = np.inf
     with pytest.raises(DataValidationError, match="1 infinite"):
         check_finite(AnnData(adata.X), "p", allow_nan=True)
+
+
+def test_benchmark_refuses_an_existing_folder_without_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transferome.cli import main
+
+    data = tmp_path / "data.h5ad"
+    make_counts_adata().write_h5ad(data)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.csv").write_text("earlier results\n")
+    args = ["-q", "benchmark", "transfer", "--data", str(data), "--models", "control"]
+    args += ["--preset", "fast", "--out", str(out)]
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "results.csv").read_text() == "earlier results\n"
+    (out / "notes.txt").write_text("mine")
+    assert main([*args, "--overwrite"]) == 0
+    assert (out / "results.csv").read_text() != "earlier results\n"
+    assert (out / "notes.txt").read_text() == "mine"

@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "similar, collaborative and the default predictor stacked)",
     )
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results (results.csv, summary.csv, timings.csv, summary.md) in an "
+        "existing folder; other files there are left alone",
+    )
     add_values_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits")
     parser.add_argument("--n-degs", type=int, default=50, help="DEGs per group")
@@ -88,11 +94,20 @@ def _task_options(args: argparse.Namespace) -> dict[str, object]:
     return given
 
 
+def _check_out(out: Path, *, overwrite: bool) -> None:
+    """Refuse an existing output (a file, or a folder with files) unless ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace its results")
+
+
 def run(args: argparse.Namespace) -> int:
     from transferome.benchmark import run_task
     from transferome.data import atomic_path, atomic_write_text, prepare_values, read
     from transferome.errors import TransferomeError
 
+    _check_out(Path(args.out), overwrite=args.overwrite)  # before any work
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
         params = json.loads(args.model_params) if args.model_params else {}
@@ -116,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         task_options=options,
     )
     out = Path(args.out)
+    _check_out(out, overwrite=args.overwrite)  # again: it may have appeared meanwhile
     tables = (
         ("results.csv", result.results),
         ("summary.csv", result.summary),
