@@ -408,3 +408,45 @@ def test_benchmark_refuses_an_existing_folder_without_overwrite(
     assert main([*args, "--overwrite"]) == 0
     assert (out / "results.csv").read_text() != "earlier results\n"
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_spreadsheet_safe_quotes_formula_labels() -> None:
+    import pandas as pd
+
+    from transferome.data._spreadsheet import spreadsheet_safe
+
+    frame = pd.DataFrame(
+        {"context": ["=1+1", "+A1", "-cmd", "@SUM(A1)", "liver"], "value": [-0.5, 1, 2, 3, 4]},
+        index=pd.Index(["=x", "a", "b", "c", "d"]),
+    )
+    frame["perturbation"] = pd.Categorical(["-a", "b", "c", "d", "e"])
+    frame["=col"] = 1
+    safe = spreadsheet_safe(frame)
+    assert list(safe["context"]) == ["'=1+1", "'+A1", "'-cmd", "'@SUM(A1)", "liver"]
+    assert list(safe["value"]) == [-0.5, 1, 2, 3, 4]
+    assert safe["perturbation"].iloc[0] == "'-a"
+    assert list(safe.columns)[-1] == "'=col"
+    assert safe.index[0] == "'=x"
+    assert frame["context"].iloc[0] == "=1+1"  # the input is left as it was
+
+
+def test_benchmark_csvs_quote_formula_labels(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from transferome.cli import main
+
+    adata = make_counts_adata(contexts=("=HYPERLINK(1)", "kidney", "heart"))
+    adata.obs["perturbation"] = adata.obs["perturbation"].replace({"drug_a": "@drug"})
+    data = tmp_path / "data.h5ad"
+    adata.write_h5ad(data)
+    out = tmp_path / "out"
+    args = ["-q", "benchmark", "transfer", "--data", str(data), "--models", "control"]
+    assert main([*args, "--out", str(out)]) == 0
+    for name in ("results.csv", "summary.csv", "timings.csv"):
+        text = (out / name).read_text()
+        for line in text.splitlines():
+            for cell in line.split(","):
+                assert not cell.strip('"').startswith(("=", "+", "@")), (name, line)
+    results = pd.read_csv(out / "results.csv")
+    assert "'=HYPERLINK(1)" in set(results["context"])
+    assert "'@drug" in set(results["perturbation"])

@@ -105,6 +105,7 @@ def _check_out(out: Path, *, overwrite: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from transferome.benchmark import run_task
     from transferome.data import atomic_path, atomic_write_text, prepare_values, read
+    from transferome.data._spreadsheet import spreadsheet_safe
     from transferome.errors import TransferomeError
 
     _check_out(Path(args.out), overwrite=args.overwrite)  # before any work
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, frame in tables:
         with atomic_path(out / name) as tmp:
-            frame.to_csv(tmp, index=False)
+            spreadsheet_safe(frame).to_csv(tmp, index=False)
     markdown = result.report_markdown()
     atomic_write_text(out / "summary.md", markdown)
     print(markdown)

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from transferome.data import atomic_path, obs_labels, read_h5ad, validate
+    from transferome.data._spreadsheet import spreadsheet_safe
     from transferome.errors import DataValidationError
     from transferome.metrics import evaluate_groups, summarize
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     )
     results = evaluate_groups(prediction, truth, schema=schema, n_degs=args.n_degs)
     with atomic_path(out) as tmp:
-        results.to_csv(tmp, index=False)
+        spreadsheet_safe(results).to_csv(tmp, index=False)
     summary = summarize(results.assign(model="prediction"))
     for row in summary.itertuples():
         print(f"{row.metric}: mean {row.mean:.3f}, median {row.median:.3f}")

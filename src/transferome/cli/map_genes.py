@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from transferome.crossspecies import map_genes
     from transferome.data import atomic_path, read_h5ad
+    from transferome.data._spreadsheet import spreadsheet_safe
 
     out = new_output(args.out, overwrite=args.overwrite)
     schema = schema_from_args(args)
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         random_state=args.seed,
     )
     with atomic_path(out) as tmp:
-        mapping.to_csv(tmp, index=False)
+        spreadsheet_safe(mapping).to_csv(tmp, index=False)
     n = mapping.loc[mapping["source_gene"].notna(), "target_gene"].nunique()
     print(f"mapped {n} of {mapping['target_gene'].nunique()} target genes; wrote {out}")
     return 0

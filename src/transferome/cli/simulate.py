@@ -44,6 +44,7 @@ def _check_folder(out: Path, overwrite: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from transferome._logging import get_logger
     from transferome.data import atomic_path, write_h5ad
+    from transferome.data._spreadsheet import spreadsheet_safe
     from transferome.datasets import QUICK, simulate
 
     log = get_logger(__name__)
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     def write_csv(frame, path: Path, index: bool = False) -> None:
         with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=index)
+            spreadsheet_safe(frame).to_csv(tmp, index=index)
 
     truth = out / "truth"
     truth.mkdir(parents=True, exist_ok=True)

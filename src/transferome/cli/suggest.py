@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from transferome.crossspecies import CompletionConfig, suggest_experiments
     from transferome.data import atomic_path, read_h5ad
+    from transferome.data._spreadsheet import spreadsheet_safe
     from transferome.errors import DataValidationError
 
     out = new_output(args.out, overwrite=args.overwrite)
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         random_state=args.seed,
     )
     with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
+        spreadsheet_safe(table).to_csv(tmp, index=False)
     for row in table.itertuples():
         print(f"{row.rank}. {row.species} {row.context} {row.perturbation}: {row.reason}")
     if table.empty:

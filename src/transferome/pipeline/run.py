@@ -19,6 +19,7 @@ import pandas as pd
 
 from transferome._logging import get_logger
 from transferome.data._atomic import atomic_path, atomic_write_text, make_temporary_folder
+from transferome.data._spreadsheet import spreadsheet_safe
 from transferome.pipeline.config import RunConfig
 from transferome.pipeline.progress import Progress, estimate_seconds
 from transferome.pipeline.stages import RUN_ORDER, STAGES, RunContext, StageResult, data_nouns
@@ -152,7 +153,7 @@ def _publish(tmp: Path, final: Path, *, overwrite: bool = False) -> None:
 def _write_tables(folder: Path, name: str, result: StageResult) -> None:
     for table, frame in result.tables.items():
         with atomic_path(folder / "tables" / f"{name}_{table}.csv") as tmp:
-            frame.to_csv(tmp, index=False)
+            spreadsheet_safe(frame).to_csv(tmp, index=False)
 
 
 def _save_models(folder: Path, name: str, result: StageResult) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from transferome.data._atomic import atomic_path, atomic_write_text
+from transferome.data._spreadsheet import spreadsheet_safe
 
 __all__ = [
     "BASELINES",
@@ -574,5 +575,5 @@ def write_report(
     )
     summary = summary_table(result.stages)
     with atomic_path(folder / "tables" / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
+        spreadsheet_safe(summary).to_csv(tmp, index=False)
     return atomic_write_text(folder / "report.html", text)
