@@ -450,3 +450,21 @@ def test_benchmark_csvs_quote_formula_labels(tmp_path: Path) -> None:
     results = pd.read_csv(out / "results.csv")
     assert "'=HYPERLINK(1)" in set(results["context"])
     assert "'@drug" in set(results["perturbation"])
+
+
+def test_interrupted_model_save_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from transferome.models import _persist
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_persist, "atomic_write_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _persist.write_model_files(
+            tmp_path / "m", model_class="X", params={}, arrays={"t": np.ones(2)}, var_names=["g"]
+        )
+    assert list(tmp_path.iterdir()) == []

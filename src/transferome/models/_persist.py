@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,6 @@ def write_model_files(
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ModelFileError(f"{folder} exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
     meta = {
         "format_version": FORMAT_VERSION,
@@ -61,9 +61,16 @@ def write_model_files(
         text = json.dumps(meta, indent=2, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"model metadata is not JSON-serialisable: {exc}") from exc
-    with atomic_path(folder / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp))
-    atomic_write_text(folder / META, text)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(folder / WEIGHTS) as tmp:
+            save_file(tensors, str(tmp))
+        atomic_write_text(folder / META, text)
+    except BaseException:
+        if created:  # an interrupted save leaves no half model folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 

@@ -11,7 +11,9 @@ import contextlib
 import os
 import platform
 import shutil
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +115,22 @@ def prepare_output(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
     return make_temporary_folder(final, suffix=".partial")
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back while the results are moved into place, so that a
+    signal cannot strike between moving the old results aside and renaming the new ones."""
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    held = {getattr(signal, n) for n in names if hasattr(signal, n)}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _publish(tmp: Path, final: Path, *, overwrite: bool = False) -> None:
     """Move the finished folder ``tmp`` to ``final``.
 
@@ -144,8 +162,10 @@ def _publish(tmp: Path, final: Path, *, overwrite: bool = False) -> None:
         if any(final.iterdir()):
             _check_replaceable(final)
         old = final.with_name(f".{final.name}.old-{os.getpid()}-{time.time_ns()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
+    with _signals_deferred():
+        if old is not None:
+            os.replace(final, old)
+        os.replace(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
