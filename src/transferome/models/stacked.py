@@ -108,6 +108,9 @@ class StackedTransfer(_SourceWeighting):
         Relative error margin within which the largest temperature is preferred.
     max_pseudo_targets
         At most this many measured pairs play the held-out one (a seeded sample).
+    max_neighbours
+        The ``neighbours`` predictors use at most this many of the target context's other
+        perturbations, the most alike.
     ridge
         Ridge penalty of the stack, relative to the mean diagonal of the normal equations.
     n_folds
@@ -136,6 +139,7 @@ class StackedTransfer(_SourceWeighting):
         temperatures: Sequence[float] = TEMPERATURES,
         tolerance: float = 0.005,
         max_pseudo_targets: int = 200,
+        max_neighbours: int = 20,
         ridge: float = 1e-3,
         n_folds: int = 5,
         interval: float = 0.8,
@@ -144,6 +148,7 @@ class StackedTransfer(_SourceWeighting):
         self.temperatures = temperatures
         self.tolerance = tolerance
         self.max_pseudo_targets = max_pseudo_targets
+        self.max_neighbours = max_neighbours
         self.ridge = ridge
         self.n_folds = n_folds
         self.interval = interval
@@ -173,6 +178,10 @@ class StackedTransfer(_SourceWeighting):
         """
         if not 0.0 < float(self.interval) < 1.0:
             raise DataValidationError(f"interval must be in (0, 1), got {self.interval}")
+        if int(self.max_neighbours) < 1:
+            raise DataValidationError(
+                f"max_neighbours must be at least 1, got {self.max_neighbours}"
+            )
         if int(self.n_folds) < 2:
             raise DataValidationError(f"n_folds must be at least 2, got {self.n_folds}")
         if float(self.ridge) < 0:
@@ -218,6 +227,8 @@ class StackedTransfer(_SourceWeighting):
         self._unit_others = _unit_rows(self._others)
         self._deviation_filled = np.nan_to_num(self._deviation)
         self._deviation_finite = np.isfinite(self._deviation).astype(np.float64)
+        self._deviation_sum = self._deviation_filled.sum(axis=1)
+        self._deviation_count = self._deviation_finite.sum(axis=1)
         self._values_filled = np.nan_to_num(t.values)
         self._values_finite = (np.isfinite(t.values) & t.measured[:, :, None]).astype(np.float64)
 
@@ -226,13 +237,18 @@ class StackedTransfer(_SourceWeighting):
         return np.where(np.isfinite(shared), shared, self.control_similarity_[c, sources])
 
     def _neighbours(self, c: int, p: int, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Other perturbations measured in context ``c`` and their likeness to ``p``."""
+        """The ``max_neighbours`` other perturbations measured in context ``c`` most like
+        ``p`` (by their mean changes in the other contexts), and that likeness."""
         others = np.flatnonzero(self.tensor_.measured[c])
         others = others[others != p]
         if others.size == 0:
             return others, np.zeros(0)
         unit = _unit_rows(mean[None])[0]
         similarity = np.einsum("qg,g->q", self._unit_others[c, others], unit)
+        k = int(self.max_neighbours)
+        if others.size > k:
+            nearest = np.sort(np.argpartition(-similarity, k - 1)[:k])
+            others, similarity = others[nearest], similarity[nearest]
         return others, similarity
 
     def _select_neighbour_temperature(self, pairs: list[tuple[int, int]]) -> float:
@@ -284,13 +300,15 @@ class StackedTransfer(_SourceWeighting):
         out[:, 2] = weighted_mean(rows, w_col)
         out[:, 3] = weighted_mean(t.controls[sources], w_sim) - own_control
         if c is not None:
+            # mean deviation over every other perturbation of c (sums minus p's own)
+            total = self._deviation_sum[c] - self._deviation_filled[c, p]
+            count = self._deviation_count[c] - self._deviation_finite[c, p]
+            out[:, 4] = np.divide(total, count, out=np.zeros(n_genes), where=count > 0)
             others, likeness = self._neighbours(c, p, mean)
             if others.size:
                 filled = self._deviation_filled[c, others]
                 finite = self._deviation_finite[c, others]
-                uniform = np.full(others.size, 1.0 / others.size)
                 w_k = softmax(likeness, self.neighbour_temperature_)
-                out[:, 4] = filled_weighted_means(filled, finite, uniform)
                 out[:, 5] = filled_weighted_means(filled, finite, w_k)
                 out[:, 6] = filled_weighted_means(
                     self._values_filled[c, others], self._values_finite[c, others], w_k
