@@ -244,7 +244,8 @@ class StackedTransfer(_SourceWeighting):
         if others.size == 0:
             return others, np.zeros(0)
         unit = _unit_rows(mean[None])[0]
-        similarity = np.einsum("qg,g->q", self._unit_others[c, others], unit)
+        # all of c's rows at once: a view, where indexing by ``others`` would copy them
+        similarity = np.einsum("qg,g->q", self._unit_others[c], unit)[others]
         k = int(self.max_neighbours)
         if others.size > k:
             nearest = np.sort(np.argpartition(-similarity, k - 1)[:k])
