@@ -122,11 +122,12 @@ def change_tensor(adata: AnnData, *, schema: Schema) -> ChangeTensor:
     values = np.full((len(with_controls), len(perturbations), n_genes), np.nan)
     measured = np.zeros((len(with_controls), len(perturbations)), dtype=bool)
     controls = np.zeros((len(with_controls), n_genes))
+    members = pd.DataFrame({"c": contexts, "p": labels}).groupby(["c", "p"], sort=True).indices
     for context in with_controls:
-        rows = np.flatnonzero((contexts == context) & (labels == schema.control))
+        rows = members[(context, schema.control)]
         controls[c_pos[context]] = _mean(_dense_rows(adata.X, rows))
     for context, perturbation in sorted(groups):
-        rows = np.flatnonzero((contexts == context) & (labels == perturbation))
+        rows = members[(context, perturbation)]
         i, j = c_pos[context], p_pos[perturbation]
         values[i, j] = _mean(_dense_rows(adata.X, rows)) - controls[i]
         measured[i, j] = True
