@@ -29,6 +29,7 @@ from transferome._logging import get_logger
 from transferome.data.schema import Schema, split_combination, validate
 from transferome.errors import DataValidationError, ModelFileError
 from transferome.metrics._groups import control_means, group_means
+from transferome.models._changes import mapping_matrix
 from transferome.models._linear_fit import fit_effects, select_rank_penalty
 from transferome.models._persist import check_var_names, read_model_files, write_model_files
 from transferome.models.base import Estimator, Target, prediction_adata
@@ -189,36 +190,6 @@ class ControlBaseline(_Baseline):
         return np.zeros(len(self.var_names_))
 
 
-def _mapping_matrix(
-    gene_map: pd.DataFrame | None, source_genes: Sequence[str], target_genes: Sequence[str]
-) -> np.ndarray:
-    """Row-normalised (target x source) averaging matrix; all-zero rows for unmapped genes."""
-    if gene_map is None:
-        pairs = [(g, g) for g in target_genes if g in set(source_genes)]
-    else:
-        if {"source_gene", "target_gene"} <= set(gene_map.columns):
-            frame = gene_map[["source_gene", "target_gene"]]
-        elif gene_map.shape[1] >= 2:
-            frame = gene_map.iloc[:, :2]
-        else:
-            raise DataValidationError(
-                "gene_map needs columns 'source_gene' and 'target_gene' (or two columns)"
-            )
-        pairs = list(frame.dropna().astype(str).itertuples(index=False, name=None))
-    s_pos = {g: i for i, g in enumerate(source_genes)}
-    t_pos = {g: i for i, g in enumerate(target_genes)}
-    matrix = np.zeros((len(target_genes), len(source_genes)))
-    for source, target in set(pairs):
-        if source in s_pos and target in t_pos:
-            matrix[t_pos[target], s_pos[source]] = 1.0
-    counts = matrix.sum(axis=1)
-    if not counts.any():
-        raise DataValidationError(
-            "the gene mapping links no gene of the source data to a gene of the target data"
-        )
-    return np.divide(matrix, counts[:, None], out=np.zeros_like(matrix), where=counts[:, None] > 0)
-
-
 class AdditiveBaseline(_Baseline):
     """Target control + the mean change of the perturbation in the contexts where it was seen.
 
@@ -278,7 +249,7 @@ class AdditiveBaseline(_Baseline):
         if source is not None:
             source_schema = _validated_schema(source, schema)
             theirs = _context_deltas(source, source_schema)
-            mapping = _mapping_matrix(gene_map, list(theirs.columns), self.var_names_)
+            mapping = mapping_matrix(gene_map, list(theirs.columns), self.var_names_)
             mapped = theirs.to_numpy() @ mapping.T
             mapped[:, mapping.sum(axis=1) == 0] = np.nan
             rows += [(p, mapped[i]) for i, (_, p) in enumerate(theirs.index)]

@@ -49,6 +49,19 @@ __all__ = ["CollaborativeBaseline", "SimilarBaseline"]
 class _SourceWeighting(_Baseline):
     """Shared plumbing: the change tensor, sources of a target, combinations, model files."""
 
+    def __init__(
+        self,
+        *,
+        temperatures: Sequence[float] = TEMPERATURES,
+        tolerance: float = 0.005,
+        max_pseudo_targets: int = 500,
+        random_state: int = 0,
+    ) -> None:
+        self.temperatures = temperatures
+        self.tolerance = tolerance
+        self.max_pseudo_targets = max_pseudo_targets
+        self.random_state = random_state
+
     def _check_weighting_params(self) -> None:
         temperatures = [float(t) for t in self.temperatures]
         if not temperatures or any(not t > 0 for t in temperatures):
@@ -321,19 +334,6 @@ class SimilarBaseline(_SourceWeighting):
     name: ClassVar[str] = "similar"
     fast_params: ClassVar[dict[str, Any]] = {"max_pseudo_targets": 100}
 
-    def __init__(
-        self,
-        *,
-        temperatures: Sequence[float] = TEMPERATURES,
-        tolerance: float = 0.005,
-        max_pseudo_targets: int = 500,
-        random_state: int = 0,
-    ) -> None:
-        self.temperatures = temperatures
-        self.tolerance = tolerance
-        self.max_pseudo_targets = max_pseudo_targets
-        self.random_state = random_state
-
     def fit(
         self,
         adata: AnnData,
@@ -373,19 +373,6 @@ class CollaborativeBaseline(_SourceWeighting):
 
     name: ClassVar[str] = "collaborative"
     fast_params: ClassVar[dict[str, Any]] = {"max_pseudo_targets": 100}
-
-    def __init__(
-        self,
-        *,
-        temperatures: Sequence[float] = TEMPERATURES,
-        tolerance: float = 0.005,
-        max_pseudo_targets: int = 500,
-        random_state: int = 0,
-    ) -> None:
-        self.temperatures = temperatures
-        self.tolerance = tolerance
-        self.max_pseudo_targets = max_pseudo_targets
-        self.random_state = random_state
 
     def fit(
         self,
