@@ -43,6 +43,7 @@ TINY = {
         "control": {},
         "additive": {},
         "linear": {"ranks": [0, 1], "penalties": [1.0], "n_iter": 5},
+        "stacked": {"max_pseudo_targets": 50},
         "xtransfer": {"hidden": [16], "latent_dim": 4, "max_epochs": 1, "batch_size": 64},
         "fe": {
             "embedding_dim": 4,
@@ -66,7 +67,7 @@ TINY = {
     "tasks": {
         "transfer": {
             "max_splits": 2,
-            "models": ["control", "additive", "linear", "xtransfer", "fe"],
+            "models": ["control", "additive", "linear", "stacked", "xtransfer", "fe"],
         },
         "species_transfer": {"perturbations": ["tetracycline"]},
         "annotation": {},
@@ -119,13 +120,27 @@ def test_every_task_runs_and_writes_its_tables(tiny_run):
     assert not list(out.parent.glob(".results.*"))
 
 
+def test_report_shows_what_the_predictor_leaned_on(tiny_run):
+    out, _ = tiny_run
+    provenance = pd.read_csv(out / "tables" / "transfer_provenance.csv")
+    assert set(provenance["model"]) == {"stacked"}
+    assert {"source_context", "base_predictor"} <= set(provenance["kind"])
+    held_out = pd.read_csv(out / "tables" / "transfer_results.csv")
+    held_out = held_out[held_out["model"] == "stacked"][["context", "perturbation"]]
+    assert set(map(tuple, held_out.drop_duplicates().to_numpy())) == set(
+        map(tuple, provenance[["context", "perturbation"]].drop_duplicates().to_numpy())
+    )
+    html = (out / "report.html").read_text()
+    assert "What each prediction leaned on" in html
+
+
 def test_results_are_scored_against_the_baselines(tiny_run):
     out, _ = tiny_run
     summary = pd.read_csv(out / "tables" / "transfer_summary.csv")
     r2_deg = summary[summary["metric"] == "r2_deg"].set_index("model")["mean"]
     # the drugs change gene expression: adding the change measured elsewhere beats no change
     assert r2_deg["additive"] > r2_deg["control"]
-    assert set(r2_deg.index) == {"control", "additive", "linear", "xtransfer", "fe"}
+    assert set(r2_deg.index) == {"control", "additive", "linear", "stacked", "xtransfer", "fe"}
     species = pd.read_csv(out / "tables" / "species_transfer_summary.csv")
     assert set(species["model"]) == {"control", "additive (orthologs)", "uge", "ceiling"}
     for task in ("transfer", "species_transfer", "combination", "ablation"):

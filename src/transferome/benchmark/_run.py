@@ -370,7 +370,7 @@ def run_task(
     if not predictions:
         raise TransferomeError(f"no model could run on these data: {skipped}")
     controls = control_means(data, schema=schema)
-    pooled = {label: ad.concat(parts, index_unique="-") for label, parts in predictions.items()}
+    pooled = {label: _pool(parts) for label, parts in predictions.items()}
     results = _score_predictions(
         pooled,
         data,
@@ -405,6 +405,17 @@ def run_task(
         fitted=last,
         skipped=skipped,
     )
+
+
+def _pool(parts: Sequence[AnnData]) -> AnnData:
+    """One AnnData of every split's prediction, their provenance tables stacked in ``uns``."""
+    pooled = ad.concat(parts, index_unique="-")
+    tables = [
+        p.uns["provenance"] for p in parts if isinstance(p.uns.get("provenance"), pd.DataFrame)
+    ]
+    if tables:
+        pooled.uns["provenance"] = pd.concat(tables, ignore_index=True)
+    return pooled
 
 
 def _score_predictions(

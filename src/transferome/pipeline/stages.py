@@ -275,6 +275,13 @@ def _tables(result: Any, observed: Any, schema: Any) -> dict[str, pd.DataFrame]:
         "timings": result.timings,
         "profiles": _best_profiles(result, observed, schema),
     }
+    provenance = [
+        prediction.uns["provenance"].assign(model=model)
+        for model, prediction in result.predictions.items()
+        if isinstance(prediction.uns.get("provenance"), pd.DataFrame)
+    ]
+    if provenance:
+        tables["provenance"] = pd.concat(provenance, ignore_index=True)
     if result.skipped:
         tables["skipped"] = pd.DataFrame(list(result.skipped.items()), columns=["model", "reason"])
     return tables
