@@ -101,12 +101,10 @@ class _SourceWeighting(_Baseline):
             tensor = carried if tensor is None else tensor.merged(carried)
         assert tensor is not None
         self.tensor_ = tensor
-        self.centre_ = (
-            np.nanmean(np.where(np.isfinite(tensor.controls), tensor.controls, np.nan), axis=0)
-            if np.isfinite(tensor.controls).any()
-            else np.zeros(tensor.n_genes)
-        )
-        self.centre_ = np.nan_to_num(self.centre_)
+        finite = np.isfinite(tensor.controls)
+        count = finite.sum(axis=0)
+        total = np.where(finite, tensor.controls, 0.0).sum(axis=0)
+        self.centre_ = np.divide(total, count, out=np.zeros(tensor.n_genes), where=count > 0)
         self.control_similarity_ = np.vstack(
             [centred_similarity(tensor.controls, row, self.centre_) for row in tensor.controls]
         )
@@ -119,19 +117,47 @@ class _SourceWeighting(_Baseline):
         target = tensor.context_index().get(context, -1)
         return [s for s in np.flatnonzero(tensor.measured[:, j]) if s != target]
 
+    def _control_likeness(
+        self, c: int | None, sources: Sequence[int], control: np.ndarray | None
+    ) -> np.ndarray:
+        """Centred control similarity of each source to the target (context index ``c``,
+        or its control mean ``control`` when given; zeros for an unknown context)."""
+        if control is not None:
+            return centred_similarity(self.tensor_.controls[list(sources)], control, self.centre_)
+        if c is not None:
+            return self.control_similarity_[c, list(sources)]
+        return np.zeros(len(sources))
+
     def _control_weights(
         self, context: str, sources: Sequence[int], control: np.ndarray | None
     ) -> np.ndarray:
-        position = self.tensor_.context_index().get(context)
-        if control is not None:
-            similarity = centred_similarity(
-                self.tensor_.controls[list(sources)], control, self.centre_
-            )
-        elif position is not None:
-            similarity = self.control_similarity_[position, list(sources)]
-        else:
-            similarity = np.zeros(len(sources))
-        return softmax(similarity, self.temperature_)
+        c = self.tensor_.context_index().get(context)
+        return softmax(self._control_likeness(c, sources, control), self.temperature_)
+
+    def _prepare_responses(self) -> None:
+        """Pieces of the response likeness of every context pair (after fit or load)."""
+        self._pieces = response_similarity(self.tensor_.values, self.tensor_.measured)
+
+    def _response_likeness(
+        self, c: int, p: int, sources: Sequence[int], control: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Response likeness of each source to context ``c`` over the perturbations both
+        measured except ``p``; control likeness for a source that shares none."""
+        shared = pooled_similarity(self._pieces, c, list(sources), exclude=p)
+        return np.where(np.isfinite(shared), shared, self._control_likeness(c, sources, control))
+
+    def _response_weights(
+        self, c: int | None, p: int, sources: Sequence[int], control: np.ndarray | None
+    ) -> np.ndarray:
+        """``collaborative`` weights; the control weights where ``c`` is unknown or shares
+        no other perturbation with any source."""
+        if c is not None:
+            shared = pooled_similarity(self._pieces, c, list(sources), exclude=p)
+            if np.isfinite(shared).any():
+                return softmax(
+                    self._response_likeness(c, p, sources, control), self.response_temperature_
+                )
+        return softmax(self._control_likeness(c, sources, control), self.temperature_)
 
     def _pseudo_targets(self, min_sources: int = 2) -> list[tuple[int, int]]:
         """Measured (context, perturbation) pairs that can play the held-out one."""
@@ -297,18 +323,14 @@ class _SourceWeighting(_Baseline):
         )
         self.centre_ = np.asarray(arrays["centre"], dtype=np.float64)
         self.control_similarity_ = np.asarray(arrays["control_similarity"], dtype=np.float64)
-        self.temperature_ = _from_json_float(extra["temperature"])
+        self.temperature_ = float(extra["temperature"])
         self.temperature_errors_ = {
-            float(k): _from_json_float(v) for k, v in extra["temperature_errors"].items()
+            float(k): float(v) for k, v in extra["temperature_errors"].items()
         }
 
 
 def _json_float(value: float) -> float | str:
     return value if np.isfinite(value) else str(value)
-
-
-def _from_json_float(value: float | str) -> float:
-    return float(value)
 
 
 class SimilarBaseline(_SourceWeighting):
@@ -386,50 +408,23 @@ class CollaborativeBaseline(_SourceWeighting):
 
         Parameters as for :meth:`SimilarBaseline.fit`.
         """
-        tensor = self._fit_tensor(adata, schema, source, gene_map)
+        self._fit_tensor(adata, schema, source, gene_map)
         pairs = self._pseudo_targets()
         self.temperature_, self.temperature_errors_ = self._select_temperature(
             lambda c, p, s: self.control_similarity_[c, s], pairs
         )
-        self._pieces = response_similarity(tensor.values, tensor.measured)
+        self._prepare_responses()
         self.response_temperature_, self.response_temperature_errors_ = self._select_temperature(
-            lambda c, p, s: self._response_similarity(c, p, s, None), pairs
+            self._response_likeness, pairs
         )
         return self
-
-    def _response_similarity(
-        self, c: int, p: int, sources: list[int], control: np.ndarray | None
-    ) -> np.ndarray:
-        if not hasattr(self, "_pieces"):
-            self._pieces = response_similarity(self.tensor_.values, self.tensor_.measured)
-        shared = pooled_similarity(self._pieces, c, sources, exclude=p)
-        if np.isfinite(shared).all():
-            return shared
-        fallback = (
-            self.control_similarity_[c, sources]
-            if control is None
-            else (centred_similarity(self.tensor_.controls[sources], control, self.centre_))
-        )
-        return np.where(np.isfinite(shared), shared, fallback)
 
     def _weights(
         self, context: str, perturbation: str, sources: list[int], control: np.ndarray | None
     ) -> np.ndarray:
         c = self.tensor_.context_index().get(context)
         p = self.tensor_.perturbation_index()[perturbation]
-        if c is None:
-            return self._control_weights(context, sources, control)
-        shared = pooled_similarity(self._pieces_or_build(), c, sources, exclude=p)
-        if not np.isfinite(shared).any():
-            return self._control_weights(context, sources, control)
-        return softmax(
-            self._response_similarity(c, p, sources, control), self.response_temperature_
-        )
-
-    def _pieces_or_build(self) -> tuple[np.ndarray, ...]:
-        if not hasattr(self, "_pieces"):
-            self._pieces = response_similarity(self.tensor_.values, self.tensor_.measured)
-        return self._pieces
+        return self._response_weights(c, p, sources, control)
 
     def _extra(self) -> dict[str, Any]:
         return {
@@ -442,7 +437,8 @@ class CollaborativeBaseline(_SourceWeighting):
 
     def _restore(self, extra: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._restore(extra, arrays)
-        self.response_temperature_ = _from_json_float(extra["response_temperature"])
+        self.response_temperature_ = float(extra["response_temperature"])
         self.response_temperature_errors_ = {
-            float(k): _from_json_float(v) for k, v in extra["response_temperature_errors"].items()
+            float(k): float(v) for k, v in extra["response_temperature_errors"].items()
         }
+        self._prepare_responses()

@@ -46,18 +46,15 @@ from transferome.data.schema import Schema, split_combination
 from transferome.errors import DataValidationError
 from transferome.models._weighting import (
     TEMPERATURES,
-    centred_similarity,
     choose_temperature,
     context_mean_without,
     filled_weighted_means,
-    pooled_similarity,
     relative_errors,
-    response_similarity,
     softmax,
     weighted_mean,
 )
 from transferome.models.base import Target, prediction_adata
-from transferome.models.similarity import _from_json_float, _json_float, _SourceWeighting
+from transferome.models.similarity import _json_float, _SourceWeighting
 
 __all__ = ["BASE_PREDICTORS", "StackedTransfer"]
 
@@ -192,9 +189,7 @@ class StackedTransfer(_SourceWeighting):
         self.temperature_, self.temperature_errors_ = self._select_temperature(
             lambda c, p, s: self.control_similarity_[c, s], weighted
         )
-        self.response_temperature_, _ = self._select_temperature(
-            lambda c, p, s: self._response_weights_similarity(c, p, s), weighted
-        )
+        self.response_temperature_, _ = self._select_temperature(self._response_likeness, weighted)
         pairs = self._pseudo_targets(min_sources=1)
         if not pairs:
             raise DataValidationError(
@@ -221,7 +216,7 @@ class StackedTransfer(_SourceWeighting):
     def _prepare(self) -> None:
         """Quantities derived from the change tensor (recomputed after ``load``)."""
         t = self.tensor_
-        self._pieces = response_similarity(t.values, t.measured)
+        self._prepare_responses()
         self._others = context_mean_without(t.values, t.measured)
         self._deviation = np.where(t.measured[:, :, None], t.values - self._others, np.nan)
         self._unit_others = _unit_rows(self._others)
@@ -231,10 +226,6 @@ class StackedTransfer(_SourceWeighting):
         self._deviation_count = self._deviation_finite.sum(axis=1)
         self._values_filled = np.nan_to_num(t.values)
         self._values_finite = (np.isfinite(t.values) & t.measured[:, :, None]).astype(np.float64)
-
-    def _response_weights_similarity(self, c: int, p: int, sources: list[int]) -> np.ndarray:
-        shared = pooled_similarity(self._pieces, c, sources, exclude=p)
-        return np.where(np.isfinite(shared), shared, self.control_similarity_[c, sources])
 
     def _neighbours(self, c: int, p: int, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ``max_neighbours`` other perturbations measured in context ``c`` most like
@@ -282,20 +273,9 @@ class StackedTransfer(_SourceWeighting):
         n_genes = t.n_genes
         out = np.zeros((n_genes, len(BASE_PREDICTORS)))
         mean = weighted_mean(rows, np.full(len(sources), 1.0 / len(sources)))
-        if control is not None:
-            similarity = centred_similarity(t.controls[sources], control, self.centre_)
-            own_control = control
-        else:
-            similarity = self.control_similarity_[c, sources]
-            own_control = t.controls[c]
-        w_sim = softmax(similarity, self.temperature_)
-        w_col = w_sim
-        if c is not None:
-            shared = pooled_similarity(self._pieces, c, sources, exclude=p)
-            if np.isfinite(shared).any():
-                w_col = softmax(
-                    np.where(np.isfinite(shared), shared, similarity), self.response_temperature_
-                )
+        own_control = control if control is not None else t.controls[c]
+        w_sim = softmax(self._control_likeness(c, sources, control), self.temperature_)
+        w_col = self._response_weights(c, p, sources, control)
         out[:, 0] = mean
         out[:, 1] = weighted_mean(rows, w_sim)
         out[:, 2] = weighted_mean(rows, w_col)
@@ -363,9 +343,15 @@ class StackedTransfer(_SourceWeighting):
             self.choice_ = "stacked"
         self.coefficients_ = coefficients
         self.base_errors_ = errors
-        self._fit_interval(features, truths, spreads, x, oof, y, groups)
+        self._fit_interval(truths, spreads, oof, groups)
 
-    def _fit_interval(self, features, truths, spreads, x, oof, y, groups) -> None:
+    def _fit_interval(
+        self,
+        truths: list[np.ndarray],
+        spreads: list[np.ndarray],
+        oof: np.ndarray,
+        groups: np.ndarray,
+    ) -> None:
         # undo the per-pseudo-target weight: residuals on the scale of the changes
         scale_rows, residuals = [], []
         for k, (truth, spread) in enumerate(zip(truths, spreads, strict=True)):
@@ -480,7 +466,7 @@ class StackedTransfer(_SourceWeighting):
                     continue
                 sources = [s for s in np.flatnonzero(t.measured[:, p]) if s != c]
                 w_sim = self._weights(context, part, sources, row)
-                w_col = self._collaborative_weights(c, p, sources, row)
+                w_col = self._response_weights(c, p, sources, row)
                 effective = (
                     coefficient["mean"] / len(sources)
                     + coefficient["similar"] * w_sim
@@ -499,19 +485,6 @@ class StackedTransfer(_SourceWeighting):
             for name, value in coefficient.items():
                 records.append((context, perturbation, "base_predictor", name, float(value)))
         return pd.DataFrame(records, columns=["context", "perturbation", "kind", "name", "weight"])
-
-    def _collaborative_weights(
-        self, c: int | None, p: int, sources: list[int], control: np.ndarray
-    ) -> np.ndarray:
-        similarity = centred_similarity(self.tensor_.controls[sources], control, self.centre_)
-        if c is None:
-            return softmax(similarity, self.temperature_)
-        shared = pooled_similarity(self._pieces, c, sources, exclude=p)
-        if not np.isfinite(shared).any():
-            return softmax(similarity, self.temperature_)
-        return softmax(
-            np.where(np.isfinite(shared), shared, similarity), self.response_temperature_
-        )
 
     def source_weights(self, adata: AnnData, targets: Sequence[Target]) -> pd.DataFrame:
         """The ``source_context`` rows of :meth:`provenance` (columns as for the baselines)."""
@@ -541,8 +514,8 @@ class StackedTransfer(_SourceWeighting):
 
     def _restore(self, extra: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._restore(extra, arrays)
-        self.response_temperature_ = _from_json_float(extra["response_temperature"])
-        self.neighbour_temperature_ = _from_json_float(extra["neighbour_temperature"])
+        self.response_temperature_ = float(extra["response_temperature"])
+        self.neighbour_temperature_ = float(extra["neighbour_temperature"])
         self.interval_quantile_ = float(extra["interval_quantile"])
         self.base_errors_ = {str(k): float(v) for k, v in extra["base_errors"].items()}
         self.choice_ = str(extra["choice"])
