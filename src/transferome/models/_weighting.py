@@ -17,9 +17,9 @@ __all__ = [
     "choose_temperature",
     "context_mean_without",
     "filled_weighted_means",
-    "relative_error",
     "response_similarity",
     "softmax",
+    "temperature_from_errors",
     "weighted_mean",
     "weighted_means",
 ]
@@ -66,25 +66,13 @@ def weighted_mean(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
     A gene no row measured is NaN.
     """
-    finite = np.isfinite(rows)
-    w = np.where(finite, weights[:, None], 0.0)
-    total = np.where(finite, rows, 0.0)
-    numerator = (w * total).sum(axis=0)
-    denominator = w.sum(axis=0)
-    return np.divide(
-        numerator, denominator, out=np.full(rows.shape[1], np.nan), where=denominator > 0
-    )
+    return weighted_means(rows, np.asarray(weights)[None])[0]
 
 
 def weighted_means(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """:func:`weighted_mean` for several weight vectors at once (``weights``: k x rows)."""
     finite = np.isfinite(rows)
-    # einsum, not matmul: products this small run slower through a threaded BLAS
-    numerator = np.einsum("ks,sg->kg", weights, np.where(finite, rows, 0.0))
-    denominator = np.einsum("ks,sg->kg", weights, finite.astype(np.float64))
-    return np.divide(
-        numerator, denominator, out=np.full(numerator.shape, np.nan), where=denominator > 0
-    )
+    return filled_weighted_means(np.where(finite, rows, 0.0), finite.astype(np.float64), weights)
 
 
 def filled_weighted_means(
@@ -92,6 +80,7 @@ def filled_weighted_means(
 ) -> np.ndarray:
     """:func:`weighted_means` from pre-computed ``filled`` (NaN -> 0) and ``finite`` (0/1)
     arrays; ``weights`` is a vector (one mean) or a matrix (one mean per row)."""
+    # einsum, not matmul: products this small run slower through a threaded BLAS
     spec = "s,sg->g" if weights.ndim == 1 else "ks,sg->kg"
     numerator = np.einsum(spec, weights, filled)
     denominator = np.einsum(spec, weights, finite)
@@ -110,13 +99,17 @@ def relative_errors(predictions: np.ndarray, truth: np.ndarray) -> np.ndarray:
     )
 
 
-def relative_error(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """``sum((prediction - truth)^2) / sum(truth^2)`` over genes finite in both (NaN if none)."""
-    ok = np.isfinite(prediction) & np.isfinite(truth)
-    denominator = float(np.sum(truth[ok] ** 2))
-    if not ok.any() or denominator == 0:
-        return float("nan")
-    return float(np.sum((prediction[ok] - truth[ok]) ** 2) / denominator)
+def temperature_from_errors(
+    temperatures: Sequence[float], errors: Sequence[np.ndarray], *, tolerance: float
+) -> tuple[float, dict[float, float]]:
+    """:func:`choose_temperature` from one row of errors per pseudo-target (one column per
+    temperature); also returns the mean error of each temperature."""
+    table = np.vstack(errors) if len(errors) else np.full((1, len(temperatures)), np.nan)
+    means = {
+        float(t): float(np.nanmean(table[:, k])) if np.isfinite(table[:, k]).any() else np.nan
+        for k, t in enumerate(temperatures)
+    }
+    return choose_temperature(means, tolerance=tolerance), means
 
 
 def choose_temperature(errors: dict[float, float], *, tolerance: float = 0.005) -> float:

@@ -32,11 +32,11 @@ from transferome.models._changes import ChangeTensor, change_tensor, mapped, map
 from transferome.models._weighting import (
     TEMPERATURES,
     centred_similarity,
-    choose_temperature,
     pooled_similarity,
     relative_errors,
     response_similarity,
     softmax,
+    temperature_from_errors,
     weighted_mean,
     weighted_means,
 )
@@ -188,12 +188,7 @@ class _SourceWeighting(_Baseline):
             weights = np.vstack([softmax(similarity, t) for t in temperatures])
             predictions = weighted_means(tensor.values[sources, p], weights)
             errors.append(relative_errors(predictions, tensor.values[c, p]))
-        table = np.vstack(errors) if errors else np.full((1, len(temperatures)), np.nan)
-        means = {
-            t: float(np.nanmean(table[:, k])) if np.isfinite(table[:, k]).any() else np.nan
-            for k, t in enumerate(temperatures)
-        }
-        return choose_temperature(means, tolerance=float(self.tolerance)), means
+        return temperature_from_errors(temperatures, errors, tolerance=float(self.tolerance))
 
     # -- prediction ----------------------------------------------------------------------
     def predict(self, adata: AnnData, targets: Sequence[Target]) -> AnnData:

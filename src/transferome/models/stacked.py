@@ -46,11 +46,11 @@ from transferome.data.schema import Schema, split_combination
 from transferome.errors import DataValidationError
 from transferome.models._weighting import (
     TEMPERATURES,
-    choose_temperature,
     context_mean_without,
     filled_weighted_means,
     relative_errors,
     softmax,
+    temperature_from_errors,
     weighted_mean,
 )
 from transferome.models.base import Target, prediction_adata
@@ -259,9 +259,7 @@ class StackedTransfer(_SourceWeighting):
             errors.append(relative_errors(predictions, self.tensor_.values[c, p]))
         if not errors:
             return float("inf")
-        table = np.vstack(errors)
-        means = {t: float(np.nanmean(table[:, k])) for k, t in enumerate(temperatures)}
-        return choose_temperature(means, tolerance=float(self.tolerance))
+        return temperature_from_errors(temperatures, errors, tolerance=float(self.tolerance))[0]
 
     def _features(
         self, c: int | None, p: int, control: np.ndarray | None
