@@ -209,7 +209,9 @@ class _SourceWeighting(_Baseline):
             )
         return prediction_adata(control + np.vstack(rows), pairs, self.var_names_, self.schema_)
 
-    def _combined_change(self, context: str, perturbation: str, control: np.ndarray) -> np.ndarray:
+    def _combined_change(
+        self, context: str, perturbation: str, control: np.ndarray | None
+    ) -> np.ndarray:
         index = self.tensor_.perturbation_index()
         if perturbation in index:
             if not self._sources(context, perturbation):
@@ -236,7 +238,7 @@ class _SourceWeighting(_Baseline):
                 total = total + np.nan_to_num(self._change(context, part, control))
         return total
 
-    def _change(self, context: str, perturbation: str, control: np.ndarray) -> np.ndarray:
+    def _change(self, context: str, perturbation: str, control: np.ndarray | None) -> np.ndarray:
         sources = self._sources(context, perturbation)
         weights = self._weights(context, perturbation, sources, control)
         j = self.tensor_.perturbation_index()[perturbation]
@@ -248,7 +250,8 @@ class _SourceWeighting(_Baseline):
         return self._control_weights(context, sources, control)
 
     def _delta(self, context: str, perturbation: str) -> np.ndarray:
-        return self._combined_change(context, perturbation, None)  # type: ignore[arg-type]
+        # the fitted control of the context (predict passes the one of its data)
+        return self._combined_change(context, perturbation, None)
 
     def source_weights(self, adata: AnnData, targets: Sequence[Target]) -> pd.DataFrame:
         """Which source contexts each target's prediction used, with their weights.

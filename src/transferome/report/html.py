@@ -414,7 +414,7 @@ def provenance_summary(provenance: pd.DataFrame, top: int = 3) -> pd.DataFrame:
         text = ", ".join(
             f"{n} {w:.2f}" for n, w in zip(ranked["name"], ranked["weight"], strict=True)
         )
-        rows.append((*((key,) if isinstance(key, str) else key), text))
+        rows.append((*key, text))
     return pd.DataFrame(rows, columns=[*keys, "sources"])
 
 
