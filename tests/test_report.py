@@ -179,6 +179,36 @@ def test_strongest_baseline_includes_similar_and_collaborative(tmp_path):
     assert table["ceiling"] == pytest.approx(0.95)
 
 
+def test_simulator_truth_is_a_bound_not_a_winner(tmp_path):
+    rows = [
+        ("additive", 0.50),
+        ("similar", 0.62),
+        ("stacked", 0.70),
+        ("ceiling", 0.95),
+        ("truth", 0.93),
+    ]
+    summary = pd.DataFrame(
+        [(m, "pearson_delta", v, v, 3, 0) for m, v in rows],
+        columns=["model", "metric", "mean", "median", "n", "n_nan"],
+    )
+    stages = {"transfer": StageResult(tables={"summary": summary})}
+    table = summary_table(stages).iloc[0]
+    assert (table["winner"], table["model"], table["baseline"]) == ("stacked", "stacked", "similar")
+    assert table["truth"] == pytest.approx(0.93)
+    timings = pd.DataFrame({"stage": ["transfer"], "estimate_s": 1.0, "seconds": 1.0})
+    path = write_report(
+        tmp_path,
+        RunResult(out=tmp_path, stages=stages, skipped={}, timings=timings),
+        config=SimpleNamespace(seed=0, raw={"seed": 0}),
+        data=SimpleNamespace(origin="built-in atlas"),
+        versions={"x": "1"},
+        seconds=1.0,
+    )
+    text = path.read_text(encoding="utf-8")
+    assert "0.950; truth 0.930*" in text
+    assert "noise-free profiles scored as a prediction" in text
+
+
 def test_report_shows_ceiling_and_scaled_scores(report):
     text = report.read_text(encoding="utf-8")
     assert "strongest baseline" in text

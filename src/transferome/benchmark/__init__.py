@@ -9,12 +9,22 @@ per split, or with ``task_options={"holdout": "context"}`` every group of a cont
 
 from __future__ import annotations
 
-from transferome.benchmark._run import BenchmarkResult, run_task, with_zero_controls
+from transferome.benchmark._run import (
+    CEILING,
+    REFERENCE_ROWS,
+    TRUTH,
+    BenchmarkResult,
+    run_task,
+    with_zero_controls,
+)
 from transferome.benchmark._tasks import HOLDOUT_TEXT, TASKS, Task, get_task, register_task
 
 __all__ = [
+    "CEILING",
     "HOLDOUT_TEXT",
+    "REFERENCE_ROWS",
     "TASKS",
+    "TRUTH",
     "BenchmarkResult",
     "Task",
     "get_task",

@@ -27,13 +27,24 @@ from transferome.metrics import (
 )
 from transferome.models import Estimator, get_model
 
-__all__ = ["BenchmarkResult", "run_task", "with_zero_controls"]
+__all__ = [
+    "CEILING",
+    "REFERENCE_ROWS",
+    "TRUTH",
+    "BenchmarkResult",
+    "run_task",
+    "with_zero_controls",
+]
 
 _log = get_logger(__name__)
 ValueKind = Literal["log", "delta"]
 RESULT_COLUMNS = ["task", "split", "model", "context", "perturbation", "metric", "value"]
 CEILING = "ceiling"
 """Model name of the noise-ceiling rows of a result table."""
+TRUTH = "truth"
+"""Model name of the rows scoring the noise-free truth (simulated data only)."""
+REFERENCE_ROWS = (CEILING, TRUTH)
+"""Model names of a result table that are bounds, not models."""
 _REFERENCE = "additive"
 _SCALED = "scaled_pearson_delta"
 
@@ -50,7 +61,8 @@ class BenchmarkResult:
         One row per split x group x model x metric (columns :data:`RESULT_COLUMNS`). Unless
         switched off, rows of model ``"ceiling"`` hold each group's noise ceiling under the
         metric names ``pearson_delta`` and ``pearson_delta_deg``, and every model has the
-        metric ``scaled_pearson_delta``.
+        metric ``scaled_pearson_delta``. With a ``truth``, rows of model ``"truth"`` score
+        the noise-free profiles as if they were a prediction (the Bayes ceiling).
     summary
         Mean and median over groups per model x metric (NaN values left out, counted in
         ``n_nan``; see :func:`transferome.metrics.summarize`).
@@ -142,7 +154,7 @@ class BenchmarkResult:
                 mean, median = cells.loc[(name, model), ["mean", "median"]]
                 row.append(f"{mean:.3f} ({median:.3f})" if np.isfinite(mean) else "n/a")
             lines.append(f"| {name}{arrow} | " + " | ".join(row) + " |")
-        n_models = len(set(self.results["model"]) - {CEILING})
+        n_models = len(set(self.results["model"]) - set(REFERENCE_ROWS))
         n = int(self.results[["context", "perturbation"]].drop_duplicates().shape[0])
         lines.append("")
         lines.append(
@@ -158,6 +170,11 @@ class BenchmarkResult:
                 f" `{CEILING}`: split-half noise ceiling of the measured change "
                 f"(Spearman-Brown), defined in {n_groups_with_ceiling} of {n} groups; "
                 f"`{_SCALED}` = (score - {_REFERENCE}) / ({CEILING} - {_REFERENCE})."
+            )
+        if (self.results["model"] == TRUTH).any():
+            lines[-1] += (
+                f" `{TRUTH}`: the noise-free profiles scored as a prediction, the best any "
+                "model can do (simulated data)."
             )
         return "\n".join(lines)
 
@@ -237,6 +254,7 @@ def run_task(
     on_error: Literal["raise", "skip"] = "raise",
     keep_models: bool = False,
     on_step: Callable[[str], None] | None = None,
+    truth: AnnData | None = None,
 ) -> BenchmarkResult:
     """Run a registered task on ``adata`` for every model.
 
@@ -287,6 +305,13 @@ def run_task(
         Keep each model fitted on the last split (:attr:`BenchmarkResult.fitted`).
     on_step
         Called with a short message after each fit (a progress display).
+    truth
+        Noise-free mean profiles of (at least) the held-out groups, one row per (context,
+        perturbation), e.g. :meth:`~transferome.datasets.SimulationTruth.profiles` of a
+        simulated atlas; with a control row per context or the layer ``"change"``. Adds the
+        rows of model ``"truth"``: the observed control mean of the context plus the true
+        change, scored like every model (what a perfect model would score; it validates the
+        split-half ceiling).
 
     Returns
     -------
@@ -371,8 +396,11 @@ def run_task(
         raise TransferomeError(f"no model could run on these data: {skipped}")
     controls = control_means(data, schema=schema)
     pooled = {label: _pool(parts) for label, parts in predictions.items()}
+    scored_models = dict(pooled)
+    if truth is not None:
+        scored_models[TRUTH] = _truth_prediction(truth, list(split_of), controls, schema, data)
     results = _score_predictions(
-        pooled,
+        scored_models,
         data,
         schema=schema,
         controls=controls,
@@ -442,6 +470,64 @@ def _score_predictions(
     results.insert(0, "split", [split_of[g] for g in pairs])
     results.insert(0, "task", task)
     return results[RESULT_COLUMNS]
+
+
+def _truth_prediction(
+    truth: AnnData,
+    groups: Sequence[tuple[str, str]],
+    controls: pd.DataFrame,
+    schema: Schema,
+    data: AnnData,
+) -> AnnData:
+    """The held-out groups as a perfect model would predict them: observed control + true
+    change (so that the score measures only the noise in the held-out observations)."""
+    genes = list(map(str, data.var_names))
+    missing = sorted(set(genes) - set(map(str, truth.var_names)))
+    if missing:
+        raise DataValidationError(
+            f"the truth lacks {len(missing)} genes of the data (e.g. {missing[:5]})"
+        )
+    for key in (schema.context_key, schema.perturbation_key):
+        if key not in truth.obs.columns:
+            raise DataValidationError(f"the truth has no obs column {key!r}")
+    truth = truth[:, genes]
+    labels = list(
+        zip(
+            truth.obs[schema.context_key].astype(str),
+            truth.obs[schema.perturbation_key].astype(str),
+            strict=True,
+        )
+    )
+    row_of = {label: i for i, label in enumerate(labels)}
+    absent = [g for g in groups if g not in row_of]
+    if absent:
+        raise DataValidationError(f"the truth has no profile of the held-out groups {absent[:5]}")
+    values = np.asarray(truth.X, dtype=np.float64)
+    if "change" in truth.layers:
+        change = np.asarray(truth.layers["change"], dtype=np.float64)
+    else:
+        change = np.empty_like(values)
+        for i, (context, _) in enumerate(labels):
+            control = row_of.get((context, schema.control))
+            if control is None:
+                raise DataValidationError(
+                    f"the truth has neither a layer 'change' nor a control of {context!r}"
+                )
+            change[i] = values[i] - values[control]
+    rows = [row_of[g] for g in groups]
+    base = controls.reindex([c for c, _ in groups]).to_numpy(dtype=np.float64)
+    obs = pd.DataFrame(
+        {
+            schema.context_key: [c for c, _ in groups],
+            schema.perturbation_key: [p for _, p in groups],
+        },
+        index=[f"{TRUTH}-{i}" for i in range(len(groups))],
+    )
+    return AnnData(
+        X=(base + change[rows]).astype(np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=pd.Index(genes)),
+    )
 
 
 def _reference_predictions(data: AnnData, splits: Sequence[Any], schema: Schema) -> AnnData | None:

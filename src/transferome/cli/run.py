@@ -90,5 +90,39 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, reason in result.skipped.items():
         print(f"task {name} skipped: {reason}", file=sys.stderr)
+    for line in verdicts(result.stages):
+        print(line)
     print(f"wrote {result.out / 'report.html'} ({len(result.stages)} tasks)")
     return 0
+
+
+def verdicts(stages) -> list[str]:
+    """One line per scored task: who wins, the best model against the strongest baseline,
+    and the bounds (noise ceiling; the truth on simulated data)."""
+    import math
+
+    from transferome.report import summary_table
+
+    def fmt(value) -> str:
+        return (
+            "n/a"
+            if not isinstance(value, int | float) or not math.isfinite(value)
+            else (f"{value:.3f}")
+        )
+
+    lines = []
+    for row in summary_table(stages).itertuples():
+        text = f"{row.task}: {row.winner} wins on {row.metric}; {row.model} {fmt(row.score)}"
+        if row.baseline is not None and row.baseline != row.model:
+            text += f" vs strongest baseline {row.baseline} {fmt(row.baseline_score)}"
+            if math.isfinite(row.margin):
+                text += f" ({row.margin:+.3f})"
+        bounds = []
+        if isinstance(row.ceiling, float) and math.isfinite(row.ceiling):
+            bounds.append(f"noise ceiling {fmt(row.ceiling)}")
+        if isinstance(row.truth, float) and math.isfinite(row.truth):
+            bounds.append(f"truth {fmt(row.truth)}")
+        if bounds:
+            text += "; " + ", ".join(bounds)
+        lines.append(text)
+    return lines

@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--quick", action="store_true", help="a small atlas (300 genes, few samples) in a second"
     )
     parser.add_argument(
+        "--unstructured",
+        action="store_true",
+        help="the atlas without structured context dependence (that of transferome 0.1: "
+        "nothing beyond the additive baseline can be learned)",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="write into a folder that is not empty"
     )
 
@@ -51,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_folder(out, args.overwrite)
     kwargs = dict(QUICK[args.mode]) if args.quick else {}
+    if args.unstructured:
+        kwargs["params"] = "unstructured"
     atlas = simulate(args.mode, seed=args.seed, **kwargs)
 
     def write_csv(frame, path: Path, index: bool = False) -> None:

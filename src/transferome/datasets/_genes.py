@@ -15,7 +15,10 @@ brackets:
   from the ancestor by normal noise of sd ``species_drift`` on the non-zero entries.
 - A fraction ``p_diverged`` of the genes that stay one-to-one between the first species and
   another has its loadings redrawn in that other species: the gene keeps its high sequence
-  identity but not its function, so the ortholog table is wrong about it.
+  identity but not its function, so the ortholog table is wrong about it. With
+  ``diverged_disjoint`` the new loadings avoid every program of the old ones, so the gene
+  responds to other programs than its sequence partner (otherwise they may share some by
+  chance).
 - The ortholog table a user would download lists every pair of copies of an ancestral gene
   present in two species, with sequence identity ``0.7 + 0.28 * Beta(4, 2)`` (lower between
   duplicated copies) and the homology type (one2one, one2many, many2many); a fraction
@@ -83,14 +86,34 @@ def _drift(rng: np.random.Generator, loadings: np.ndarray, sd: float) -> np.ndar
     return loadings + (loadings != 0) * rng.normal(0.0, sd, size=loadings.shape)
 
 
+def _away_from(rng: np.random.Generator, row: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """``row`` with each loading on a program of ``old`` moved to a program of neither."""
+    taken = old != 0
+    clash = np.flatnonzero((row != 0) & taken)
+    if not len(clash):
+        return row
+    free = np.flatnonzero(~taken & (row == 0))
+    out = row.copy()
+    moved = rng.choice(free, size=min(len(clash), len(free)), replace=False)
+    out[moved] = row[clash[: len(moved)]]
+    out[clash] = 0.0
+    if not out.any():  # no program left free: keep the redraw as it was
+        return row
+    return out
+
+
 def evolve_genes(
     rng: np.random.Generator,
     species: tuple[str, ...],
     n_ancestral: int,
     n_programs: int,
     params: GenerativeParams,
+    structure: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, dict[str, SpeciesGenes], np.ndarray]:
     """Draw the ancestral genes and evolve them into each species.
+
+    ``structure`` draws the programs a diverged gene moves to (``diverged_disjoint``), apart
+    from ``rng``, which draws what the unstructured model draws.
 
     Returns
     -------
@@ -135,7 +158,10 @@ def evolve_genes(
         for g in np.flatnonzero(kept[s]):
             row = own[g]
             if diverged_in[s][g]:
+                old = row
                 row = _redraw_nonempty(rng, n_programs, params)
+                if params.diverged_disjoint and structure is not None:
+                    row = _away_from(structure, row, old)
             if duplicated[s][g]:
                 copy = _drift(rng, row[None, :], params.duplicate_drift)[0]
                 for r in (row, copy):

@@ -11,7 +11,8 @@ brackets:
   ``cells_per_group`` cells (controls ``control_multiplier`` times more), split over wells
   (``sample``) and plates (``batch``).
 - Per observation, the log abundance of gene ``g`` is baseline + context offset + loadings x
-  (context activity + random program activity) + saturated drug change + random gene
+  (context activity + random program activity) + saturated drug change (damped by the gene's
+  room to move in the context, :func:`~transferome.datasets._effects.headroom`) + random gene
   effects: of the animal (sd ``animal_gene_sd``, programs sd ``animal_program_sd``), the
   batch (sd ``batch_sd``), the blood-draw day (sd ``day_sd``); single cells add a cell state
   (programs sd ``cell_state_sd``) and a response factor Gamma(``response_shape``) scaling the
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from transferome.datasets._effects import EffectModel, saturate
+from transferome.datasets._effects import EffectModel, headroom, saturate
 from transferome.datasets._genes import SpeciesGenes
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "bulk_design",
     "expected_log_profile",
+    "gene_room",
     "sample_counts",
     "single_cell_design",
 ]
@@ -133,6 +135,28 @@ def _group_changes(
     return codes, shifts
 
 
+def gene_room(
+    genes: SpeciesGenes,
+    effects: EffectModel,
+    offsets: np.ndarray,
+    params: GenerativeParams | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Room of every gene to fall and to rise in every context (two contexts x genes arrays).
+
+    From the noise-free control log abundance (baseline + context offset + loadings x context
+    activity); ones when ``params`` is ``None`` or ``params.headroom`` is 0.
+    """
+    activity = effects.context_activity[genes.species]
+    eta = genes.baseline[None, :] + offsets + activity @ genes.loadings.T
+    if params is None:
+        return headroom(eta, 0.0, 0.0, 0.0)
+    return headroom(eta, params.headroom, params.headroom_low, params.headroom_high)
+
+
+def _damped(change: np.ndarray, down: np.ndarray, up: np.ndarray) -> np.ndarray:
+    return change * np.where(change < 0, down, up)
+
+
 def expected_log_profile(
     genes: SpeciesGenes,
     effects: EffectModel,
@@ -141,12 +165,20 @@ def expected_log_profile(
     perturbation: str,
     dose: float,
     scale: float = 1e4,
+    params: GenerativeParams | None = None,
 ) -> np.ndarray:
-    """Noise-free log-normalised profile (``log1p(scale * proportion)``) of one group."""
+    """Noise-free log-normalised profile (``log1p(scale * proportion)``) of one group.
+
+    ``params`` gives the genes' room to move (:func:`gene_room`); ``None``: no damping.
+    """
     c = effects.contexts.index(context)
     eta = genes.baseline + offsets[c] + genes.loadings @ effects.context_activity[genes.species][c]
     shift = effects.program_shift(genes.species, context, perturbation, dose)
-    eta = eta + saturate(genes.loadings @ shift, effects.max_log_change)
+    change = saturate(genes.loadings @ shift, effects.max_log_change)
+    if params is not None and params.headroom > 0:
+        down, up = gene_room(genes, effects, offsets, params)
+        change = _damped(change, down[c], up[c])
+    eta = eta + change
     p = np.exp(eta - eta.max())
     return np.log1p(scale * p / p.sum())
 
@@ -185,7 +217,11 @@ def sample_counts(
         animal_programs = rng.normal(0.0, params.animal_program_sd, (len(animals), n_programs))
         activity = activity + animal_programs[animal_codes]
     eta = genes.baseline[None, :] + offsets[ctx] + activity @ genes.loadings.T
-    eta += saturate(shift @ genes.loadings.T, params.max_log_change)
+    change = saturate(shift @ genes.loadings.T, params.max_log_change)
+    if params.headroom > 0:
+        down, up = gene_room(genes, effects, offsets, params)
+        change = _damped(change, down[ctx], up[ctx])
+    eta += change
     eta += _random_effects(rng, obs["batch"], n_genes, params.batch_sd)
     if not single_cell:
         eta += _random_effects(rng, obs["sample"], n_genes, params.animal_gene_sd)

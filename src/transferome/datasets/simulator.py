@@ -14,17 +14,23 @@ of :class:`GenerativeParams`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from itertools import combinations as pairs_of
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from transferome.data.schema import split_combination
-from transferome.datasets._effects import context_offsets, draw_ancestral_offsets, draw_effects
+from transferome.datasets._effects import (
+    context_offsets,
+    draw_ancestral_offsets,
+    draw_effects,
+    structure_rng,
+)
 from transferome.datasets._genes import evolve_genes, ortholog_tables
 from transferome.datasets._sampling import (
     bulk_design,
@@ -84,12 +90,37 @@ class GenerativeParams:
     Gene evolution (:mod:`~transferome.datasets._genes`): ``program_count_probs``,
     ``loading_range``, ``baseline_sd``, ``baseline_species_sd``, ``p_loss``,
     ``p_duplication``, ``duplicate_drift``, ``p_specific``, ``species_drift``,
-    ``p_diverged``, ``p_unannotated``. Contexts and drugs
+    ``p_diverged``, ``diverged_disjoint``, ``p_unannotated``. Contexts and drugs
     (:mod:`~transferome.datasets._effects`): ``context_sd``, ``context_species_sd``,
     ``context_gene_sd``, ``p_tissue_specific``, ``tissue_offset``, ``max_targets``,
     ``effect_range``, ``exposure_range``, ``brain_exposure``, ``sensitivity_sd``,
     ``ec50_range``, ``hill_n``, ``interaction_sd``, ``max_log_change``. Sampling
     (:mod:`~transferome.datasets._sampling`): the rest.
+
+    The structured context dependence, which lets a model predict one context's response
+    from others' (each part off at 0; all off: :meth:`unstructured`):
+
+    gain_sd
+        Amplitude of the log gain with which a context passes a drug's shift to each program,
+        a smooth function of the context's program activities shared by all drugs.
+    crosstalk_sd
+        Scale of the part of a shift a context carries on to other programs (again a smooth
+        function of its activities).
+    exposure_sharing
+        Share (0-1) of a drug's exposure in a context that belongs to the context (the same
+        for every drug); the rest is drawn per (drug, context).
+    headroom, headroom_low, headroom_high
+        Strength (0-1) with which a gene's change depends on its baseline in the context: a
+        gene ``headroom_low`` log units below the context's median gene falls only
+        ``1 - headroom / 2`` as far, one ``headroom_high`` above rises only that far.
+    species_program_sd
+        Log sd of a per-species, per-program sensitivity (species differ per program).
+    diverged_disjoint
+        Functionally diverged orthologs load on programs their sequence partner does not.
+    synergy_shared
+        Sub-additivity of a combination on the programs both drugs target (0-1).
+    interaction_sd
+        The independent residual per (drug, context) and the chance part of synergy.
     """
 
     program_count_probs: tuple[float, ...] = (0.45, 0.35, 0.15, 0.05)
@@ -115,8 +146,17 @@ class GenerativeParams:
     sensitivity_sd: float = 0.25
     ec50_range: tuple[float, float] = (0.5, 8.0)
     hill_n: float = 1.5
-    interaction_sd: float = 0.35
+    interaction_sd: float = 0.1
     max_log_change: float = 4.0
+    gain_sd: float = 0.8
+    crosstalk_sd: float = 0.15
+    exposure_sharing: float = 0.8
+    headroom: float = 0.4
+    headroom_low: float = 2.0
+    headroom_high: float = 3.0
+    species_program_sd: float = 0.2
+    diverged_disjoint: bool = True
+    synergy_shared: float = 0.5
     animal_program_sd: float = 0.1
     animal_gene_sd: float = 0.08
     batch_sd: float = 0.08
@@ -136,6 +176,7 @@ class GenerativeParams:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            _check_type(f.name, value, f.default)
             numbers = value if isinstance(value, tuple) else (value,)
             for v in numbers:
                 if isinstance(v, (int, float)) and (not np.isfinite(v) or v < 0):
@@ -147,6 +188,54 @@ class GenerativeParams:
         for name in ("p_loss", "p_duplication", "p_diverged", "p_unannotated"):
             if getattr(self, name) >= 1:
                 raise DataValidationError(f"GenerativeParams.{name} must be < 1")
+        for name in ("exposure_sharing", "headroom", "synergy_shared"):
+            if getattr(self, name) > 1:
+                raise DataValidationError(
+                    f"GenerativeParams.{name} must be between 0 and 1, got {getattr(self, name)}"
+                )
+
+    @classmethod
+    def unstructured(cls, **changes) -> GenerativeParams:
+        """The model of transferome 0.1: no structured context dependence.
+
+        Every non-additive part of a drug's effect is drawn independently per (drug,
+        context), so nothing in the data predicts it beyond the additive baseline. With the
+        same seed, :func:`simulate` gives exactly the atlas of that release. ``changes``
+        override fields as in the constructor.
+        """
+        legacy = {
+            "interaction_sd": 0.35,
+            "gain_sd": 0.0,
+            "crosstalk_sd": 0.0,
+            "exposure_sharing": 0.0,
+            "headroom": 0.0,
+            "species_program_sd": 0.0,
+            "diverged_disjoint": False,
+            "synergy_shared": 0.0,
+        }
+        return cls(**{**legacy, **changes})
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """``value`` of the field ``name`` has the kind of its default (bool, number, tuple)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool | np.bool_)
+        kind = "true or false"
+    elif isinstance(default, int | float):
+        ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+            value, bool
+        )
+        kind = "a number"
+    elif isinstance(default, tuple):
+        inner = (str,) if default and isinstance(default[0], str) else (int, float)
+        ok = isinstance(value, tuple) and all(
+            isinstance(v, inner) and not isinstance(v, bool) for v in value
+        )
+        kind = "a list of " + ("labels" if inner == (str,) else "numbers")
+    else:
+        return
+    if not ok:
+        raise DataValidationError(f"GenerativeParams.{name} must be {kind}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -158,7 +247,8 @@ class SimulationTruth:
     means
         Per species, one row per (species, context, perturbation, dose) group: ``X`` holds the
         noise-free mean log-normalised profile (``log1p(1e4 * expected proportion)``), the
-        layer ``"change"`` the difference to the control of the same context.
+        layer ``"change"`` the difference to the control of the same context; obs ``n_obs``
+        is the number of observations of the group. :meth:`profiles` pools the doses.
     correspondence
         Every true ortholog pair between two species with ``functional_similarity`` (cosine
         of the program loadings), ``diverged`` (function redrawn, sequence kept),
@@ -180,6 +270,69 @@ class SimulationTruth:
     program_effects: pd.DataFrame
     drugs: pd.DataFrame
     exposure: pd.DataFrame
+
+    def profiles(
+        self,
+        species: str,
+        groups: Sequence[tuple[str, str]] | None = None,
+        *,
+        context_key: str = "context",
+        perturbation_key: str = "perturbation",
+    ) -> AnnData:
+        """Noise-free mean profile of each (context, perturbation) group of ``species``.
+
+        The group's doses are pooled as its observations are (weighted by their number), so
+        a row is what the mean of the group's observations tends to with infinite data: the
+        best prediction any model could make, the simulator's ceiling.
+
+        Parameters
+        ----------
+        species
+            One of the simulated species.
+        groups
+            ``(context, perturbation)`` pairs (default: every group, controls included).
+        context_key, perturbation_key
+            obs names of the rows' labels (those of the data's schema).
+
+        Returns
+        -------
+        AnnData
+            One row per group: ``X`` the profile, ``layers["change"]`` its difference to the
+            context's noise-free control.
+        """
+        if species not in self.means:
+            raise DataValidationError(
+                f"species {species!r} is not simulated; the truth has {list(self.means)}"
+            )
+        means = self.means[species]
+        obs = means.obs
+        pairs = list(zip(obs["context"].astype(str), obs["perturbation"].astype(str), strict=True))
+        wanted = (
+            list(dict.fromkeys(pairs)) if groups is None else [(str(c), str(p)) for c, p in groups]
+        )
+        missing = [g for g in wanted if g not in set(pairs)]
+        if missing:
+            raise DataValidationError(
+                f"groups {missing[:5]} are not in the simulated truth of {species!r}"
+            )
+        codes = pd.Series(range(len(wanted)), index=pd.MultiIndex.from_tuples(wanted))
+        rows = np.array([codes.get(pair, -1) for pair in pairs])
+        weight = obs["n_obs"].to_numpy(dtype=np.float64) * (rows >= 0)
+        pool = np.zeros((len(wanted), len(pairs)))
+        pool[rows[rows >= 0], np.flatnonzero(rows >= 0)] = weight[rows >= 0]
+        pool /= pool.sum(axis=1, keepdims=True)
+        profile = pool @ np.asarray(means.X, dtype=np.float64)
+        change = pool @ np.asarray(means.layers["change"], dtype=np.float64)
+        frame = pd.DataFrame(
+            {context_key: [c for c, _ in wanted], perturbation_key: [p for _, p in wanted]},
+            index=[f"{c}|{p}" for c, p in wanted],
+        )
+        return AnnData(
+            X=profile.astype(np.float32),
+            obs=frame,
+            var=pd.DataFrame(index=means.var_names.copy()),
+            layers={"change": change.astype(np.float32)},
+        )
 
 
 @dataclass(frozen=True)
@@ -217,6 +370,34 @@ class SimulatedAtlas:
     def __repr__(self) -> str:
         shapes = ", ".join(f"{s}: {a.n_obs} x {a.n_vars}" for s, a in self.adatas.items())
         return f"SimulatedAtlas(mode={self.mode!r}, seed={self.seed}, {shapes})"
+
+
+def as_params(params: GenerativeParams | Mapping[str, Any] | str | None) -> GenerativeParams:
+    """``params`` of :func:`simulate` as a :class:`GenerativeParams`."""
+    if params is None:
+        return GenerativeParams()
+    if isinstance(params, GenerativeParams):
+        return params
+    if isinstance(params, str):
+        if params != "unstructured":
+            raise DataValidationError(
+                f"params must be GenerativeParams, a mapping of its fields or 'unstructured', "
+                f"got {params!r}"
+            )
+        return GenerativeParams.unstructured()
+    if isinstance(params, Mapping):
+        names = {f.name for f in fields(GenerativeParams)}
+        unknown = sorted(set(map(str, params)) - names)
+        if unknown:
+            raise DataValidationError(
+                f"unknown GenerativeParams fields {unknown}; known: {sorted(names)}"
+            )
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+        return GenerativeParams(**values)
+    raise DataValidationError(
+        f"params must be GenerativeParams, a mapping of its fields or 'unstructured', "
+        f"got {type(params).__name__}"
+    )
 
 
 def _labels(values, what: str) -> tuple[str, ...]:
@@ -274,7 +455,7 @@ def simulate(
     cells_per_group: int = 60,
     control_multiplier: int = 3,
     n_batches: int = 4,
-    params: GenerativeParams | None = None,
+    params: GenerativeParams | Mapping[str, Any] | str | None = None,
 ) -> SimulatedAtlas:
     """Generate a simulated perturbation atlas with a known ground truth.
 
@@ -312,7 +493,9 @@ def simulate(
     n_batches
         Processing batches (bulk) or plates (single cell).
     params
-        Rates and scales of the model, :class:`GenerativeParams`.
+        Rates and scales of the model: a :class:`GenerativeParams`, a mapping of its fields
+        (the rest at their defaults; what a configuration file gives), or ``"unstructured"``
+        for :meth:`GenerativeParams.unstructured` (the atlas of transferome 0.1).
 
     Returns
     -------
@@ -321,7 +504,7 @@ def simulate(
     """
     if mode not in ("bulk", "single_cell"):
         raise DataValidationError(f"mode must be 'bulk' or 'single_cell', got {mode!r}")
-    params = params or GenerativeParams()
+    params = as_params(params)
     bulk = mode == "bulk"
     species = _labels(species or (("mouse", "rat") if bulk else ("human",)), "species")
     contexts = _labels(contexts or (ORGANS if bulk else _CELL_LINES), "contexts")
@@ -342,12 +525,17 @@ def simulate(
         raise DataValidationError("animals_per_group and cells_per_group must be >= 1")
 
     rng = np.random.default_rng(seed)
+    structure = structure_rng(seed)
     growth = (1 - params.p_loss) * (1 + params.p_duplication) + params.p_specific
     n_ancestral = max(2, round(n_genes / growth))
-    _, genes, identity = evolve_genes(rng, species, n_ancestral, n_programs, params)
+    _, genes, identity = evolve_genes(
+        rng, species, n_ancestral, n_programs, params, structure=structure
+    )
     orthologs, correspondence = ortholog_tables(rng, genes, identity, params)
     all_contexts = (*contexts, "PBMC") if bulk and blood_days else contexts
-    effects = draw_effects(rng, species, all_contexts, drugs, pairs, n_programs, params)
+    effects = draw_effects(
+        rng, species, all_contexts, drugs, pairs, n_programs, params, structure=structure
+    )
     ancestral_offsets = draw_ancestral_offsets(rng, len(all_contexts), n_ancestral, params)
     conditions = _conditions(drugs, doses, combos, "control")
 
@@ -379,7 +567,7 @@ def simulate(
             )
         counts = sample_counts(rng, obs, g, effects, offsets, params, single_cell=not bulk)
         adatas[s] = _to_adata(obs, counts, g.names, s, dense_x=bulk, mode=mode, seed=seed)
-        means[s] = _truth_means(obs, g, effects, offsets)
+        means[s] = _truth_means(obs, g, effects, offsets, params)
         loadings[s] = pd.DataFrame(g.loadings, index=g.names.astype(str), columns=programs)
         groups = means[s].obs
         for _, row in groups[groups.perturbation != "control"].iterrows():
@@ -430,16 +618,21 @@ def _to_adata(obs, counts, names, species, *, dense_x: bool, mode: str, seed: in
     return adata
 
 
-def _truth_means(obs: pd.DataFrame, genes, effects, offsets) -> AnnData:
+def _truth_means(obs: pd.DataFrame, genes, effects, offsets, params) -> AnnData:
+    key = ["species", "context", "perturbation", "dose"]
     groups = (
-        obs[["species", "context", "perturbation", "dose"]]
-        .drop_duplicates()
+        obs.groupby(key, sort=False, observed=True)
+        .size()
+        .rename("n_obs")
+        .reset_index()
         .sort_values(["context", "perturbation", "dose"])
         .reset_index(drop=True)
     )
     profiles = np.stack(
         [
-            expected_log_profile(genes, effects, offsets, r.context, r.perturbation, r.dose)
+            expected_log_profile(
+                genes, effects, offsets, r.context, r.perturbation, r.dose, params=params
+            )
             for r in groups.itertuples()
         ]
     )

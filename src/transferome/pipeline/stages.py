@@ -211,11 +211,14 @@ def _first_species(data: Any, species: str | None) -> str:
 def _transfer_splits(
     adata: Any, schema: Any, seed: int, perturbations: Sequence[str] | None, max_splits: int | None
 ) -> list:
+    """The transfer task's splits; with ``max_splits`` a sample drawn by ``seed`` (not the
+    first ones, which would all hold out the first contexts)."""
     from transferome.benchmark import get_task
 
-    options = {"perturbations": list(perturbations)} if perturbations else {}
-    splits = get_task("transfer").make_splits(adata, schema=schema, seed=seed, **options)
-    return splits[:max_splits] if max_splits else splits
+    options: dict[str, Any] = {"perturbations": list(perturbations)} if perturbations else {}
+    if max_splits:
+        options["max_splits"] = max_splits
+    return get_task("transfer").make_splits(adata, schema=schema, seed=seed, **options)
 
 
 def profile_table(predicted: Any, observed: Any, *, schema: Any, model: str) -> pd.DataFrame:
@@ -294,11 +297,13 @@ def _benchmark(
     schema: Any,
     models: Mapping[str, Any],
     splits: Sequence[Any] | None = None,
+    data: Any = None,
 ) -> Any:
     """:func:`~transferome.benchmark.run_task` with the run's seed, DEGs and progress.
 
     A model that cannot run on these data is skipped (and listed), not fatal; the models
-    fitted on the last split are kept.
+    fitted on the last split are kept. When ``data`` (a ``RunData``) is the built-in atlas,
+    its noise-free truth is scored beside the models (rows of model ``truth``).
     """
     from transferome.benchmark import run_task
 
@@ -314,6 +319,20 @@ def _benchmark(
         on_error="skip",
         keep_models=True,
         on_step=context.step,
+        truth=_simulated_truth(data, adata, schema),
+    )
+
+
+def _simulated_truth(data: Any, adata: Any, schema: Any) -> Any:
+    """The noise-free profiles of ``adata``'s species when ``data`` is the built-in atlas."""
+    atlas = getattr(data, "atlas", None)
+    if atlas is None:
+        return None
+    species = next((s for s, a in data.adatas.items() if a is adata), None)
+    if species is None:
+        return None
+    return atlas.truth.profiles(
+        species, context_key=schema.context_key, perturbation_key=schema.perturbation_key
     )
 
 
@@ -359,7 +378,7 @@ def _run_transfer(
     adata = data.adatas[_first_species(data, species)]
     splits = _transfer_splits(adata, data.schema, config.seed, perturbations, max_splits)
     chosen = {m: model_factory(config, m)() for m in transfer_models(config, models)}
-    result = _benchmark(context, "transfer", adata, data.schema, chosen, splits)
+    result = _benchmark(context, "transfer", adata, data.schema, chosen, splits, data)
     return StageResult(tables=_tables(result, adata, data.schema), models=result.fitted)
 
 
@@ -391,7 +410,7 @@ register_stage(
         _run_transfer,
         _needs_transfer_models,
         _transfer_fits,
-        lambda quick: {"max_splits": 2} if quick else {"max_splits": 11},
+        lambda quick: {"max_splits": 4} if quick else {"max_splits": 11},
         _check_models_option,
     )
 )
@@ -407,7 +426,8 @@ def _run_combination(context: RunContext, *, models: list[str] | None = None) ->
     config = context.config
     adata, schema = _combination_input(context)
     chosen = {m: model_factory(config, m)() for m in transfer_models(config, models)}
-    result = _benchmark(context, "combination", adata, schema, chosen)
+    data = context.combination_data or context.data
+    result = _benchmark(context, "combination", adata, schema, chosen, data=data)
     return StageResult(tables=_tables(result, adata, schema), models=result.fitted)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "BASELINES",
     "CEILING",
     "KEY_METRICS",
+    "TRUTH",
     "render_report",
     "summary_table",
     "write_report",
@@ -42,6 +43,11 @@ additive baseline across species."""
 
 CEILING = "ceiling"
 """Label of the noise-ceiling rows of a result table: a bound, not a model (never a winner)."""
+
+TRUTH = "truth"
+"""Label of the rows scoring the simulator's noise-free truth: a bound, never a winner."""
+
+_BOUNDS = (CEILING, TRUTH)
 
 KEY_METRICS = (
     "pearson_delta",
@@ -141,6 +147,7 @@ _SUMMARY_COLUMNS = [
     "baseline_scaled",
     "ceiling",
     "ceiling_undefined",
+    "truth",
     "n_groups",
 ]
 """Columns of :func:`summary_table` before ``margin``."""
@@ -169,7 +176,7 @@ def _row(**values: Any) -> dict[str, Any]:
 
 
 def _perturbation_row(title: str, summary: pd.DataFrame) -> dict[str, Any] | None:
-    scores = summary[(summary["metric"] == "pearson_delta") & (summary["model"] != CEILING)]
+    scores = summary[(summary["metric"] == "pearson_delta") & ~summary["model"].isin(_BOUNDS)]
     scores = scores[scores["mean"].notna()].sort_values("mean", ascending=False, kind="stable")
     if scores.empty:
         return None
@@ -186,6 +193,7 @@ def _perturbation_row(title: str, summary: pd.DataFrame) -> dict[str, Any] | Non
         scaled=_mean(summary, best.model, "scaled_pearson_delta"),
         ceiling=ceiling,
         ceiling_undefined=undefined,
+        truth=_mean(summary, TRUTH, "pearson_delta"),
         n_groups=n_groups,
     )
     if not baselines.empty:
@@ -208,6 +216,7 @@ def summary_table(stages: Mapping[str, Any]) -> pd.DataFrame:
     score minus the baseline's (negative: the baseline wins). The noise ceiling is a bound,
     never the winner: ``ceiling`` is its mean over the groups where it is defined,
     ``ceiling_undefined`` the number of the ``n_groups`` held-out groups where it is not;
+    ``truth`` the mean score of the noise-free profiles (simulated data, else NaN);
     ``scaled`` and ``baseline_scaled`` are the mean ``scaled_pearson_delta``,
     ``(score - additive) / (ceiling - additive)`` per group.
 
@@ -290,6 +299,7 @@ def _summary_html(frame: pd.DataFrame) -> str:
         '<table class="summary"><tr><th>task</th><th>winner</th><th>best model</th>'
         "<th>strongest baseline</th><th>margin</th><th>noise ceiling</th></tr>"
     ]
+    truth_note = False
     for row in frame.itertuples():
         margin = row.margin
         css = "win" if margin > 0 else "lose"
@@ -300,12 +310,23 @@ def _summary_html(frame: pd.DataFrame) -> str:
         )
         sign = "n/a" if not np.isfinite(margin) else f"{margin:+.3f}"
         ceiling = _ceiling_text(row.ceiling, int(row.ceiling_undefined), int(row.n_groups))
+        if isinstance(row.truth, float | np.floating) and math.isfinite(float(row.truth)):
+            ceiling = (
+                f"{ceiling}; truth {_fmt(row.truth)}*" if ceiling else f"truth {_fmt(row.truth)}*"
+            )
+            truth_note = True
         lines.append(
             f"<tr><td>{_e(row.task)}</td><td>{_e(row.winner)}</td>"
             f"<td>{_e(row.model)}: {_scored(row.score, row.scaled)} {_e(row.metric)}</td>"
             f'<td>{base}</td><td class="{css}">{sign}</td><td>{_e(ceiling)}</td></tr>'
         )
     lines.append("</table>")
+    if truth_note:
+        lines.append(
+            '<p class="note">* truth: the simulator\'s noise-free profiles scored as a '
+            "prediction, the best any model can do on these held-out observations; the "
+            "split-half noise ceiling estimates it from the data alone.</p>"
+        )
     return "\n".join(lines)
 
 
@@ -319,7 +340,9 @@ def _metric_table(summary: pd.DataFrame) -> pd.DataFrame:
     table = table.reindex(columns=[m for m in KEY_METRICS if m in table.columns])
     if "pearson_delta" in table.columns:
         table = table.sort_values("pearson_delta", ascending=False, na_position="last")
-    table = pd.concat([table[table.index != CEILING], table[table.index == CEILING]])
+    table = pd.concat(
+        [table[~table.index.isin(_BOUNDS)]] + [table[table.index == b] for b in _BOUNDS]
+    )
     table.columns.name = None
     return table.reset_index()
 
@@ -340,7 +363,18 @@ def _ceiling_note(summary: pd.DataFrame) -> str:
         f"is what a noise-free prediction scores; {_e(where)}. <b>scaled_pearson_delta</b> "
         "= (score - additive) / (ceiling - additive) per group: 0 is the additive baseline, "
         "1 the ceiling; n/a where the ceiling is undefined or not above the additive "
-        "score.</p>"
+        "score." + _truth_note(summary) + "</p>"
+    )
+
+
+def _truth_note(summary: pd.DataFrame) -> str:
+    truth = _mean(summary, TRUTH, "pearson_delta")
+    if not math.isfinite(truth):
+        return ""
+    return (
+        f" <b>{TRUTH}</b>: the simulator's noise-free profiles scored as a prediction "
+        f"(mean {_fmt(truth)}), the best any model can do; the split-half ceiling estimates "
+        "it from the data alone."
     )
 
 
@@ -360,7 +394,7 @@ def _transfer_section(name: str, tables: Mapping[str, pd.DataFrame], figs: _Figu
     from transferome.plotting import model_frame, plot_models, plot_profile_scatter, profile_frame
 
     summary = tables["summary"]
-    models = summary[summary["model"] != CEILING]
+    models = summary[~summary["model"].isin(_BOUNDS)]
     parts = [_table(_metric_table(summary))]
     parts.append(
         '<p class="note">Mean over held-out (context, perturbation) groups; n/a: undefined '
