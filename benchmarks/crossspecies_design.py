@@ -52,8 +52,10 @@ def _errors(ensemble, full, truth, measured, initial_unmeasured) -> tuple[float,
     return float(np.mean(all_err)), float(np.mean(open_err)) if open_err else float("nan")
 
 
-def run_seed(seed: int, steps: int, fraction: float, n_genes: int, n_models: int) -> pd.DataFrame:
-    atlas = simulate(seed=seed, n_genes=n_genes, animals_per_group=4)
+def run_seed(
+    seed: int, steps: int, fraction: float, n_genes: int, n_models: int, params=None
+) -> pd.DataFrame:
+    atlas = simulate(seed=seed, n_genes=n_genes, animals_per_group=4, params=params)
     full = {s: reactome(atlas.adatas[s]) for s in atlas.species}
     truth = {s: true_reactome(atlas, s) for s in atlas.species}
     cells = sorted((s, c, p) for s, r in full.items() for c, p in r.pairs)
@@ -127,12 +129,18 @@ def main() -> None:
     parser.add_argument("--n-models", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument(
+        "--unstructured",
+        action="store_true",
+        help="the atlas without structured context dependence (GenerativeParams.unstructured())",
+    )
     args = parser.parse_args()
+    params = "unstructured" if args.unstructured else None
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
     curves = pd.concat(
         [
-            run_seed(seed, args.steps, args.fraction, args.n_genes, args.n_models)
+            run_seed(seed, args.steps, args.fraction, args.n_genes, args.n_models, params)
             for seed in range(args.seeds)
         ],
         ignore_index=True,

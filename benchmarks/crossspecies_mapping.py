@@ -51,8 +51,8 @@ HIDDEN = [
 ]
 
 
-def mapping_rows(seed: int, n_genes: int, animals: int) -> list[dict]:
-    atlas = simulate(seed=seed, n_genes=n_genes, animals_per_group=animals)
+def mapping_rows(seed: int, n_genes: int, animals: int, params=None) -> list[dict]:
+    atlas = simulate(seed=seed, n_genes=n_genes, animals_per_group=animals, params=params)
     mouse, rat = (reactome(atlas.adatas[s]) for s in ("mouse", "rat"))
     truth = simulation_truth(atlas, "mouse", "rat")
     one_to_one = atlas.orthologs[atlas.orthologs["homology_type"] == "one2one"]
@@ -68,8 +68,8 @@ def mapping_rows(seed: int, n_genes: int, animals: int) -> list[dict]:
     return rows
 
 
-def completion_rows(seed: int, n_genes: int) -> list[dict]:
-    atlas = simulate(seed=seed, n_genes=n_genes)
+def completion_rows(seed: int, n_genes: int, params=None) -> list[dict]:
+    atlas = simulate(seed=seed, n_genes=n_genes, params=params)
     data = {s: reactome(atlas.adatas[s]) for s in ("mouse", "rat")}
     out = predict_reactome(data, orthologs=atlas.orthologs, hide=HIDDEN, random_state=seed)
     table = atlas.orthologs
@@ -107,13 +107,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-genes", type=int, default=1000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--unstructured",
+        action="store_true",
+        help="the atlas without structured context dependence (GenerativeParams.unstructured())",
+    )
     args = parser.parse_args()
+    params = "unstructured" if args.unstructured else None
     began = time.perf_counter()
     rows = [
         row
         for animals in (10, 2)
         for seed in args.seeds
-        for row in mapping_rows(seed, args.n_genes, animals)
+        for row in mapping_rows(seed, args.n_genes, animals, params)
     ]
     frame = pd.DataFrame(rows)
     for animals, part in frame.groupby("animals", sort=False):
@@ -126,7 +132,9 @@ def main() -> None:
         mean["n_genes"] = mean["n_genes"].round().astype(int)
         print(markdown(mean))
         print()
-    completion = pd.DataFrame([r for seed in args.seeds for r in completion_rows(seed, 500)])
+    completion = pd.DataFrame(
+        [r for seed in args.seeds for r in completion_rows(seed, 500, params)]
+    )
     print("## Reactome completion: hidden rat cells (mean over cells and seeds)\n")
     summary = completion.groupby("predictor", sort=False)[["mse", "pearson"]].mean()
     print(markdown(summary, 4))

@@ -202,10 +202,10 @@ def run_kang(data_dir: Path) -> None:
     print(table.to_string())
 
 
-def run_simulator() -> None:
+def run_simulator(params=None) -> None:
     from transferome.datasets import simulate
 
-    atlas = simulate("bulk", seed=0, n_genes=300)
+    atlas = simulate("bulk", seed=0, n_genes=300, params=params)
     data = atlas.adatas["mouse"]
     schema = Schema(species_key=None)
     folds = folds_of(perturbed_groups(data, schema), 5, seed=0)
@@ -219,11 +219,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--only", nargs="+", default=["l1000", "kang", "sim"])
+    parser.add_argument(
+        "--unstructured",
+        action="store_true",
+        help="the atlas without structured context dependence (GenerativeParams.unstructured())",
+    )
     args = parser.parse_args()
     runs = {
         "l1000": lambda: run_l1000(Path(args.data)),
         "kang": lambda: run_kang(Path(args.data)),
-        "sim": run_simulator,
+        "sim": lambda: run_simulator("unstructured" if args.unstructured else None),
     }
     for name in args.only:
         start = time.perf_counter()

@@ -52,13 +52,18 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--settings", default="own,orthologs")
+    parser.add_argument(
+        "--unstructured",
+        action="store_true",
+        help="the atlas without structured context dependence (GenerativeParams.unstructured())",
+    )
     return parser.parse_args()
 
 
 def main() -> None:
     args = _arguments()
     torch.set_num_threads(args.threads)
-    atlas = simulate(seed=args.seed)
+    atlas = simulate(seed=args.seed, params="unstructured" if args.unstructured else None)
     mouse, rat = atlas.adatas["mouse"], atlas.adatas["rat"]
     held_out = [(organ, DRUG) for organ in HELD_ORGANS]
     keep = ~(rat.obs["context"].isin(HELD_ORGANS) & (rat.obs["perturbation"] == DRUG)).to_numpy()

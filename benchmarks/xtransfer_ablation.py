@@ -69,12 +69,17 @@ def main() -> None:
         "--parts", nargs="+", choices=["simulator", "kang"], default=["simulator", "kang"]
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--unstructured",
+        action="store_true",
+        help="the atlas without structured context dependence (GenerativeParams.unstructured())",
+    )
     args = parser.parse_args()
     use_cpu_threads(args.threads)
 
     start = time.perf_counter()
     if "simulator" in args.parts:
-        sim = simulated_cells(0)
+        sim = simulated_cells(0, "unstructured" if args.unstructured else None)
         results = ablation(sim, [held_out_cells_split(sim)], SCHEMA, args.epochs, args.seeds)
         print(f"## Ablation, simulator held-out cells ({args.epochs} epochs, seeds {args.seeds})\n")
         print(seed_table(results, METRICS + EXTRA))

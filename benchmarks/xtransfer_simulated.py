@@ -38,9 +38,9 @@ from xtransfer_common import (
 SCHEMA = Schema(dose_key=None)
 
 
-def simulated_cells(seed: int = 0):
+def simulated_cells(seed: int = 0, params=None):
     """The single-cell simulation used by the XTransfer benchmarks (one dose, 10 x EC50)."""
-    return simulate(mode="single_cell", seed=seed, doses=(10.0,)).adatas["human"]
+    return simulate(mode="single_cell", seed=seed, doses=(10.0,), params=params).adatas["human"]
 
 
 def held_out_cells_split(adata, seed: int = 0):
@@ -57,11 +57,16 @@ def main() -> None:
     parser.add_argument("--paper-size", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--unstructured",
+        action="store_true",
+        help="the atlas without structured context dependence (GenerativeParams.unstructured())",
+    )
     args = parser.parse_args()
     use_cpu_threads(args.threads)
 
     start = time.perf_counter()
-    adata = simulated_cells(args.seed)
+    adata = simulated_cells(args.seed, "unstructured" if args.unstructured else None)
     network = PAPER_NETWORK if args.paper_size else CPU_NETWORK
     models = {
         **baseline_factories(),
