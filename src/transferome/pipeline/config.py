@@ -111,12 +111,17 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _hint_options(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The members of ``parameter``'s type hint (one for a plain hint, several for a union)."""
+    hint = hints.get(parameter.name)
+    union = typing.get_origin(hint) in (typing.Union, types_module.UnionType)
+    return typing.get_args(hint) if union else (hint,)
+
+
 def _allowed_types(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tuple[type, ...]:
     """Python types a YAML value of ``parameter`` may have (empty: anything)."""
-    hint = hints.get(parameter.name)
     types: set[type] = set()
-    union = typing.get_origin(hint) in (typing.Union, types_module.UnionType)
-    for option in typing.get_args(hint) if union else (hint,):
+    for option in _hint_options(parameter, hints):
         origin = typing.get_origin(option) or option
         if origin in (int, float, str, bool, type(None), tuple, list, dict):
             types.add(origin)
@@ -138,13 +143,120 @@ def _allowed_types(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tu
     return tuple(types)
 
 
+def _literal_choices(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The values a ``Literal[...]`` hint allows (empty: the hint is not a literal)."""
+    choices: list[Any] = []
+    for option in _hint_options(parameter, hints):
+        if typing.get_origin(option) is typing.Literal:
+            choices += typing.get_args(option)
+        elif option is type(None):
+            choices.append(None)
+        else:
+            return ()
+    return tuple(choices)
+
+
+def _item_types(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tuple[type, ...]:
+    """Types the items of a list value of ``parameter`` may have (empty: anything).
+
+    ``Sequence[int]`` and ``tuple[int, ...]`` give ``int``; a hint without item types
+    (``tuple``, ``list``) or an item type that is not a plain scalar gives no constraint.
+    """
+    types: set[type] = set()
+    for option in _hint_options(parameter, hints):
+        origin = typing.get_origin(option)
+        sequence = origin in (tuple, list) or getattr(origin, "__name__", "") in (
+            "Sequence",
+            "Iterable",
+        )
+        if not sequence:
+            continue
+        for item in typing.get_args(option):
+            if item is Ellipsis:
+                continue
+            if item not in (int, float, str, bool):
+                return ()
+            types.add(item)
+    if float in types:
+        types.add(int)
+    return tuple(types)
+
+
+# Integer arguments that count something (epochs, splits, layer widths, batch and block sizes,
+# numbers of layers, folds, genes...) must be at least 1, for every model, task and the
+# simulation alike: a count of 0 or below is refused here rather than failing (or silently
+# changing what runs, as a negative ``max_splits`` would) once the work has started. Matched
+# by name: these names and prefixes / suffixes, except the counts where 0 means "none".
+_COUNT_NAMES = frozenset(
+    {
+        "hidden",
+        "epochs",
+        "steps",
+        "budget",
+        "top_k",
+        "devices",
+        "early_stopping",
+        "lr_step_size",
+        "d_model",
+        "d_ff",
+        "control_multiplier",
+    }
+)
+_COUNT_PREFIXES = ("n_", "max_")
+_COUNT_SUFFIXES = ("_epochs", "_size", "_dim", "_block", "_per_group", "_splits")
+# Integers that may be 0 but not negative: seeds, and counts where 0 means "none".
+_NON_NEGATIVE_NAMES = frozenset({"seed", "random_state", "n_residual", "ranks", "combinations"})
+
+
+def _integer_minimum(name: str) -> int | None:
+    """The smallest integer argument ``name`` accepts (``None``: no bound checked here)."""
+    if name in _NON_NEGATIVE_NAMES:
+        return 0
+    if name in _COUNT_NAMES or name.startswith(_COUNT_PREFIXES) or name.endswith(_COUNT_SUFFIXES):
+        return 1
+    return None
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_value(
+    where: str, name: str, value: Any, items: tuple[type, ...], integer_hint: bool
+) -> None:
+    """Refuse a list item of the wrong type and a count below its minimum."""
+    if isinstance(value, tuple | list) and items:
+        for index, item in enumerate(value):
+            wrong_bool = isinstance(item, bool) and bool not in items
+            if wrong_bool or not isinstance(item, items):
+                names = sorted({t.__name__ for t in items})
+                raise _fail(
+                    where,
+                    f"expected a list of {' or '.join(names)}, got item {index} "
+                    f"{short_repr(item)} ({_type_name(item)}) in {short_repr(value)}",
+                )
+    minimum = _integer_minimum(name)
+    if minimum is None:
+        return
+    if _is_integer(value) and integer_hint and value < minimum:
+        raise _fail(where, f"expected an integer >= {minimum}, got {short_repr(value)}")
+    if isinstance(value, tuple | list) and int in items and float not in items:
+        low = [v for v in value if _is_integer(v) and v < minimum]
+        if low:
+            raise _fail(
+                where,
+                f"expected integers >= {minimum}, got {short_repr(low[0])} in {short_repr(value)}",
+            )
+
+
 def check_arguments(
     function: Callable[..., Any], given: Mapping[str, Any], where: str, *, skip: tuple = ()
 ) -> dict[str, Any]:
     """Check ``given`` against the keyword parameters of ``function``; return a copy.
 
-    Unknown names and values of the wrong type raise :class:`ConfigError` naming
-    ``where.<name>``.
+    Unknown names, values of the wrong type (list items included: ``hidden: [a, b]`` where
+    ``Sequence[int]`` is declared), and counts below 1 (epochs, splits, sizes, widths; see
+    :func:`_integer_minimum`) raise :class:`ConfigError` naming ``where.<name>``.
     """
     if not isinstance(given, Mapping):
         raise _fail(
@@ -178,6 +290,14 @@ def check_arguments(
                 f"expected a value of type {' or '.join(names)}, got {short_repr(value)} "
                 f"({_type_name(value)})",
             )
+        choices = _literal_choices(parameters[name], hints)
+        if choices and value not in choices:
+            raise _fail(
+                f"{where}.{name}", f"expected one of {list(choices)}, got {short_repr(value)}"
+            )
+        integer_hint = int in allowed and float not in allowed
+        items = _item_types(parameters[name], hints)
+        _check_value(f"{where}.{name}", name, value, items, integer_hint)
     return dict(given)
 
 
@@ -215,6 +335,7 @@ def _check_data(section: Any, where: str, base: Path, seed: int) -> dict[str, An
     if "simulate" in data:
         kwargs = dict(data["simulate"] or {})
         check_arguments(simulate, kwargs, f"{where}.simulate")
+        _check_simulation_size(kwargs, f"{where}.simulate")
         kwargs.setdefault("seed", seed)
         data["simulate"] = kwargs
     else:
@@ -251,6 +372,68 @@ def _check_data(section: Any, where: str, base: Path, seed: int) -> dict[str, An
             raise _fail(f"{where}.reader.{name}", f"unknown option; expected {_READER_FIELDS}")
     data["reader"] = dict(reader)
     return data
+
+
+#: Most genes per species the simulation accepts (more than any genome has).
+MAX_SIMULATED_GENES = 200_000
+#: Most values (species x genes x samples) of a simulated atlas: about 4 GB per stored copy.
+MAX_SIMULATED_VALUES = 1_000_000_000
+
+
+def _simulated_samples(kwargs: Mapping[str, Any]) -> tuple[int, int]:
+    """Species and samples per species of :func:`~transferome.datasets.simulate` with
+    ``kwargs`` (from the same design rules; the defaults of its arguments where not given)."""
+    from transferome.datasets import ORGANS, simulate
+
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(simulate).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    given = {**defaults, **{k: v for k, v in kwargs.items() if v is not None}}
+    bulk = given.get("mode", "bulk") == "bulk"
+
+    def count(name: str, bulk_default: int, single_cell_default: int) -> int:
+        value = kwargs.get(name)
+        if value is None:
+            return bulk_default if bulk else single_cell_default
+        return value if isinstance(value, int) else len(value)
+
+    # The simulator's defaults: mouse + rat, the organs, 3 drugs at one dose (bulk); one
+    # species, 3 cell lines, 12 drugs at 3 doses and 3 combinations (single cell).
+    n_species = count("species", 2, 1)
+    n_contexts = count("contexts", len(ORGANS), 3)
+    n_treatments = count("drugs", 3, 12) + count("combinations", 0, 3)
+    n_doses = count("doses", 1, 3)
+    n_conditions = 1 + n_treatments * n_doses
+    if bulk:
+        days = len(given.get("blood_days") or ())
+        samples = n_conditions * int(given["animals_per_group"]) * (n_contexts + days)
+    else:
+        per_group = int(given["cells_per_group"])
+        multiplier = int(given["control_multiplier"])
+        samples = n_contexts * per_group * (n_conditions - 1 + multiplier)
+    return n_species, samples
+
+
+def _check_simulation_size(kwargs: Mapping[str, Any], where: str) -> None:
+    """Refuse a simulated atlas too large to hold in memory before anything is simulated."""
+    n_genes = kwargs.get("n_genes", 2000)
+    if n_genes > MAX_SIMULATED_GENES:
+        raise _fail(
+            f"{where}.n_genes",
+            f"at most {MAX_SIMULATED_GENES} genes per species are simulated, got "
+            f"{short_repr(n_genes)}",
+        )
+    n_species, samples = _simulated_samples(kwargs)
+    values = n_species * n_genes * samples
+    if values > MAX_SIMULATED_VALUES:
+        raise _fail(
+            where,
+            f"the atlas would hold about {values:.3g} values ({n_species} species x {n_genes} "
+            f"genes x {samples} samples), more than the {MAX_SIMULATED_VALUES:.0e} simulated "
+            "at most; lower n_genes or the samples per group",
+        )
 
 
 def _check_int(raw: Mapping[str, Any], name: str, default: int, minimum: int) -> int:

@@ -1,0 +1,211 @@
+"""Bad input refused with a one-line ``error:`` and exit status 2, never a traceback.
+
+Inconsistent model folders, YAML tags in ``--param``, counts below 1 and huge simulations in
+a configuration, and outputs that cannot or must not be written are all refused before any
+work starts (or any memory is sized from a model's description).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from transferome.cli import main
+
+TARGET = ["--target", "liver:drug_a"]
+SIMULATION = {
+    "n_genes": 60,
+    "n_programs": 4,
+    "contexts": ["liver", "kidney", "brain"],
+    "drugs": ["tetracycline", "drug_a"],
+    "animals_per_group": 2,
+    "blood_days": [],
+}
+
+
+def _atlas() -> Any:
+    from transferome.datasets import simulate
+
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in SIMULATION.items()}
+    return simulate(seed=0, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mouse data file and xtransfer, fe and uge model folders fitted on it (tiny)."""
+    import torch
+
+    from transferome.models.uge import UniversalGeneEmbedding
+
+    root = tmp_path_factory.mktemp("inputs")
+    atlas = _atlas()
+    atlas.adatas["mouse"].write_h5ad(root / "data.h5ad")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for model in ("xtransfer", "fe"):
+            args = ["fit", str(root / "data.h5ad"), "--model", model, "--preset", "fast"]
+            assert main([*args, "--param", "max_epochs=1", "--out", str(root / model)]) == 0
+        params = {**UniversalGeneEmbedding.fast_params, "max_epochs": 1}
+        UniversalGeneEmbedding(**params).fit(dict(atlas.adatas)).save(root / "uge")
+    finally:
+        torch.set_num_threads(threads)
+    return root
+
+
+def _copy_model(folder: Path, model: str, tmp_path: Path) -> Path:
+    copy = tmp_path / f"{model}_model"
+    shutil.copytree(folder / model, copy)
+    return copy
+
+
+def _edit_json(model: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    meta = json.loads((model / "model.json").read_text())
+    change(meta)
+    (model / "model.json").write_text(json.dumps(meta))
+
+
+def _network(model: Path) -> str:
+    return "module_config" if "xtransfer" in model.name else "config"
+
+
+def _set_both(name: str, value: Any) -> Callable[[Path], None]:
+    """Change a size alike in the hyperparameters and the network description."""
+
+    def change(model: Path) -> None:
+        def edit(meta: dict[str, Any]) -> None:
+            meta["params"][name] = value
+            meta["extra"][_network(model)][name] = value
+
+        _edit_json(model, edit)
+
+    return change
+
+
+def _set_network(name: str, value: Any) -> Callable[[Path], None]:
+    def change(model: Path) -> None:
+        _edit_json(model, lambda meta: meta["extra"][_network(model)].__setitem__(name, value))
+
+    return change
+
+
+def _set_params(name: str, value: Any) -> Callable[[Path], None]:
+    def change(model: Path) -> None:
+        _edit_json(model, lambda meta: meta["params"].__setitem__(name, value))
+
+    return change
+
+
+def _drop_last(*keys: str) -> Callable[[Path], None]:
+    def change(model: Path) -> None:
+        def edit(meta: dict[str, Any]) -> None:
+            target = meta
+            for key in keys:
+                target = target[key]
+            target.pop()
+
+        _edit_json(model, edit)
+
+    return change
+
+
+def _delete_tensor(name: str) -> Callable[[Path], None]:
+    def change(model: Path) -> None:
+        from safetensors.numpy import load_file, save_file
+
+        arrays = load_file(str(model / "weights.safetensors"))
+        del arrays[name]
+        save_file(arrays, str(model / "weights.safetensors"))
+
+    return change
+
+
+def _assert_one_line_error(err: str, *names: str) -> None:
+    assert err.startswith("error: "), err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for name in names:
+        assert name in err, (name, err)
+
+
+def _predict(model: Path, data: Path, out: Path, *extra: str) -> int:
+    return main(["predict", str(model), str(data), *TARGET, "--out", str(out), *extra])
+
+
+# -- values of a configuration ----------------------------------------------------------------
+def _write_config(tmp_path: Path, models: dict[str, Any], tasks: dict[str, Any]) -> Path:
+    import yaml
+
+    config = {"data": {"simulate": dict(SIMULATION)}, "models": models, "tasks": tasks}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("models", "tasks", "field"),
+    [
+        ({"xtransfer": {"hidden": [[32]]}}, {"transfer": {}}, "models.xtransfer.hidden"),
+        ({"xtransfer": {"hidden": ["a", "b"]}}, {"transfer": {}}, "models.xtransfer.hidden"),
+        ({"xtransfer": {"hidden": [32, 0]}}, {"transfer": {}}, "models.xtransfer.hidden"),
+        ({"xtransfer": {"max_epochs": -3}}, {"transfer": {}}, "models.xtransfer.max_epochs"),
+        ({"fe": {"gene_block": 0}}, {"transfer": {}}, "models.fe.gene_block"),
+        ({"additive": {}}, {"transfer": {"max_splits": -1}}, "tasks.transfer.max_splits"),
+    ],
+    ids=["nested-list", "strings", "zero-width", "negative-epochs", "zero-block", "max_splits"],
+)
+def test_config_check_refuses_bad_counts_naming_the_field(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    models: dict[str, Any],
+    tasks: dict[str, Any],
+    field: str,
+) -> None:
+    config = _write_config(tmp_path, models, tasks)
+    assert main(["run", "--config", str(config), "--check"]) == 2
+    _assert_one_line_error(capsys.readouterr().err, field)
+
+
+@pytest.mark.parametrize("value", ["[[32]]", "[a, b]"], ids=["nested-list", "strings"])
+def test_param_with_a_bad_list_is_refused(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    out = tmp_path / "model"
+    args = ["fit", str(folder / "data.h5ad"), "--model", "xtransfer", "--preset", "fast"]
+    assert main([*args, "--param", f"hidden={value}", "--out", str(out)]) == 2
+    _assert_one_line_error(capsys.readouterr().err, "hidden")
+    assert not out.exists()
+
+
+def test_huge_simulation_is_refused_quickly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    config = tmp_path / "config.yaml"
+    simulation = {**SIMULATION, "n_genes": 10_000_000_000}
+    raw = {"data": {"simulate": simulation}, "models": {"additive": {}}, "tasks": ["transfer"]}
+    config.write_text(yaml.safe_dump(raw))
+    started = time.perf_counter()
+    assert main(["run", "--config", str(config), "--check"]) == 2
+    assert time.perf_counter() - started < 10
+    _assert_one_line_error(capsys.readouterr().err, "data.simulate.n_genes")
+
+
+def test_simulation_too_large_in_total_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    config = tmp_path / "config.yaml"
+    simulation = {**SIMULATION, "n_genes": 100_000, "animals_per_group": 100_000}
+    raw = {"data": {"simulate": simulation}, "models": {"additive": {}}, "tasks": ["transfer"]}
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["run", "--config", str(config), "--check"]) == 2
+    _assert_one_line_error(capsys.readouterr().err, "data.simulate", "values")
