@@ -138,6 +138,29 @@ def _predict(model: Path, data: Path, out: Path, *extra: str) -> int:
     return main(["predict", str(model), str(data), *TARGET, "--out", str(out), *extra])
 
 
+# -- YAML tags in --param -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "value",
+    [
+        "!!python/object:os.system",
+        "!!python/name:os.system",
+        '!!python/object/apply:os.system ["touch {marker}"]',
+    ],
+    ids=["object", "name", "apply"],
+)
+def test_param_with_a_yaml_tag_is_refused_naming_it(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    marker = tmp_path / "executed"
+    out = tmp_path / "model"
+    param = "hidden=" + value.format(marker=marker)
+    args = ["fit", str(folder / "data.h5ad"), "--model", "xtransfer", "--param", param]
+    assert main([*args, "--out", str(out)]) == 2
+    _assert_one_line_error(capsys.readouterr().err, "--param hidden")
+    assert not marker.exists()
+    assert not out.exists()
+
+
 # -- values of a configuration ----------------------------------------------------------------
 def _write_config(tmp_path: Path, models: dict[str, Any], tasks: dict[str, Any]) -> Path:
     import yaml

@@ -24,6 +24,7 @@ __all__ = [
     "add_values_argument",
     "check_finite",
     "new_output",
+    "parse_params",
     "prepare_input",
     "preset_params",
     "read_input",
@@ -177,6 +178,43 @@ def preset_params(
         raise TransferomeError(f"preset must be one of {PRESETS}, got {preset!r}")
     base = dict(get_model(model).fast_params) if preset == "fast" else {}
     return {**base, **dict(given or {})}
+
+
+def parse_params(pairs: Sequence[str], model: str) -> dict[str, Any]:
+    """``--param NAME=VALUE`` options (values read as YAML) checked against the model.
+
+    A value is read as plain YAML data only (numbers, strings, lists, mappings): a tag such
+    as ``!!python/object:...`` is refused, never constructed, as are anchors and aliases.
+
+    Raises
+    ------
+    TransferomeError
+        Naming the parameter: not ``NAME=VALUE``, not plain YAML, an unknown argument of the
+        model, a value of the wrong type or a count below 1
+        (:func:`~transferome.pipeline.config.check_arguments`).
+    """
+    import yaml
+
+    from transferome.errors import DataValidationError
+    from transferome.models import get_model
+    from transferome.pipeline._yaml import load_yaml, short_repr, yaml_problem
+    from transferome.pipeline.config import check_arguments
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise DataValidationError(f"--param {short_repr(pair)}: expected NAME=VALUE")
+        try:
+            params[name] = load_yaml(value)
+        except yaml.YAMLError as exc:
+            raise DataValidationError(
+                f"--param {name}: {short_repr(value)} is not a plain value ({yaml_problem(exc)}); "
+                "give a number, a string or a list"
+            ) from exc
+    checked = check_arguments(get_model(model).__init__, params, f"--param ({model})")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in checked.items()}
 
 
 def validate_kwargs(args: argparse.Namespace) -> dict[str, Any]:

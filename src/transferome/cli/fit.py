@@ -10,6 +10,7 @@ from transferome.cli._common import (
     add_reader_arguments,
     add_values_argument,
     new_output,
+    parse_params,
     prepare_input,
     preset_params,
     schema_from_args,
@@ -51,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     from transferome.cli._common import read_input
     from transferome.data import validate
     from transferome.models import get_model
-    from transferome.pipeline.steps import parse_params
 
     out = new_output(args.out, overwrite=args.overwrite)
     cls = get_model(args.model)

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["load_yaml", "short_repr"]
+__all__ = ["load_yaml", "short_repr", "yaml_problem"]
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -62,3 +62,15 @@ def short_repr(value: Any, limit: int = 200) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit - 30]}... ({len(text)} characters)"
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong in one line (a YAML error's own text spans several: the marks, the
+    offending line and a caret), with the line and column where the text has several lines."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    text = f"{context}: {problem}" if context else str(problem)
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None and mark.line > 0:
+        text += f" (line {mark.line + 1}, column {mark.column + 1})"
+    return text
