@@ -138,6 +138,87 @@ def _predict(model: Path, data: Path, out: Path, *extra: str) -> int:
     return main(["predict", str(model), str(data), *TARGET, "--out", str(out), *extra])
 
 
+# -- inconsistent model folders -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("model", "change"),
+    [
+        ("xtransfer", _set_both("hidden", [16])),
+        ("xtransfer", _set_both("latent_dim", 4)),
+        ("xtransfer", _set_network("n_genes", 61)),
+        ("xtransfer", _set_network("hidden", "ab")),
+        ("xtransfer", _set_params("hidden", [16])),
+        ("xtransfer", _drop_last("var_names")),
+        ("xtransfer", _drop_last("extra", "perturbations")),
+        ("xtransfer", _delete_tensor("perturbation_latents")),
+        ("xtransfer", _delete_tensor("module.decoder.4.bias")),
+        ("fe", _set_both("hidden", [16, 12])),
+        ("fe", _set_network("n_samples", 17)),
+        ("fe", _drop_last("extra", "obs_names")),
+        ("fe", _drop_last("extra", "factor_levels", "context")),
+        ("fe", _delete_tensor("module.last.bias")),
+    ],
+    ids=[
+        "xtransfer-hidden",
+        "xtransfer-latent_dim",
+        "xtransfer-n_genes",
+        "xtransfer-hidden-not-a-list",
+        "xtransfer-params-disagree",
+        "xtransfer-gene-list",
+        "xtransfer-perturbation-list",
+        "xtransfer-no-latents",
+        "xtransfer-no-decoder-bias",
+        "fe-hidden",
+        "fe-n_samples",
+        "fe-sample-list",
+        "fe-factor-levels",
+        "fe-no-last-bias",
+    ],
+)
+def test_inconsistent_model_folder_is_a_named_error(
+    folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    model: str,
+    change: Callable[[Path], None],
+) -> None:
+    copy = _copy_model(folder, model, tmp_path)
+    change(copy)
+    out = tmp_path / "pred.h5ad"
+    assert _predict(copy, folder / "data.h5ad", out) == 2
+    err = capsys.readouterr().err
+    _assert_one_line_error(err, str(copy))
+    assert "model.json" in err or "weights.safetensors" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "value"),
+    [
+        ("xtransfer", "hidden", [1_000_000]),
+        ("xtransfer", "hidden", [10**13]),
+        ("fe", "hidden", [10**13, 12]),
+        ("uge", "d_ff", 10**13),
+    ],
+    ids=["xtransfer-million", "xtransfer-huge", "fe-huge", "uge-huge"],
+)
+def test_model_json_sizes_are_checked_against_the_weights_before_building(
+    folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    model: str,
+    name: str,
+    value: Any,
+) -> None:
+    # A network of 10**13 units cannot be allocated at all: the check must come first.
+    copy = _copy_model(folder, model, tmp_path)
+    _set_both(name, value)(copy)
+    started = time.perf_counter()
+    assert _predict(copy, folder / "data.h5ad", tmp_path / "pred.h5ad") == 2
+    assert time.perf_counter() - started < 10
+    err = capsys.readouterr().err
+    _assert_one_line_error(err, str(copy), "does not match weights.safetensors", "stored")
+
+
 # -- YAML tags in --param -------------------------------------------------------------------
 @pytest.mark.parametrize(
     "value",

@@ -10,16 +10,28 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from transferome.data._atomic import atomic_path, atomic_write_text
 from transferome.errors import DataValidationError, ModelFileError
 
-__all__ = ["FORMAT_VERSION", "check_var_names", "read_model_files", "write_model_files"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "FORMAT_VERSION",
+    "check_described",
+    "check_params_match",
+    "check_var_names",
+    "read_model_files",
+    "restore_module",
+    "stored_array",
+    "write_model_files",
+]
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -134,6 +146,129 @@ def _check_arrays(
                 f"(of {array.size}) it did not hold when saved; the file is corrupt: refit "
                 "the model"
             )
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def stored_array(
+    arrays: Mapping[str, np.ndarray],
+    name: str,
+    where: str | os.PathLike[str],
+    *,
+    shape: Sequence[int] | None = None,
+    what: str = "",
+) -> np.ndarray:
+    """The array ``name`` of a model folder, refused when missing or not of ``shape``.
+
+    ``what`` says where the expected shape comes from (``"the perturbations and latent_dim
+    of model.json"``), for the message.
+    """
+    if name not in arrays:
+        raise ModelFileError(f"{where}: {WEIGHTS} lacks the array {name!r}; the file is corrupt")
+    array = arrays[name]
+    if shape is not None and tuple(array.shape) != tuple(shape):
+        raise ModelFileError(
+            f"{where}: array {name!r} of {WEIGHTS} has shape {_shape_text(array.shape)} but "
+            f"{what or META} gives {_shape_text(shape)}; the files do not belong together"
+        )
+    return array
+
+
+def check_described(
+    where: str | os.PathLike[str], what: str, found: int, expected: int, source: str
+) -> None:
+    """Refuse a model folder where ``what`` (a list of ``model.json``) has ``found`` entries
+    but ``source`` (the network's sizes) says ``expected``."""
+    if found != expected:
+        raise ModelFileError(
+            f"{where}: {META} lists {found} {what} but {source} is {expected}; the file was "
+            "edited or is corrupt: refit the model"
+        )
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
+
+
+def check_params_match(
+    where: str | os.PathLike[str],
+    params: Mapping[str, Any],
+    network: Mapping[str, Any],
+    names: Sequence[str],
+) -> None:
+    """Refuse a ``model.json`` whose hyperparameters ``names`` disagree with the network
+    description they were built into (``params.hidden`` against the network's ``hidden``)."""
+    for name in names:
+        if name in params and name in network and _plain(params[name]) != _plain(network[name]):
+            raise ModelFileError(
+                f"{where}: {META} gives {name} = {params[name]!r} in params but "
+                f"{network[name]!r} for the network; the file was edited or is corrupt: refit "
+                "the model"
+            )
+
+
+def _as_loaded(shape: Sequence[int]) -> tuple[int, ...]:
+    """A shape as ``load_state_dict`` compares it: a scalar and a one-element vector alike
+    (a 0-d array, as a batch-norm counter, is stored with shape ``(1,)``)."""
+    shape = tuple(int(n) for n in shape)
+    return (1,) if shape == () else shape
+
+
+def restore_module(
+    build: Callable[[], torch.nn.Module],
+    arrays: Mapping[str, np.ndarray],
+    where: str | os.PathLike[str],
+    *,
+    prefix: str,
+) -> torch.nn.Module:
+    """The network ``build()`` makes from ``model.json``, holding the arrays under ``prefix``.
+
+    ``build`` is first run on PyTorch's meta device, which lays out the tensors without
+    memory: their names and shapes are compared with those stored in ``weights.safetensors``,
+    so that a description whose sizes disagree with the weights (``hidden: [1000000]`` beside
+    a small network) is refused before it sizes any memory. The real network is then as large
+    as the stored weights.
+
+    Raises
+    ------
+    ModelFileError
+        ``build`` fails on the description, or a tensor is missing, unexpected or of another
+        shape; the message names them.
+    """
+    import torch
+
+    stored = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+    try:
+        with torch.device("meta"):
+            layout = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise ModelFileError(f"{where}: {META} describes no valid network ({exc})") from exc
+    missing = sorted(set(layout) - set(stored))
+    unexpected = sorted(set(stored) - set(layout))
+    reshaped = [
+        f"{prefix}{k} {_shape_text(stored[k].shape)} stored, {_shape_text(shape)} described"
+        for k, shape in layout.items()
+        if k in stored and _as_loaded(stored[k].shape) != _as_loaded(shape)
+    ]
+    if missing or unexpected or reshaped:
+        parts = [
+            f"{label}: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
+            for label, items in (
+                (f"tensors missing from {WEIGHTS}", [prefix + k for k in missing]),
+                (f"tensors {META} does not describe", [prefix + k for k in unexpected]),
+                ("different shapes", reshaped),
+            )
+            if items
+        ]
+        raise ModelFileError(
+            f"{where}: {META} does not match {WEIGHTS} ({'; '.join(parts)}); the files were "
+            "edited or do not belong together: refit the model"
+        )
+    module = build()
+    module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in stored.items()})
+    return module.eval()
 
 
 def check_var_names(expected: Sequence[str], found: Sequence[str], *, what: str = "data") -> None:

@@ -38,8 +38,15 @@ import torch
 from anndata import AnnData
 
 from transferome.data.schema import Schema, split_combination
-from transferome.errors import DataValidationError
-from transferome.models._persist import check_var_names, read_model_files, write_model_files
+from transferome.errors import DataValidationError, ModelFileError
+from transferome.models._persist import (
+    check_described,
+    check_params_match,
+    check_var_names,
+    read_model_files,
+    restore_module,
+    write_model_files,
+)
 from transferome.models.base import Estimator, Target, prediction_adata
 from transferome.models.fe_module import (
     FEBlocks,
@@ -483,28 +490,78 @@ class FactorizedEmbedding(Estimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FactorizedEmbedding:
-        """Read a model folder written by :meth:`save`."""
+        """Read a model folder written by :meth:`save`.
+
+        ``model.json`` is checked against the stored weights before the network is built
+        (see :func:`~transferome.models._persist.restore_module`).
+
+        Raises
+        ------
+        ModelFileError
+            A file is missing or corrupt, or ``model.json`` and ``weights.safetensors``
+            disagree (a size, a shape, a missing tensor); the message names them.
+        """
         meta, arrays = read_model_files(path, model_class=cls.__name__)
+        try:
+            return cls._from_files(path, meta, arrays)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ModelFileError(
+                f"{path}: model.json does not describe a valid FactorizedEmbedding model ({detail})"
+            ) from exc
+
+    @classmethod
+    def _from_files(
+        cls, path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> FactorizedEmbedding:
         params = dict(meta["params"])
         for name in _TUPLE_PARAMS:
             params[name] = tuple(params[name])
         model = cls(**params)
         extra = meta["extra"]
-        module = FEModule(FEConfig.from_dict(extra["config"]))
-        state = {k.removeprefix("module."): torch.as_tensor(v) for k, v in arrays.items()}
-        module.load_state_dict(state, strict=True)
-        module.eval()
-        model.module_ = module
+        config = FEConfig.from_dict(extra["config"])
+        check_params_match(
+            path, params, config.to_dict(), ("embedding_dim", "hidden", "activation")
+        )
+        var_names = list(meta["var_names"])
+        obs_names = list(extra["obs_names"])
+        check_described(path, "genes", len(var_names), config.n_genes, "the network's n_genes")
+        check_described(
+            path, "samples", len(obs_names), config.n_samples, "the network's n_samples"
+        )
+        factor_keys = list(extra["factor_keys"])
+        factor_levels = {k: list(v) for k, v in extra["factor_levels"].items()}
+        var_factor_keys = list(extra["var_factor_keys"])
+        var_factor_levels = {k: list(v) for k, v in extra["var_factor_levels"].items()}
+        for keys, levels, counts, side in (
+            (factor_keys, factor_levels, config.obs_factor_levels, "obs_factor_levels"),
+            (var_factor_keys, var_factor_levels, config.var_factor_levels, "var_factor_levels"),
+        ):
+            check_described(path, "factors", len(keys), len(counts), f"the length of {side}")
+            for key, count in zip(keys, counts, strict=True):
+                check_described(
+                    path, f"levels of {key!r}", len(levels[key]), count, f"its entry of {side}"
+                )
+        train_labels = {k: np.asarray(v, dtype=str) for k, v in extra["train_labels"].items()}
+        for key, labels in train_labels.items():
+            check_described(
+                path,
+                f"training labels of {key!r}",
+                len(labels),
+                config.n_samples,
+                "the network's n_samples",
+            )
+        model.module_ = restore_module(lambda: FEModule(config), arrays, path, prefix="module.")
         model.schema_ = Schema.from_dict(extra["schema"])
-        model.var_names_ = list(meta["var_names"])
-        model.obs_names_ = list(extra["obs_names"])
-        model.factor_keys_ = list(extra["factor_keys"])
-        model.factor_levels_ = {k: list(v) for k, v in extra["factor_levels"].items()}
-        model.var_factor_keys_ = list(extra["var_factor_keys"])
-        model.var_factor_levels_ = {k: list(v) for k, v in extra["var_factor_levels"].items()}
-        model.train_labels_ = {
-            k: np.asarray(v, dtype=str) for k, v in extra["train_labels"].items()
-        }
+        model.var_names_ = var_names
+        model.obs_names_ = obs_names
+        model.factor_keys_ = factor_keys
+        model.factor_levels_ = factor_levels
+        model.var_factor_keys_ = var_factor_keys
+        model.var_factor_levels_ = var_factor_levels
+        model.train_labels_ = train_labels
         model.history_ = pd.DataFrame()
         return model
 

@@ -13,17 +13,36 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from transferome.data.schema import Schema
 from transferome.errors import ModelFileError
-from transferome.models._persist import read_model_files, write_model_files
+from transferome.models._persist import (
+    check_described,
+    check_params_match,
+    read_model_files,
+    restore_module,
+    write_model_files,
+)
 from transferome.models.uge_module import UGEConfig, UGENetwork
 
 if TYPE_CHECKING:
     from transferome.models.uge import UniversalGeneEmbedding
 
 __all__ = ["load_model", "save_model"]
+
+# Hyperparameters that are also fields of the network description (a saved model must agree).
+_ARCHITECTURE = (
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "d_ff",
+    "dropout",
+    "mask_fraction",
+    "ecs_weight",
+    "ecs_beta",
+    "class_weight",
+    "residual_weight",
+)
 
 
 def save_model(model: UniversalGeneEmbedding, path: str | os.PathLike[str]) -> Path:
@@ -66,16 +85,33 @@ def load_model(
 ) -> UniversalGeneEmbedding:
     """Read a model folder written by :func:`save_model`."""
     meta, arrays = read_model_files(path, model_class=cls.__name__)
-    extra = meta["extra"]
     try:
+        extra = meta["extra"]
         model = cls(**meta["params"])
-        network = UGENetwork(UGEConfig(**extra["config"]))
-        state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
-        network.load_state_dict(state)
-        model.network_ = network.eval()
+        config = UGEConfig(**extra["config"])
+        check_params_match(path, meta["params"], extra["config"], _ARCHITECTURE)
+        var_names = {s: list(v) for s, v in extra["species_var_names"].items()}
+        check_described(
+            path,
+            "genes",
+            sum(len(v) for v in var_names.values()),
+            config.n_genes,
+            "the network's n_genes",
+        )
+        check_described(
+            path,
+            "description columns",
+            len(extra["description_columns"]),
+            config.n_features,
+            "the network's n_features",
+        )
+        check_described(
+            path, "classes", len(extra["classes"]), config.n_classes, "the network's n_classes"
+        )
+        model.network_ = restore_module(lambda: UGENetwork(config), arrays, path, prefix="net.")
         model.schema_ = Schema.from_dict(extra["schema"])
         model.species_ = tuple(extra["species"])
-        model.var_names_ = {s: list(v) for s, v in extra["species_var_names"].items()}
+        model.var_names_ = var_names
         model.tokens_ = {s: arrays[f"tokens.{s}"] for s in model.species_}
         model.offsets_ = {s: int(v) for s, v in extra["offsets"].items()}
         model.description_columns_ = list(extra["description_columns"])
@@ -90,6 +126,11 @@ def load_model(
         latents["n"] = arrays["group_sizes"]
         model.group_latents_ = latents
         model.history_ = pd.DataFrame(extra["history"]).astype(float, errors="ignore")
+    except ModelFileError:
+        raise
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: not a valid UniversalGeneEmbedding model ({exc})") from exc
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ModelFileError(
+            f"{path}: model.json does not describe a valid UniversalGeneEmbedding model ({detail})"
+        ) from exc
     return model

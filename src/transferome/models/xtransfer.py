@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -51,8 +52,16 @@ from anndata import AnnData
 
 from transferome.data.pairing import Pairs, make_pairs
 from transferome.data.schema import Schema, obs_labels, split_combination, validate
-from transferome.errors import DataValidationError, TransferomeError
-from transferome.models._persist import check_var_names, read_model_files, write_model_files
+from transferome.errors import DataValidationError, ModelFileError, TransferomeError
+from transferome.models._persist import (
+    check_described,
+    check_params_match,
+    check_var_names,
+    read_model_files,
+    restore_module,
+    stored_array,
+    write_model_files,
+)
 from transferome.models.base import Estimator, Target, prediction_adata
 from transferome.models.xtransfer_module import XTransferConfig, XTransferModule
 
@@ -61,6 +70,8 @@ __all__ = ["PairRows", "XTransfer"]
 _MATCHING = ("random", "mean")
 _PREDICTION = ("decoded", "control_plus_delta", "anchored")
 _ENCODE_BATCH = 2048
+# Hyperparameters that are also fields of the network description (a saved model must agree).
+_ARCHITECTURE = tuple(f.name for f in fields(XTransferConfig) if f.name != "n_genes")
 
 
 def _gene_means(rows: Any) -> np.ndarray:
@@ -596,27 +607,56 @@ class XTransfer(Estimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> XTransfer:
-        """Read a model written by :meth:`save`; ``predict`` then checks the genes."""
+        """Read a model written by :meth:`save`; ``predict`` then checks the genes.
+
+        ``model.json`` is checked against the stored weights before the network is built
+        (see :func:`~transferome.models._persist.restore_module`).
+
+        Raises
+        ------
+        ModelFileError
+            A file is missing or corrupt, or ``model.json`` and ``weights.safetensors``
+            disagree (a size, a shape, a missing tensor); the message names them.
+        """
+        meta, arrays = read_model_files(path, model_class=cls.__name__)
+        try:
+            return cls._from_files(path, meta, arrays)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ModelFileError(
+                f"{path}: model.json does not describe a valid XTransfer model ({detail})"
+            ) from exc
+
+    @classmethod
+    def _from_files(
+        cls, path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> XTransfer:
         import pandas as pd
 
-        meta, arrays = read_model_files(path, model_class=cls.__name__)
         params = dict(meta["params"])
         params["hidden"] = tuple(params["hidden"])
         model = cls(**params)
         extra = meta["extra"]
-        module = XTransferModule(XTransferConfig.from_dict(extra["module_config"]))
-        state = {
-            k.removeprefix("module."): torch.from_numpy(np.array(v))
-            for k, v in arrays.items()
-            if k.startswith("module.")
-        }
-        module.load_state_dict(state)
-        module.eval()
+        config = XTransferConfig.from_dict(extra["module_config"])
+        check_params_match(path, params, config.to_dict(), _ARCHITECTURE)
+        var_names = list(meta["var_names"])
+        check_described(path, "genes", len(var_names), config.n_genes, "the network's n_genes")
+        perturbations = list(extra["perturbations"])
+        latents = stored_array(
+            arrays,
+            "perturbation_latents",
+            path,
+            shape=(len(perturbations), config.latent_dim),
+            what="its perturbations and latent_dim",
+        )
+        module = restore_module(lambda: XTransferModule(config), arrays, path, prefix="module.")
         model.module_ = module
         model.schema_ = Schema.from_dict(extra["schema"])
-        model.var_names_ = list(meta["var_names"])
-        model.perturbations_ = list(extra["perturbations"])
-        model.perturbation_latents_ = np.asarray(arrays["perturbation_latents"], np.float32)
+        model.var_names_ = var_names
+        model.perturbations_ = perturbations
+        model.perturbation_latents_ = np.asarray(latents, np.float32)
         model.n_pairs_ = int(extra["n_pairs"])
         history = pd.DataFrame(extra["history"], dtype="float64")[extra["history_columns"]]
         if "epoch" in history:
