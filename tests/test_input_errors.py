@@ -8,6 +8,7 @@ work starts (or any memory is sized from a model's description).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -313,3 +314,130 @@ def test_simulation_too_large_in_total_is_refused(
     config.write_text(yaml.safe_dump(raw))
     assert main(["run", "--config", str(config), "--check"]) == 2
     _assert_one_line_error(capsys.readouterr().err, "data.simulate", "values")
+
+
+# -- outputs that cannot or must not be written -----------------------------------------------
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if a command starts its work (reads its data, loads its model, runs)."""
+    import transferome.cli._common as common
+    import transferome.pipeline as pipeline
+    import transferome.pipeline.steps as steps
+
+    def started(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the command started its work before refusing its output")
+
+    monkeypatch.setattr(common, "read_input", started)
+    monkeypatch.setattr(steps, "load_model", started)
+    monkeypatch.setattr(pipeline, "run_pipeline", started)
+
+
+def _commands(base: Path, out: str, model: Path | None = None) -> dict[str, list[str]]:
+    data = str(base / "data.h5ad")
+    config = str(base / "config.yaml")
+    model_dir = str(model or base / "model")
+    return {
+        "fit": ["fit", data, "--model", "additive", "--out", out],
+        "predict": ["predict", model_dir, data, *TARGET, "--out", out],
+        "run": ["run", "--config", config, "--out", out],
+    }
+
+
+def _inputs_in(base: Path, folder: Path) -> None:
+    """The data file and a configuration reading it in ``base``."""
+    shutil.copy(folder / "data.h5ad", base / "data.h5ad")
+    (base / "config.yaml").write_text(
+        "data:\n  path: data.h5ad\nmodels:\n  additive: {}\ntasks: [transfer]\n"
+    )
+
+
+def _like_results(base: Path) -> None:
+    """The files of a finished run (what ``--overwrite`` of ``run`` agrees to replace)."""
+    (base / "versions.json").write_text("{}\n")
+    if not (base / "config.yaml").exists():
+        (base / "config.yaml").write_text("seed: 0\n")
+
+
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_out_under_a_file_is_refused_before_any_work(
+    folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_work: None,
+    command: str,
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder\n")
+    out = blocker / ("pred.h5ad" if command == "predict" else "model")
+    args = _commands(folder, str(out), folder / "xtransfer")[command]
+    assert main(args) == 2
+    _assert_one_line_error(capsys.readouterr().err, str(blocker), "not a folder")
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "run"])
+def test_unwritable_out_is_refused_before_any_work(
+    folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_work: None,
+    command: str,
+) -> None:
+    _inputs_in(tmp_path, folder)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        probe = locked / "probe"
+        try:
+            probe.write_text("")
+        except PermissionError:
+            pass
+        else:
+            probe.unlink()
+            if os.geteuid() == 0:
+                pytest.skip("running as root: folder permissions are not enforced")
+            pytest.fail("a folder of mode 0500 is writable")
+        out = locked / ("pred.h5ad" if command == "predict" else "results")
+        assert main(_commands(tmp_path, str(out), folder / "xtransfer")[command]) == 2
+        _assert_one_line_error(capsys.readouterr().err, str(locked), "not writable")
+        assert not out.exists()
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "run"])
+def test_working_folder_as_out_is_refused_before_any_work(
+    folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    no_work: None,
+    command: str,
+) -> None:
+    _inputs_in(tmp_path, folder)
+    _like_results(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = _commands(tmp_path, ".", folder / "xtransfer")[command]
+    assert main([*args, "--overwrite"]) == 2
+    _assert_one_line_error(capsys.readouterr().err, "--out .")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("command", ["fit", "run"])
+def test_out_holding_the_inputs_is_refused_before_any_work(
+    folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_work: None,
+    command: str,
+) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    _inputs_in(results, folder)
+    _like_results(results)
+    before = sorted(p.name for p in results.iterdir())
+    args = _commands(results, str(results))[command]
+    assert main([*args, "--overwrite"]) == 2
+    _assert_one_line_error(capsys.readouterr().err, "holds the input")
+    assert sorted(p.name for p in results.iterdir()) == before

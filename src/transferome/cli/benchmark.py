@@ -10,6 +10,7 @@ from transferome.cli._common import (
     add_key_arguments,
     add_preset_argument,
     add_values_argument,
+    check_output,
     preset_params,
     schema_from_args,
 )
@@ -108,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from transferome.data._spreadsheet import spreadsheet_safe
     from transferome.errors import TransferomeError
 
+    check_output(args.out, overwrite=args.overwrite, inputs=(args.data,), folder=True)
     _check_out(Path(args.out), overwrite=args.overwrite)  # before any work
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:

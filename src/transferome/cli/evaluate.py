@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from transferome.errors import DataValidationError
     from transferome.metrics import evaluate_groups, summarize
 
-    out = new_output(args.out, overwrite=args.overwrite)
+    out = new_output(args.out, overwrite=args.overwrite, inputs=(args.truth, args.prediction))
     keys = schema_from_args(args)
     truth, values = prepare_input(read_h5ad(args.truth), args, args.truth, schema=keys)
     if values == "delta":

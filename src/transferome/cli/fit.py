@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from transferome.data import validate
     from transferome.models import get_model
 
-    out = new_output(args.out, overwrite=args.overwrite)
+    out = new_output(
+        args.out, overwrite=args.overwrite, inputs=(args.file, args.metadata), folder=True
+    )
     cls = get_model(args.model)
     params = preset_params(args.model, args.preset, parse_params(args.param, args.model))
     if args.seed is not None and "random_state" in inspect.signature(cls.__init__).parameters:

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from transferome.data import atomic_write_text
     from transferome.pipeline.template import config_template
 
-    path = new_output(args.file, overwrite=args.overwrite)
+    path = new_output(args.file, overwrite=args.overwrite, option="")
     text = config_template(path.name, quick=args.quick)
     atomic_write_text(path, text)
     print(f"wrote {path}; edit it, then run: transferome run --config {path}")

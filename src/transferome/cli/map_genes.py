@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from transferome.data import atomic_path, read_h5ad
     from transferome.data._spreadsheet import spreadsheet_safe
 
-    out = new_output(args.out, overwrite=args.overwrite)
+    inputs = (args.source, args.target, args.orthologs)
+    out = new_output(args.out, overwrite=args.overwrite, inputs=inputs)
     schema = schema_from_args(args)
     orthologs = read_ortholog_csv(args.orthologs)
     mapping = map_genes(

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from transferome.data import write_h5ad
     from transferome.pipeline.steps import evaluator_layout, load_model, read_targets
 
-    out = new_output(args.out, overwrite=args.overwrite)
+    inputs = (args.model, args.file, args.targets, args.metadata)
+    out = new_output(args.out, overwrite=args.overwrite, inputs=inputs)
     model = load_model(args.model)
     schema = model.schema_
     adata, values = prepare_input(

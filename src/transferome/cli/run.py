@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     import yaml
 
+    from transferome.cli._common import check_output
     from transferome.pipeline import (
         ConfigError,
         Progress,
@@ -81,7 +82,15 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"configuration is valid: tasks {list(config.tasks)}, models {list(config.models)}")
         return 0
-    # Refuse an existing folder before any work (run_pipeline checks again).
+    # Refuse an output that must not or cannot be written, and an existing folder, before
+    # any work (run_pipeline checks the folder again).
+    check_output(
+        args.out,
+        overwrite=args.overwrite,
+        inputs=[args.config, *_input_paths(config)],
+        folder=True,
+        replaces=True,
+    )
     probe = prepare_output(args.out, overwrite=args.overwrite)
     probe.rmdir()
     progress = Progress(stream=None if getattr(args, "quiet", False) else "stderr")
@@ -94,6 +103,18 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote {result.out / 'report.html'} ({len(result.stages)} tasks)")
     return 0
+
+
+def _input_paths(config) -> list[str]:
+    """Every file a configuration reads: data, ortholog and metadata tables."""
+    paths = []
+    for data in (config.data, config.combination_data):
+        if not data:
+            continue
+        path = data.get("path")
+        paths += list(path.values()) if isinstance(path, dict) else [path]
+        paths += [data.get("orthologs"), (data.get("reader") or {}).get("metadata")]
+    return [p for p in paths if isinstance(p, str)]
 
 
 def verdicts(stages) -> list[str]:

@@ -49,12 +49,14 @@ def _check_folder(out: Path, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from transferome._logging import get_logger
+    from transferome.cli._common import check_output
     from transferome.data import atomic_path, write_h5ad
     from transferome.data._spreadsheet import spreadsheet_safe
     from transferome.datasets import QUICK, simulate
 
     log = get_logger(__name__)
     out = Path(args.out)
+    check_output(out, overwrite=args.overwrite, folder=True)
     _check_folder(out, args.overwrite)
     kwargs = dict(QUICK[args.mode]) if args.quick else {}
     if args.unstructured:

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from transferome.data._spreadsheet import spreadsheet_safe
     from transferome.errors import DataValidationError
 
-    out = new_output(args.out, overwrite=args.overwrite)
+    inputs = [item.partition("=")[2] or item for item in args.files]
+    out = new_output(args.out, overwrite=args.overwrite, inputs=[*inputs, args.orthologs])
     schema = schema_from_args(args)
     data = {}
     for item in args.files:
