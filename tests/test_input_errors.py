@@ -67,9 +67,15 @@ def _copy_model(folder: Path, model: str, tmp_path: Path) -> Path:
 
 
 def _edit_json(model: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Edit ``model.json`` as in a folder of an earlier release, whose weights keep no
+    checksums (with them, any edit is refused before these checks; see the last test)."""
+    from safetensors.numpy import load_file, save_file
+
     meta = json.loads((model / "model.json").read_text())
     change(meta)
     (model / "model.json").write_text(json.dumps(meta))
+    weights = model / "weights.safetensors"
+    save_file(load_file(str(weights)), str(weights))
 
 
 def _network(model: Path) -> str:
@@ -441,3 +447,21 @@ def test_out_holding_the_inputs_is_refused_before_any_work(
     assert main([*args, "--overwrite"]) == 2
     _assert_one_line_error(capsys.readouterr().err, "holds the input")
     assert sorted(p.name for p in results.iterdir()) == before
+
+
+def test_any_change_to_a_saved_model_is_refused_by_its_checksums(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = _copy_model(folder, "xtransfer", tmp_path)
+    meta = json.loads((copy / "model.json").read_text())
+    meta["params"]["dropout"] = 0.5  # a value no shape check can see
+    (copy / "model.json").write_text(json.dumps(meta))
+    assert _predict(copy, folder / "data.h5ad", tmp_path / "pred.h5ad") == 2
+    _assert_one_line_error(capsys.readouterr().err, "model.json was changed after")
+    copy = _copy_model(folder, "fe", tmp_path / "second")
+    weights = copy / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01  # one bit of one stored value
+    weights.write_bytes(bytes(data))
+    assert _predict(copy, folder / "data.h5ad", tmp_path / "pred2.h5ad") == 2
+    _assert_one_line_error(capsys.readouterr().err, "no longer match their checksum")

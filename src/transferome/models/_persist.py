@@ -2,7 +2,9 @@
 
 ``model.json`` stores the estimator class, its hyperparameters, the gene names it was fitted
 on, the schema, the transferome version and anything else JSON-serialisable the model needs;
-``weights.safetensors`` stores every array. Both are written atomically.
+``weights.safetensors`` stores every array and, in its header, SHA-256 checksums of
+``model.json`` and of the arrays, so that a file changed after saving is refused by name
+instead of loading to different predictions. Both are written atomically.
 """
 
 from __future__ import annotations
@@ -75,9 +77,10 @@ def write_model_files(
         raise ModelFileError(f"model metadata is not JSON-serialisable: {exc}") from exc
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    digests = {_META_DIGEST: _digest(text.encode("utf-8")), _DATA_DIGEST: _tensor_digest(tensors)}
     try:
         with atomic_path(folder / WEIGHTS) as tmp:
-            save_file(tensors, str(tmp))
+            save_file(tensors, str(tmp), metadata=digests)
         atomic_write_text(folder / META, text)
     except BaseException:
         if created:  # an interrupted save leaves no half model folder behind
@@ -105,9 +108,16 @@ def read_model_files(
         if not (folder / name).is_file():
             raise ModelFileError(f"{folder}: {name} is missing; not a transferome model folder")
     try:
-        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        raw = (folder / META).read_bytes()
+        meta = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{folder / META}: corrupt model metadata ({exc})") from exc
+    stored = _stored_digests(folder / WEIGHTS)
+    if _META_DIGEST in stored and stored[_META_DIGEST] != _digest(raw):
+        raise ModelFileError(
+            f"{folder / META} was changed after the model was saved (it no longer matches the "
+            f"checksum kept in {WEIGHTS}); the folder is corrupt: refit or restore the model"
+        )
     required = {"format_version", "model_class", "params", "var_names", "extra"}
     if not isinstance(meta, dict) or not required <= set(meta):
         raise ModelFileError(f"{folder / META}: missing fields {sorted(required - set(meta))}")
@@ -122,8 +132,51 @@ def read_model_files(
         arrays = load_file(str(folder / WEIGHTS))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise ModelFileError(f"{folder / WEIGHTS}: corrupt weights ({exc})") from exc
-    _check_arrays(folder / WEIGHTS, arrays, meta.get("nan_arrays"))
+    nan_arrays = meta.get("nan_arrays")
+    if nan_arrays is not None and (
+        not isinstance(nan_arrays, list) or not all(isinstance(n, str) for n in nan_arrays)
+    ):
+        raise ModelFileError(f"{folder / META}: field nan_arrays must be a list of array names")
+    _check_arrays(folder / WEIGHTS, arrays, nan_arrays)
+    if _DATA_DIGEST in stored and stored[_DATA_DIGEST] != _tensor_digest(arrays):
+        raise ModelFileError(
+            f"{folder / WEIGHTS}: the stored arrays no longer match their checksum; the file "
+            "is corrupt: refit or restore the model"
+        )
     return meta, arrays
+
+
+_META_DIGEST = "model_json_sha256"
+_DATA_DIGEST = "arrays_sha256"
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _tensor_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of the arrays, in name order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def _stored_digests(path: Path) -> dict[str, str]:
+    """The checksums kept in the safetensors header (none in files of earlier releases)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            return dict(handle.metadata() or {})
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise ModelFileError(f"{path}: corrupt weights ({exc})") from exc
 
 
 def _check_arrays(
