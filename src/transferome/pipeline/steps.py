@@ -23,7 +23,7 @@ from anndata import AnnData
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError, ModelFileError, ReaderError
 
-__all__ = ["evaluator_layout", "load_model", "parse_params", "read_targets"]
+__all__ = ["evaluator_layout", "load_model", "read_targets"]
 
 
 def load_model(path: str | os.PathLike[str]) -> Any:
@@ -44,23 +44,6 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     raise ModelFileError(
         f"{path} holds a {model_class!r} model, which is not a registered transferome model"
     )
-
-
-def parse_params(pairs: Sequence[str], model: str) -> dict[str, Any]:
-    """``name=value`` strings (values read as YAML) checked against the model's arguments."""
-    import yaml
-
-    from transferome.models import get_model
-    from transferome.pipeline.config import check_arguments
-
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise DataValidationError(f"--param {pair!r}: expected NAME=VALUE")
-        params[name.strip()] = yaml.safe_load(value)
-    checked = check_arguments(get_model(model).__init__, params, f"--param ({model})")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in checked.items()}
 
 
 def read_targets(
