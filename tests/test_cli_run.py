@@ -179,3 +179,12 @@ def test_suggest_command(tmp_path, atlas_files, capsys):
         ["rat", "brain", "drug_a"]
     ]
     assert "1. rat brain drug_a" in capsys.readouterr().out
+    # the completion ensemble is the other ranking
+    out_ensemble = tmp_path / "ensemble.csv"
+    ensemble_args = [*args[:-1], str(out_ensemble), "--method", "ensemble"]
+    assert main(ensemble_args) == 0
+    table = pd.read_csv(out_ensemble)
+    assert table[["species", "context", "perturbation"]].values.tolist() == [
+        ["rat", "brain", "drug_a"]
+    ]
+    assert "own_error" not in table.columns

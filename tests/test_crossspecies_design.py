@@ -118,6 +118,13 @@ def test_suggestions_prefer_the_least_covered_cell() -> None:
     with pytest.raises(DataValidationError, match="budget"):
         suggest_experiments(partial, 0)
     assert suggest_experiments(data, 3, config=FAST).empty  # nothing left to measure
+    # the default ranking, by expected gain (which weighs each drug's size of change: here
+    # drug_a's larger change in liver outweighs drug_c's thinner coverage), ranks the same four
+    gain = suggest_experiments(partial, 4)
+    assert set(map(tuple, gain[["species", "context", "perturbation"]].to_numpy())) == set(missing)
+    assert gain["score"].is_monotonic_decreasing
+    assert all("in other species" in reason for reason in gain["reason"])
+    assert suggest_experiments(data, 3).empty
 
 
 def test_confidence_is_calibrated_on_the_simulator() -> None:

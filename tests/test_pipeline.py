@@ -172,7 +172,7 @@ def test_results_are_scored_against_the_baselines(tiny_run):
     assert {"ortholog", "reactome", "combined", "uge embedding"} <= set(precision["method"])
     assert {"all", "one-to-one"} <= set(precision["group"])
     curve = pd.read_csv(out / "tables" / "design_curve.csv")
-    assert set(curve["strategy"]) == {"suggested", "random"}
+    assert set(curve["strategy"]) == {"suggested", "largest uncertainty", "random"}
     assert np.isfinite(curve["mse_hidden"]).all()
     latent = pd.read_csv(out / "tables" / "species_transfer_latent.csv")
     assert set(latent["species"]) == {"mouse", "rat"}

@@ -25,11 +25,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "default: the file name without suffix)",
     )
     parser.add_argument("--out", required=True, help="CSV of ranked suggestions to write")
-    parser.add_argument("--budget", type=int, default=5, help="experiments to suggest (5)")
+    parser.add_argument(
+        "--budget", type=int, default=5, help="experiments to suggest, picked as a batch (5)"
+    )
+    parser.add_argument(
+        "--method",
+        choices=("gain", "ensemble"),
+        default="gain",
+        help="gain: by the expected reduction of the prediction error of everything still "
+        "unmeasured (default, seconds); ensemble: where a completion ensemble disagrees most",
+    )
     parser.add_argument("--orthologs", default=None, help="ortholog table tying the species")
     parser.add_argument("--n-models", type=int, default=4, help="ensemble members (4)")
     parser.add_argument(
-        "--epochs", type=int, default=300, help="training steps of each completion model (300)"
+        "--epochs",
+        type=int,
+        default=300,
+        help="training steps of each completion model (300; --method ensemble)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -65,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         config=CompletionConfig(epochs=args.epochs),
         schema=schema,
         random_state=args.seed,
+        method=args.method,
     )
     with atomic_path(out) as tmp:
         spreadsheet_safe(table).to_csv(tmp, index=False)

@@ -31,7 +31,7 @@ from transferome.crossspecies.evaluation import (
     true_reactome,
 )
 from transferome.crossspecies.mapping import METHODS, map_genes
-from transferome.crossspecies.reactome import Reactome, reactome
+from transferome.crossspecies.reactome import Reactome, reactome, signature_reactome
 
 __all__ = [
     "METHODS",
@@ -50,6 +50,7 @@ __all__ = [
     "reactome",
     "reactome_ensemble",
     "reliability_table",
+    "signature_reactome",
     "simulation_truth",
     "suggest_experiments",
     "true_reactome",

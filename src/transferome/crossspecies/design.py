@@ -1,6 +1,9 @@
 """Experimental design: which unmeasured (species, context, perturbation) cell to measure next.
 
-A cell's expected benefit is the disagreement of an ensemble of reactome completions (query by
+Two rankings. ``method="gain"`` (the default; :mod:`transferome.crossspecies.gain`): the
+expected reduction of the prediction error of every cell that stays unmeasured, from an error
+model fitted to the data, in greedy batches. ``method="ensemble"``: a cell's expected benefit
+is the disagreement of an ensemble of reactome completions (query by
 committee): each member is the completion model of :mod:`transferome.crossspecies.completion`
 fitted, from its own seed, to a random subset of the measured cells. Where the members agree,
 the measured cells already pin the cell down; where they disagree, measuring it removes the
@@ -174,6 +177,8 @@ def suggest_experiments(
     schema: Schema | None = None,
     layer: str | None = None,
     random_state: int = 0,
+    method: str = "gain",
+    other_species_weight: float = 0.5,
 ) -> pd.DataFrame:
     """Rank unmeasured (species, context, perturbation) experiments by expected benefit.
 
@@ -192,18 +197,37 @@ def suggest_experiments(
     n_models, subsample, config, random_state
         The ensemble (see :func:`reactome_ensemble`).
     ensemble
-        A fitted :func:`reactome_ensemble` of the same data to reuse instead of fitting one.
+        A fitted :func:`reactome_ensemble` of the same data to reuse instead of fitting one
+        (implies ``method="ensemble"``).
+    method
+        ``"gain"``: the ``budget`` experiments picked greedily by the expected reduction of
+        the prediction error over the cells that stay unmeasured (a batch: each pick counts
+        as measured before the next). ``"ensemble"``: the cells where a completion ensemble
+        disagrees most (each ranked alone).
+    other_species_weight
+        ``method="gain"``: what a measurement in another species counts for in the error
+        model, against one in the same species.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``rank, species, context, perturbation, score, reason``, best first;
-        ``score`` is the mean over genes of the ensemble variance of the cell (the expected
-        squared error of its prediction).
+        Columns ``rank, species, context, perturbation, score, reason``, best first. With
+        ``"gain"``, ``score`` is the expected error removed (the mean squared error over genes
+        summed over cells) and a column ``own_error`` the cell's own predicted error; with
+        ``"ensemble"``, the mean over genes of the ensemble variance of the cell.
     """
     if budget < 1:
         raise DataValidationError(f"budget must be at least 1, got {budget}")
+    if method not in ("gain", "ensemble"):
+        raise DataValidationError(f"method must be 'gain' or 'ensemble', got {method!r}")
     reactomes = _as_reactomes(data, schema, layer)
+    if method == "gain" and ensemble is None:
+        from transferome.crossspecies.gain import DesignGrid, fit_error_model, pick_batch
+
+        grid = DesignGrid.from_reactomes(reactomes, candidates=candidates)
+        model = fit_error_model(reactomes, grid, other_species_weight=other_species_weight)
+        table = pick_batch(model, grid, budget)
+        return table[[*SUGGESTION_COLUMNS, "own_error"]]
     measured = measured_cells(reactomes)
     pairs = sorted({pair for r in reactomes.values() for pair in r.pairs})
     contexts = sorted({c for c, _ in pairs})

@@ -19,7 +19,7 @@ from anndata import AnnData
 from transferome.data.schema import Schema, obs_labels, validate
 from transferome.errors import DataValidationError
 
-__all__ = ["Reactome", "reactome"]
+__all__ = ["Reactome", "reactome", "signature_reactome"]
 
 PAIR_NAMES = ("context", "perturbation")
 
@@ -262,3 +262,49 @@ def reactome(
         n=pd.DataFrame({"n_treated": n_treated, "n_control": n_control}, index=pairs),
         species=label,
     )
+
+
+def signature_reactome(
+    adata: AnnData, *, schema: Schema | None = None, species: str | None = None
+) -> Reactome:
+    """The reactome of change data (signatures: one row per measured group, NaN = gene not
+    measured), e.g. L1000, Tahoe or DrugMatrix signatures read with ``values="delta"``.
+
+    Rows of one (context, perturbation) are averaged gene by gene over their finite values;
+    control rows are ignored (their change is zero by definition). ``se`` is NaN (one
+    signature carries no replicate spread) and ``n_treated`` counts the rows.
+    """
+    schema = schema or Schema()
+    for key in (schema.context_key, schema.perturbation_key):
+        if key not in adata.obs.columns:
+            raise DataValidationError(
+                f"obs key {key!r} is missing; obs has {list(map(str, adata.obs.columns))}"
+            )
+    contexts = obs_labels(adata, schema.context_key)
+    perturbations = obs_labels(adata, schema.perturbation_key)
+    keep = perturbations != schema.control
+    if not keep.any():
+        raise DataValidationError("the signatures hold only control rows")
+    matrix = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+    matrix = np.asarray(matrix[keep], dtype=np.float64)
+    if np.isinf(matrix).any():
+        raise DataValidationError("the signatures hold infinite values")
+    keys = pd.MultiIndex.from_arrays([contexts[keep], perturbations[keep]], names=PAIR_NAMES)
+    codes, pairs = pd.factorize(keys, sort=True)
+    finite = np.isfinite(matrix)
+    sums = np.zeros((len(pairs), matrix.shape[1]))
+    counts = np.zeros_like(sums)
+    np.add.at(sums, codes, np.where(finite, matrix, 0.0))
+    np.add.at(counts, codes, finite)
+    means = np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
+    index = pd.MultiIndex.from_tuples(list(pairs), names=PAIR_NAMES)
+    contexts_all = sorted(set(contexts[keep]))
+    perturbations_all = sorted(set(perturbations[keep]))
+    grid = pd.MultiIndex.from_product([contexts_all, perturbations_all], names=PAIR_NAMES)
+    genes = pd.Index(adata.var_names.astype(str))
+    values = pd.DataFrame(means.T, index=genes, columns=index).reindex(columns=grid)
+    rows = np.bincount(codes, minlength=len(pairs))
+    n = pd.DataFrame({"n_treated": rows, "n_control": 0}, index=index).reindex(grid)
+    n = n.fillna(0).astype(int)
+    se = pd.DataFrame(np.nan, index=genes, columns=grid)
+    return Reactome(values=values, se=se, n=n, species=species)

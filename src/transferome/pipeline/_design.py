@@ -1,10 +1,13 @@
-"""Experimental design stage: the acquisition curve of suggested vs random experiments.
+"""Experimental design stage: the acquisition curve of suggested, largest-uncertainty-first
+and random experiments.
 
 From a partial design (a random share of the species x context x perturbation cells of the data
-hidden), cells are acquired one at a time, either the one :func:`suggest_experiments` ranks
-first or one drawn at random; after each acquisition the completion ensemble is refitted and
-the error of the completed reactome on the initially hidden cells is measured against the
-values observed in the data.
+hidden), cells are acquired one at a time: the one :func:`suggest_experiments` ranks first by
+expected gain (``suggested``: the reduction of the prediction error of everything still
+unmeasured), the one where the completion ensemble disagrees most (``largest uncertainty``), or
+one drawn at random; after each acquisition the completion ensemble is refitted and the error of
+the completed reactome on the initially hidden cells is measured against the values observed in
+the data.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from transferome.pipeline.stages import RunContext, Stage, StageResult, register
 __all__: list[str] = []
 
 Cell = tuple[str, str, str]
+STRATEGIES = ("suggested", "largest uncertainty", "random")
 
 
 def _error(
@@ -67,7 +71,7 @@ def _run_design(
     start = {cell for i, cell in enumerate(cells) if i not in hidden_index}
     completion = CompletionConfig(epochs=epochs)
     rows, first_suggestions = [], None
-    for strategy in ("suggested", "random"):
+    for strategy in STRATEGIES:
         measured = set(start)
         pick = np.random.default_rng([config.seed, 1])
         for step in range(steps + 1):
@@ -87,11 +91,14 @@ def _run_design(
             if not open_cells:
                 break
             if strategy == "suggested":
-                ranked = suggest_experiments(
-                    masked, budget, candidates=open_cells, ensemble=ensemble
-                )
+                ranked = suggest_experiments(masked, budget, candidates=open_cells, method="gain")
                 if first_suggestions is None:
                     first_suggestions = ranked
+                measured.add(tuple(ranked.loc[0, ["species", "context", "perturbation"]]))
+            elif strategy == "largest uncertainty":
+                ranked = suggest_experiments(
+                    masked, 1, candidates=open_cells, ensemble=ensemble, method="ensemble"
+                )
                 measured.add(tuple(ranked.loc[0, ["species", "context", "perturbation"]]))
             else:
                 measured.add(open_cells[int(pick.integers(len(open_cells)))])
@@ -108,7 +115,7 @@ def _run_design(
 def _design_fits(context: RunContext, options: Mapping[str, Any]) -> list[str]:
     steps = int(options.get("steps", 4))
     # one progress step per ensemble (of n_models completion fits) and strategy
-    return ["completion ensemble"] * (2 * (steps + 1))
+    return ["completion ensemble"] * (len(STRATEGIES) * (steps + 1))
 
 
 register_stage(
@@ -116,9 +123,9 @@ register_stage(
         "design",
         "Experimental design",
         "half of the measured (species, {context}, {perturbation}) cells are hidden and "
-        "acquired back one at "
-        "a time, by the suggested order or at random; the curve is the error of the completed "
-        "reactome on the hidden cells",
+        "acquired back one at a time, by expected gain (suggested), by the completion "
+        "ensemble's disagreement (largest uncertainty) or at random; the curve is the error "
+        "of the completed reactome on the hidden cells",
         _run_design,
         lambda context: None,
         _design_fits,

@@ -524,7 +524,11 @@ def _design_section(tables: Mapping[str, pd.DataFrame], figs: _Figures) -> str:
     frame = acquisition_frame(tables["curve"])
     plot_acquisition(frame, axes[0, 0])
     parts = [
-        figs.add(fig, "acquisition_curve", "Acquisition curve: suggested vs random experiments"),
+        figs.add(
+            fig,
+            "acquisition_curve",
+            "Acquisition curve: suggested, largest-uncertainty-first and random experiments",
+        ),
         _table(frame.reset_index()),
     ]
     if "suggestions" in tables:
