@@ -14,6 +14,7 @@ from anndata import AnnData
 
 from transferome._logging import get_logger
 from transferome.benchmark._tasks import HOLDOUT_TEXT, get_task
+from transferome.data._backed import in_memory
 from transferome.data.schema import Schema, obs_labels, validate
 from transferome.data.splits import Split
 from transferome.errors import DataValidationError, TransferomeError
@@ -326,6 +327,9 @@ def run_task(
         raise TransferomeError("give splits or task_options, not both")
     task = get_task(task_name)
     specs = _instantiate(models, model_params or {})
+    # every split copies its training rows and the scores read every group: a backed AnnData
+    # is read into memory once, in its stored dtype (a clear error when it does not fit)
+    adata = in_memory(adata, what="run_task")
     delta = values == "delta"
     keys = {
         "species_key": schema.species_key,

@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from transferome._logging import get_logger
+from transferome.data._backed import in_memory
 from transferome.data.schema import detect_value_type
 from transferome.errors import DataValidationError
 
@@ -109,8 +110,15 @@ def _normalize_log(counts: Any, target_sum: float) -> Any:
     return np.log1p(counts * scale[:, None]).astype(np.float32)
 
 
-def _row_totals(matrix: Any) -> np.ndarray:
-    return np.asarray(matrix.sum(axis=1)).ravel().astype(np.float64)
+def _row_totals(matrix: Any, chunk_rows: int = 4096) -> np.ndarray:
+    if isinstance(matrix, np.ndarray) or sp.issparse(matrix):
+        return np.asarray(matrix.sum(axis=1)).ravel().astype(np.float64)
+    # X of a backed AnnData: a block of rows at a time
+    blocks = [
+        np.asarray(matrix[start : start + chunk_rows].sum(axis=1)).ravel()
+        for start in range(0, matrix.shape[0], chunk_rows)
+    ]
+    return np.concatenate(blocks).astype(np.float64)
 
 
 def _describe(value_type: str, matrix: Any) -> str:
@@ -206,7 +214,7 @@ def prepare_values(
         raise DataValidationError(f"{where}: X is empty (None); pass a layer to use")
     out = adata
     if layer is not None:
-        out = adata.copy()
+        out = in_memory(adata, what="prepare_values", copy=True)
         out.X = out.layers[layer].copy()
     if values == "delta" or (
         values == "auto" and dict(adata.uns.get(_UNS, {})).get("values") == "delta"
@@ -228,8 +236,9 @@ def prepare_values(
             _log.info("%s: holds %s; used as they are (values='log')", where, detected)
         return PreparedValues(out, "log", detected, False)
     detected = _describe(value_type, source) if value_type != "log" else "log-like values"
-    counts = _as_float(source)
-    normalised = out.copy() if out is adata else out
+    # X of a backed AnnData is read into memory here, once (X holds the layer's values)
+    normalised = in_memory(adata, what="prepare_values", copy=True) if out is adata else out
+    counts = _as_float(normalised.X)
     normalised.layers["counts"] = counts.copy()
     normalised.X = _normalize_log(counts, target_sum)
     record = dict(normalised.uns.get(_UNS, {}))
@@ -353,6 +362,7 @@ def preprocess(
         raise DataValidationError(f"target_sum must be positive, got {target_sum}")
     if n_top_genes is not None and n_top_genes < 1:
         raise DataValidationError(f"n_top_genes must be at least 1 or None, got {n_top_genes}")
+    adata = in_memory(adata, what="preprocess")  # X of a backed AnnData, read once
     source = adata.layers[layer] if layer is not None else adata.X
     if source is None:
         raise DataValidationError("adata.X is empty (None); pass layer= to use a layer")
@@ -469,6 +479,7 @@ def project_genes(
             stacklevel=2,
         )
     n = len(gene_set)
+    adata = in_memory(adata, what="project_genes")
     var = adata.var.reindex(pd.Index(gene_set.genes, dtype=object))
     out = AnnData(
         X=_project(adata.X, columns, n) if adata.X is not None else None,

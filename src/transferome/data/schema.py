@@ -320,7 +320,8 @@ def validate(
     Parameters
     ----------
     adata
-        The data; never modified.
+        The data; never modified. A backed AnnData (``read_h5ad(path, backed="r")``) is
+        checked a block of rows at a time, without loading ``X`` into memory.
     species_key, context_key, perturbation_key, control, dose_key, sample_key, combination_sep
         See :class:`Schema`.
     layer

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
+from transferome.data._backed import dense_array, in_memory
 from transferome.data.schema import Schema, split_combination
 from transferome.errors import DataValidationError, ModelFileError
 from transferome.models._persist import (
@@ -411,7 +412,7 @@ class FactorizedEmbedding(Estimator):
         predicted = self._predict_rows(z, self._factor_vectors(codes))
         # Nothing missing: the data come back unchanged.
         filled = values if observed is None else np.where(observed, values, predicted)
-        out = adata.copy()
+        out = in_memory(adata, what="FactorizedEmbedding.impute", copy=True)
         if layer is None:
             out.X = filled.astype(np.float32)
         else:
@@ -742,8 +743,7 @@ def _values_and_mask(
     if layer is not None and layer not in adata.layers:
         raise DataValidationError(f"layer {layer!r} not found; layers: {list(adata.layers)}")
     matrix = adata.X if layer is None else adata.layers[layer]
-    values = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
-    values = np.array(values, dtype=np.float32, copy=True)
+    values = dense_array(matrix, np.float32, what="FactorizedEmbedding")
     if isinstance(mask, str):
         if mask not in adata.layers:
             raise DataValidationError(
