@@ -286,3 +286,21 @@ def test_project_genes_of_backed_file(log_file, log_backed) -> None:
     np.testing.assert_array_equal(
         a.toarray() if sp.issparse(a) else a, b.toarray() if sp.issparse(b) else b
     )
+
+
+def test_evaluate_groups_scores_backed_observations_as_in_memory(log_file, log_backed) -> None:
+    from transferome.data.schema import Schema
+    from transferome.metrics import evaluate_groups
+
+    schema = Schema()
+    memory, path = log_file
+    before = _sha256(path)
+    held = (memory.obs["context"] == "liver") & (memory.obs["perturbation"] == "drug_a")
+    train = memory[~held.to_numpy()].copy()
+    model = get_model("additive")().fit(train, schema=schema)
+    pred = model.predict(train, [("liver", "drug_a")])
+    expected = evaluate_groups(pred, memory, schema=schema)
+    got = evaluate_groups(pred, log_backed, schema=schema)
+    pd.testing.assert_frame_equal(got, expected)
+    assert log_backed.isbacked
+    assert _sha256(path) == before
