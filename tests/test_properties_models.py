@@ -5,7 +5,9 @@ For any valid log-normalised AnnData (random shape, labels, sparsity, some genes
 registered model that follows the transfer contract either fits and predicts finite profiles of
 the right shape without touching its input, or refuses with a transferome error that carries a
 message. A saved model whose ``model.json`` or ``weights.safetensors`` is mutated at random loads
-to identical predictions or fails with a named error: never a traceback, never NaN.
+to identical predictions or fails with a named error: never a traceback, never NaN. A random
+change to one field of the built-in run configuration is accepted or refused with a
+``ConfigError``.
 """
 
 from __future__ import annotations
@@ -218,3 +220,57 @@ def test_mutated_model_files_load_identically_or_fail_by_name(
     # exactly what the saved model did
     assert values.shape == expected.shape
     np.testing.assert_array_equal(values, expected)
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.one_of(st.integers(-3, 100), st.text(max_size=3)), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(-3, 5), max_size=2),
+)
+
+
+def _paths(value, prefix=()):
+    """Every (path, value) of a nested configuration."""
+    yield prefix, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*prefix, key))
+
+
+def _set(config, path, value):
+    if not path:
+        return value
+    out = dict(config)
+    out[path[0]] = _set(config[path[0]], path[1:], value) if len(path) > 1 else value
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pick=st.integers(0, 10**6), value=VALUES, drop=st.booleans())
+def test_random_configs_are_valid_or_refused_naming_a_field(pick: int, value, drop: bool) -> None:
+    """One field of the built-in configuration set to a random value (or dropped): the check
+    accepts it or raises ConfigError with a message; never another error."""
+    import copy
+
+    from transferome.pipeline import validate_config
+    from transferome.pipeline.config import default_config
+
+    config = copy.deepcopy(default_config(quick=True))
+    paths = [p for p, _ in _paths(config) if p]
+    path = paths[pick % len(paths)]
+    if drop:
+        mutated = copy.deepcopy(config)
+        node = mutated
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+    else:
+        mutated = _set(config, path, value)
+    try:
+        validate_config(mutated)
+    except TransferomeError as exc:
+        _named(exc)
