@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from transferome.data.aggregate import group_means
 from transferome.data.schema import Schema, obs_labels, validate
 from transferome.errors import DataValidationError
 
@@ -285,26 +286,22 @@ def signature_reactome(
     keep = perturbations != schema.control
     if not keep.any():
         raise DataValidationError("the signatures hold only control rows")
-    matrix = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
-    matrix = np.asarray(matrix[keep], dtype=np.float64)
-    if np.isinf(matrix).any():
+    treated = adata[keep]
+    data = treated.X.data if sp.issparse(treated.X) else np.asarray(treated.X)
+    if np.isinf(data).any():
         raise DataValidationError("the signatures hold infinite values")
-    keys = pd.MultiIndex.from_arrays([contexts[keep], perturbations[keep]], names=PAIR_NAMES)
-    codes, pairs = pd.factorize(keys, sort=True)
-    finite = np.isfinite(matrix)
-    sums = np.zeros((len(pairs), matrix.shape[1]))
-    counts = np.zeros_like(sums)
-    np.add.at(sums, codes, np.where(finite, matrix, 0.0))
-    np.add.at(counts, codes, finite)
-    means = np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
-    index = pd.MultiIndex.from_tuples(list(pairs), names=PAIR_NAMES)
+    means = group_means(treated, schema=schema)  # NaN-aware: over the rows that measured a gene
+    means.index.names = list(PAIR_NAMES)
     contexts_all = sorted(set(contexts[keep]))
     perturbations_all = sorted(set(perturbations[keep]))
     grid = pd.MultiIndex.from_product([contexts_all, perturbations_all], names=PAIR_NAMES)
     genes = pd.Index(adata.var_names.astype(str))
-    values = pd.DataFrame(means.T, index=genes, columns=index).reindex(columns=grid)
-    rows = np.bincount(codes, minlength=len(pairs))
-    n = pd.DataFrame({"n_treated": rows, "n_control": 0}, index=index).reindex(grid)
+    values = pd.DataFrame(means.to_numpy().T, index=genes, columns=means.index).reindex(
+        columns=grid
+    )
+    keys = pd.MultiIndex.from_arrays([contexts[keep], perturbations[keep]], names=PAIR_NAMES)
+    rows = keys.value_counts()
+    n = pd.DataFrame({"n_treated": rows, "n_control": 0}).reindex(grid)
     n = n.fillna(0).astype(int)
     se = pd.DataFrame(np.nan, index=genes, columns=grid)
     return Reactome(values=values, se=se, n=n, species=species)

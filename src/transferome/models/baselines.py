@@ -27,9 +27,9 @@ from anndata import AnnData
 
 from transferome._logging import get_logger
 from transferome.data._backed import in_memory
+from transferome.data.aggregate import control_means, group_means
 from transferome.data.schema import Schema, split_combination, validate
 from transferome.errors import DataValidationError, ModelFileError
-from transferome.metrics._groups import control_means, group_means
 from transferome.models._changes import mapping_matrix
 from transferome.models._linear_fit import fit_effects, select_rank_penalty
 from transferome.models._persist import check_var_names, read_model_files, write_model_files

@@ -1,0 +1,110 @@
+"""Aggregates of observations shared by the layers above (models, metrics, crossspecies): the
+mean profile of each (context, perturbation) group, NaN-aware for signature data, and of each
+context's controls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from transferome.data.schema import Schema, obs_labels
+from transferome.errors import DataValidationError
+
+__all__ = ["control_means", "group_means"]
+
+
+def group_means(
+    adata: AnnData, *, schema: Schema, groups: Sequence[tuple[str, str]] | None = None
+) -> pd.DataFrame:
+    """Mean profile of each (context, perturbation) group (rows: a MultiIndex, columns: genes).
+
+    ``groups`` restricts and orders the rows; every listed group must be observed. NaN values
+    (genes not measured in an observation, as in signature data) are left out: a gene's mean
+    is over the members that measured it, and NaN where none did.
+    """
+    for key in (schema.context_key, schema.perturbation_key):
+        if key not in adata.obs.columns:
+            raise DataValidationError(
+                f"obs key {key!r} is missing; obs has columns {list(map(str, adata.obs.columns))}"
+            )
+    contexts = obs_labels(adata, schema.context_key)
+    perturbations = obs_labels(adata, schema.perturbation_key)
+    codes = pd.MultiIndex.from_arrays([contexts, perturbations])
+    observed = codes.unique().sort_values()
+    wanted = observed if groups is None else pd.MultiIndex.from_tuples(list(groups))
+    observed_set = set(observed)
+    missing = [g for g in wanted if g not in observed_set]
+    if missing:
+        raise DataValidationError(
+            f"group(s) {missing[:5]} have no observations in obs[{schema.context_key!r}] x "
+            f"obs[{schema.perturbation_key!r}]"
+        )
+    row_of = {g: i for i, g in enumerate(wanted)}
+    rows = np.array([row_of.get(g, -1) for g in codes])
+    keep = rows >= 0
+    indicator = sp.csr_matrix(
+        (np.ones(int(keep.sum())), (rows[keep], np.flatnonzero(keep))),
+        shape=(len(wanted), adata.n_obs),
+    )
+    sizes = np.asarray(indicator.sum(axis=1)).ravel()
+    matrix = adata.X
+    if not sp.issparse(matrix):
+        matrix = np.asarray(matrix, dtype=np.float64)
+    if _has_nan(matrix):
+        means = _nan_means(indicator, matrix)
+    else:
+        sums = indicator @ matrix
+        sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
+        means = sums / sizes[:, None]
+    index = pd.MultiIndex.from_tuples(
+        list(wanted), names=[schema.context_key, schema.perturbation_key]
+    )
+    return pd.DataFrame(means, index=index, columns=list(map(str, adata.var_names)))
+
+
+def _has_nan(matrix: Any, chunk_rows: int = 4096) -> bool:
+    """Whether a dense or sparse matrix holds a NaN (dense ones checked in row chunks)."""
+    if sp.issparse(matrix):
+        return bool(np.isnan(matrix.data).any())
+    return any(
+        bool(np.isnan(matrix[start : start + chunk_rows]).any())
+        for start in range(0, matrix.shape[0], chunk_rows)
+    )
+
+
+def _nan_means(indicator: sp.csr_matrix, matrix: Any) -> np.ndarray:
+    """Group means over the measured (non-NaN) values; NaN where a group measured nothing.
+
+    ``matrix`` is dense or sparse; implicit zeros of a sparse matrix are measured values.
+    """
+    if sp.issparse(matrix):
+        matrix = matrix.tocsr()
+        missing = np.isnan(matrix.data)
+        layout = (matrix.indices, matrix.indptr)
+        measured = sp.csr_matrix((np.where(missing, 0.0, matrix.data), *layout), matrix.shape)
+        absent = sp.csr_matrix((missing.astype(np.float64), *layout), matrix.shape)
+        sums = (indicator @ measured).toarray()
+        counts = np.asarray(indicator.sum(axis=1)) - (indicator @ absent).toarray()
+    else:
+        missing = np.isnan(matrix)
+        sums = np.asarray(indicator @ np.where(missing, 0.0, matrix))
+        counts = np.asarray(indicator @ (~missing).astype(np.float64))
+    return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
+
+
+def control_means(adata: AnnData, *, schema: Schema) -> pd.DataFrame:
+    """Mean control profile of each context that has controls (rows: contexts)."""
+    labels = obs_labels(adata, schema.perturbation_key)
+    controls = adata[labels == schema.control]
+    if controls.n_obs == 0:
+        raise DataValidationError(
+            f"no {schema.control!r} observations in obs[{schema.perturbation_key!r}]"
+        )
+    means = group_means(controls, schema=schema)
+    means.index = means.index.get_level_values(0)
+    return means
