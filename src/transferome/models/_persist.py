@@ -338,3 +338,26 @@ def check_var_names(expected: Sequence[str], found: Sequence[str], *, what: str 
         else "same genes in a different order"
     )
     raise DataValidationError(f"the {what}'s genes do not match the model's: {detail}")
+
+
+def load_described(
+    path: str | os.PathLike[str],
+    model_class: str,
+    build: Callable[[str | os.PathLike[str], dict[str, Any], dict[str, np.ndarray]], Any],
+    errors: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError, AttributeError),
+) -> Any:
+    """Read a model folder and ``build(path, meta, arrays)`` the estimator from it.
+
+    A field of ``model.json`` that is missing or of the wrong kind (one of ``errors`` raised
+    while building) becomes a :class:`ModelFileError` naming the folder and the model class.
+    """
+    meta, arrays = read_model_files(path, model_class=model_class)
+    try:
+        return build(path, meta, arrays)
+    except ModelFileError:
+        raise
+    except errors as exc:
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ModelFileError(
+            f"{path}: model.json does not describe a valid {model_class} model ({detail})"
+        ) from exc

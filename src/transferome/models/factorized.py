@@ -39,12 +39,12 @@ from anndata import AnnData
 
 from transferome.data._backed import dense_array, in_memory
 from transferome.data.schema import Schema, split_combination
-from transferome.errors import DataValidationError, ModelFileError
+from transferome.errors import DataValidationError
 from transferome.models._persist import (
     check_described,
     check_params_match,
     check_var_names,
-    read_model_files,
+    load_described,
     restore_module,
     write_model_files,
 )
@@ -502,16 +502,7 @@ class FactorizedEmbedding(Estimator):
             A file is missing or corrupt, or ``model.json`` and ``weights.safetensors``
             disagree (a size, a shape, a missing tensor); the message names them.
         """
-        meta, arrays = read_model_files(path, model_class=cls.__name__)
-        try:
-            return cls._from_files(path, meta, arrays)
-        except ModelFileError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise ModelFileError(
-                f"{path}: model.json does not describe a valid FactorizedEmbedding model ({detail})"
-            ) from exc
+        return load_described(path, cls.__name__, cls._from_files)
 
     @classmethod
     def _from_files(

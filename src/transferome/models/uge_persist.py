@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 
 from transferome.data.schema import Schema
-from transferome.errors import ModelFileError
 from transferome.models._persist import (
     check_described,
     check_params_match,
-    read_model_files,
+    load_described,
     restore_module,
     write_model_files,
 )
@@ -84,8 +83,8 @@ def load_model(
     cls: type[UniversalGeneEmbedding], path: str | os.PathLike[str]
 ) -> UniversalGeneEmbedding:
     """Read a model folder written by :func:`save_model`."""
-    meta, arrays = read_model_files(path, model_class=cls.__name__)
-    try:
+
+    def build(path, meta, arrays) -> UniversalGeneEmbedding:
         extra = meta["extra"]
         model = cls(**meta["params"])
         config = UGEConfig(**extra["config"])
@@ -126,11 +125,8 @@ def load_model(
         latents["n"] = arrays["group_sizes"]
         model.group_latents_ = latents
         model.history_ = pd.DataFrame(extra["history"]).astype(float, errors="ignore")
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise ModelFileError(
-            f"{path}: model.json does not describe a valid UniversalGeneEmbedding model ({detail})"
-        ) from exc
-    return model
+        return model
+
+    return load_described(
+        path, cls.__name__, build, (KeyError, TypeError, ValueError, RuntimeError)
+    )

@@ -52,12 +52,12 @@ from anndata import AnnData
 
 from transferome.data.pairing import Pairs, make_pairs
 from transferome.data.schema import Schema, obs_labels, split_combination, validate
-from transferome.errors import DataValidationError, ModelFileError, TransferomeError
+from transferome.errors import DataValidationError, TransferomeError
 from transferome.models._persist import (
     check_described,
     check_params_match,
     check_var_names,
-    read_model_files,
+    load_described,
     restore_module,
     stored_array,
     write_model_files,
@@ -618,16 +618,7 @@ class XTransfer(Estimator):
             A file is missing or corrupt, or ``model.json`` and ``weights.safetensors``
             disagree (a size, a shape, a missing tensor); the message names them.
         """
-        meta, arrays = read_model_files(path, model_class=cls.__name__)
-        try:
-            return cls._from_files(path, meta, arrays)
-        except ModelFileError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise ModelFileError(
-                f"{path}: model.json does not describe a valid XTransfer model ({detail})"
-            ) from exc
+        return load_described(path, cls.__name__, cls._from_files)
 
     @classmethod
     def _from_files(
