@@ -165,18 +165,19 @@ def expected_log_profile(
     perturbation: str,
     dose: float,
     scale: float = 1e4,
-    params: GenerativeParams | None = None,
+    room: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Noise-free log-normalised profile (``log1p(scale * proportion)``) of one group.
 
-    ``params`` gives the genes' room to move (:func:`gene_room`); ``None``: no damping.
+    ``room`` is the genes' room to fall and rise in every context (:func:`gene_room`, computed
+    once for all groups); ``None``: no damping.
     """
     c = effects.contexts.index(context)
     eta = genes.baseline + offsets[c] + genes.loadings @ effects.context_activity[genes.species][c]
     shift = effects.program_shift(genes.species, context, perturbation, dose)
     change = saturate(genes.loadings @ shift, effects.max_log_change)
-    if params is not None and params.headroom > 0:
-        down, up = gene_room(genes, effects, offsets, params)
+    if room is not None:
+        down, up = room
         change = _damped(change, down[c], up[c])
     eta = eta + change
     p = np.exp(eta - eta.max())

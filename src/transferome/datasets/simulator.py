@@ -35,6 +35,7 @@ from transferome.datasets._genes import evolve_genes, ortholog_tables
 from transferome.datasets._sampling import (
     bulk_design,
     expected_log_profile,
+    gene_room,
     sample_counts,
     single_cell_design,
 )
@@ -628,10 +629,11 @@ def _truth_means(obs: pd.DataFrame, genes, effects, offsets, params) -> AnnData:
         .sort_values(["context", "perturbation", "dose"])
         .reset_index(drop=True)
     )
+    room = gene_room(genes, effects, offsets, params) if params.headroom > 0 else None
     profiles = np.stack(
         [
             expected_log_profile(
-                genes, effects, offsets, r.context, r.perturbation, r.dose, params=params
+                genes, effects, offsets, r.context, r.perturbation, r.dose, room=room
             )
             for r in groups.itertuples()
         ]
