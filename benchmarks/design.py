@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from transferome.crossspecies import reactome, signature_reactome
+from transferome.crossspecies import only_measured, reactome, signature_reactome
 from transferome.crossspecies.gain import DesignGrid, fit_error_model, pick_batch
 from transferome.crossspecies.reactome import Reactome
 from transferome.data.schema import Schema
@@ -168,14 +168,9 @@ def curve(full, strategy: str, seed: int, model: str, start=0.3, step=0.05, step
             order = np.lexsort((rng.random(len(width)), -width))
             chosen = [tuple(open_cells[i]) for i in order[:k]]
         else:
-            masked = {
-                species: full[species].replace(
-                    values=full[species].values.where(
-                        _pair_mask(full[species], grid0, measured[s]), np.nan
-                    )
-                )
-                for s, species in enumerate(grid0.species)
-            }
+            masked = only_measured(
+                full, {grid0.cell(tuple(index)) for index in np.argwhere(measured)}
+            )
             grid = _grid(grid0, measured, possible)
             # the predictor is fitted per species: other species inform nothing here
             model_ = fit_error_model(masked, grid, other_species_weight=0.0)
@@ -191,13 +186,6 @@ def curve(full, strategy: str, seed: int, model: str, start=0.3, step=0.05, step
 
 def _grid(grid0: DesignGrid, measured, possible) -> DesignGrid:
     return DesignGrid(grid0.species, grid0.contexts, grid0.perturbations, measured.copy(), possible)
-
-
-def _pair_mask(r: Reactome, grid: DesignGrid, measured_s: np.ndarray) -> pd.DataFrame:
-    keep = [measured_s[grid.contexts.index(c), grid.perturbations.index(p)] for c, p in r.pairs]
-    return pd.DataFrame(
-        np.broadcast_to(np.asarray(keep), r.values.shape), index=r.values.index, columns=r.pairs
-    )
 
 
 def main() -> None:

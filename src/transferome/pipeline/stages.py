@@ -298,12 +298,13 @@ def _benchmark(
     models: Mapping[str, Any],
     splits: Sequence[Any] | None = None,
     data: Any = None,
+    species: str | None = None,
 ) -> Any:
     """:func:`~transferome.benchmark.run_task` with the run's seed, DEGs and progress.
 
     A model that cannot run on these data is skipped (and listed), not fatal; the models
     fitted on the last split are kept. When ``data`` (a ``RunData``) is the built-in atlas,
-    its noise-free truth is scored beside the models (rows of model ``truth``).
+    the noise-free truth of ``species`` is scored beside the models (rows of model ``truth``).
     """
     from transferome.benchmark import run_task
 
@@ -319,17 +320,14 @@ def _benchmark(
         on_error="skip",
         keep_models=True,
         on_step=context.step,
-        truth=_simulated_truth(data, adata, schema),
+        truth=_simulated_truth(data, species, schema),
     )
 
 
-def _simulated_truth(data: Any, adata: Any, schema: Any) -> Any:
-    """The noise-free profiles of ``adata``'s species when ``data`` is the built-in atlas."""
+def _simulated_truth(data: Any, species: str | None, schema: Any) -> Any:
+    """The noise-free profiles of ``species`` when ``data`` is the built-in atlas."""
     atlas = getattr(data, "atlas", None)
-    if atlas is None:
-        return None
-    species = next((s for s, a in data.adatas.items() if a is adata), None)
-    if species is None:
+    if atlas is None or species is None:
         return None
     return atlas.truth.profiles(
         species, context_key=schema.context_key, perturbation_key=schema.perturbation_key
@@ -375,10 +373,11 @@ def _run_transfer(
 ) -> StageResult:
     data = context.data
     config = context.config
-    adata = data.adatas[_first_species(data, species)]
+    species = _first_species(data, species)
+    adata = data.adatas[species]
     splits = _transfer_splits(adata, data.schema, config.seed, perturbations, max_splits)
     chosen = {m: model_factory(config, m)() for m in transfer_models(config, models)}
-    result = _benchmark(context, "transfer", adata, data.schema, chosen, splits, data)
+    result = _benchmark(context, "transfer", adata, data.schema, chosen, splits, data, species)
     return StageResult(tables=_tables(result, adata, data.schema), models=result.fitted)
 
 
@@ -427,7 +426,9 @@ def _run_combination(context: RunContext, *, models: list[str] | None = None) ->
     adata, schema = _combination_input(context)
     chosen = {m: model_factory(config, m)() for m in transfer_models(config, models)}
     data = context.combination_data or context.data
-    result = _benchmark(context, "combination", adata, schema, chosen, data=data)
+    result = _benchmark(
+        context, "combination", adata, schema, chosen, data=data, species=data.species[0]
+    )
     return StageResult(tables=_tables(result, adata, schema), models=result.fitted)
 
 
