@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transferome.benchmark._run import CEILING, REFERENCE_ROWS, TRUTH
 from transferome.data._atomic import atomic_path, atomic_write_text
 from transferome.data._spreadsheet import spreadsheet_safe
 
@@ -41,13 +42,9 @@ BASELINES = ("control", "additive", "linear", "similar", "collaborative", "addit
 is the bar the summary compares the best model against. ``additive (orthologs)`` is the
 additive baseline across species."""
 
-CEILING = "ceiling"
-"""Label of the noise-ceiling rows of a result table: a bound, not a model (never a winner)."""
-
-TRUTH = "truth"
-"""Label of the rows scoring the simulator's noise-free truth: a bound, never a winner."""
-
-_BOUNDS = (CEILING, TRUTH)
+# Labels of the rows of a result table that are bounds, not models (never a winner): the noise
+# ceiling and the simulator's noise-free truth.
+_BOUNDS = REFERENCE_ROWS
 
 KEY_METRICS = (
     "pearson_delta",
