@@ -8,6 +8,7 @@ tokens are computed from. Cross-species prediction by latent arithmetic (paper 4
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,8 @@ from transferome.models.uge_data import (
     perturbation_codes,
     split_species,
     standardise,
+    token_statistics,
+    token_values,
     training_tensors,
     validate_block,
 )
@@ -39,10 +42,11 @@ from transferome.models.uge_genes import (
     cosine_similarity,
     dense_values,
     describe_genes,
-    relative_values,
+    descriptions_through_map,
     top_variable,
 )
-from transferome.models.uge_module import UGEConfig, UGENetwork
+from transferome.models.uge_module import ALIGNMENTS, UGEConfig, UGENetwork
+from transferome.models.uge_orthologs import ortholog_groups, ortholog_links, shared_token_genes
 
 __all__ = ["UniversalGeneEmbedding"]
 
@@ -75,6 +79,28 @@ class UniversalGeneEmbedding(Estimator):
         explicit. Labels unseen in training (e.g. a new combination) get the "none" token.
     mask_fraction, ecs_weight, ecs_beta, class_weight, residual_weight
         Loss settings, see :class:`~transferome.models.uge_module.UGEConfig`.
+    tie_weight
+        L2 penalty pulling the per-species residuals of ortholog-tied gene tokens to zero
+        (used when :meth:`fit` gets ``orthologs``).
+    alignment, alignment_weight
+        ``none``, ``coral`` (means and covariances) or ``mmd``: align the species' ``<cls>``
+        distributions in training, so that a head trained on the labelled species reads the
+        unlabelled ones (domain adaptation).
+    pooled_cls
+        Start ``<cls>`` from the expression-weighted sum of the gene tokens (see
+        :class:`~transferome.models.uge_module.UGEConfig`).
+    balance_classes
+        Weight the annotation head's cross-entropy by inverse class frequency (of the
+        labelled rows), so that rare classes count as much as common ones.
+    values
+        Token input values: ``relative`` (each cell's values divided by its maximum, paper
+        3.1.2) or ``standardised`` (each gene centred and scaled within its species, stored
+        for later data of that species; data of an unseen species are standardised on
+        themselves).
+    unlabelled_descriptions
+        With ``orthologs`` and ``label_key``: ``orthologs`` describes the genes of species
+        outside ``labelled_species`` through their orthologs in a labelled species (no label
+        of theirs is used, zero-shot); ``own`` computes them from their own contexts.
     route
         Latent arithmetic of :meth:`predict`: ``drug`` (target control + the perturbation's
         shift measured elsewhere), ``species`` (the perturbed group in another species + the
@@ -84,7 +110,9 @@ class UniversalGeneEmbedding(Estimator):
         decoded latent itself (False, as in the paper).
     max_epochs, batch_size, lr, weight_decay, early_stopping, precision, accelerator, devices,
     strategy, progress
-        Training settings of :class:`~transferome.training.TrainingConfig`.
+        Training settings of :class:`~transferome.training.TrainingConfig`. ``max_epochs=0``
+        builds the network without training it (the step-0 model: with ``orthologs``, tied
+        genes share their token).
     random_state
         Seed of initialisation, masking and batching.
     """
@@ -120,6 +148,13 @@ class UniversalGeneEmbedding(Estimator):
         ecs_beta: float = 0.6,
         class_weight: float = 1.0,
         residual_weight: float = 1e-3,
+        tie_weight: float = 1.0,
+        alignment: str = "none",
+        alignment_weight: float = 1.0,
+        pooled_cls: bool = False,
+        balance_classes: bool = False,
+        values: str = "relative",
+        unlabelled_descriptions: str = "orthologs",
         route: str = "drug",
         anchor_control: bool = True,
         max_epochs: int = 15,
@@ -149,6 +184,13 @@ class UniversalGeneEmbedding(Estimator):
         self.ecs_beta = ecs_beta
         self.class_weight = class_weight
         self.residual_weight = residual_weight
+        self.tie_weight = tie_weight
+        self.alignment = alignment
+        self.alignment_weight = alignment_weight
+        self.pooled_cls = pooled_cls
+        self.balance_classes = balance_classes
+        self.values = values
+        self.unlabelled_descriptions = unlabelled_descriptions
         self.route = route
         self.anchor_control = anchor_control
         self.max_epochs = max_epochs
@@ -174,7 +216,22 @@ class UniversalGeneEmbedding(Estimator):
             raise DataValidationError(
                 f"route={self.route!r} is not one of 'drug', 'species', 'both'"
             )
-        for name in ("n_tokens", "n_decode", "d_model", "n_layers", "n_heads", "max_epochs"):
+        choices = {
+            "alignment": ALIGNMENTS,
+            "values": ("relative", "standardised"),
+            "unlabelled_descriptions": ("orthologs", "own"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise DataValidationError(
+                    f"{name}={getattr(self, name)!r} is not one of {list(allowed)}"
+                )
+        for name in ("tie_weight", "alignment_weight", "residual_weight"):
+            if not float(getattr(self, name)) >= 0:
+                raise DataValidationError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if int(self.max_epochs) < 0:
+            raise DataValidationError(f"max_epochs must be at least 0, got {self.max_epochs}")
+        for name in ("n_tokens", "n_decode", "d_model", "n_layers", "n_heads"):
             if int(getattr(self, name)) < 1:
                 raise DataValidationError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.d_model % self.n_heads:
@@ -189,6 +246,8 @@ class UniversalGeneEmbedding(Estimator):
         schema: Schema | None = None,
         gene_descriptions: Mapping[str, pd.DataFrame] | None = None,
         labelled_species: Sequence[str] | None = None,
+        orthologs: pd.DataFrame | None = None,
+        ortholog_columns: Mapping[str, str] | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume_from: str | os.PathLike[str] | None = None,
     ) -> UniversalGeneEmbedding:
@@ -208,7 +267,16 @@ class UniversalGeneEmbedding(Estimator):
             :func:`~transferome.models.uge_genes.descriptions_through_map`, so that no label of
             that species is used).
         labelled_species
-            Species whose ``label_key`` labels train the annotation head (default: all).
+            Species whose ``label_key`` labels train the annotation head (default: all). The
+            others are unlabelled: their labels are never read.
+        orthologs
+            Ortholog table linking genes of the species (long or wide layout, see
+            :mod:`~transferome.models.uge_orthologs`): linked genes start from one shared
+            token per ortholog group, the token genes are chosen jointly over the groups, and
+            (see ``unlabelled_descriptions``) unlabelled species borrow their descriptions.
+        ortholog_columns
+            Wide tables only: ``{species: column}`` of gene names (default
+            ``<species>_gene`` or ``<species>``).
         checkpoint_dir, resume_from
             Write best/last checkpoints there; continue an interrupted run from a checkpoint
             folder (see :func:`~transferome.training.fit_module`).
@@ -225,23 +293,10 @@ class UniversalGeneEmbedding(Estimator):
                 f"gene descriptions given for species {unknown} that are not in the data "
                 f"({sorted(data)})"
             )
-        descriptions: dict[str, pd.DataFrame] = {}
         blocks: list[SpeciesBlock] = []
+        offsets, start = {}, 0
         for species, adata in data.items():
             description = validate_block(adata, schema, species)
-            if species in given:
-                frame = given[species]
-                missing = [g for g in map(str, adata.var_names) if g not in frame.index]
-                if missing:
-                    raise DataValidationError(
-                        f"gene descriptions of species {species!r} lack {len(missing)} of its "
-                        f"genes, e.g. {missing[:5]}"
-                    )
-                descriptions[species] = frame.loc[list(map(str, adata.var_names))]
-            else:
-                descriptions[species] = describe_genes(
-                    adata, schema=schema, kind=self.gene_description
-                )
             values = dense_values(adata)
             blocks.append(
                 SpeciesBlock(
@@ -252,6 +307,25 @@ class UniversalGeneEmbedding(Estimator):
                     decode=top_variable(values, self.n_decode),
                 )
             )
+            offsets[species] = start
+            start += adata.n_vars
+        var_names = {b.species: [str(g) for g in b.adata.var_names] for b in blocks}
+        groups = np.full(start, -1, dtype=np.int64)
+        links = None
+        if orthologs is not None:
+            links = ortholog_links(orthologs, list(data), columns=ortholog_columns)
+            groups = ortholog_groups(links, var_names, offsets)
+            chosen = shared_token_genes(
+                {b.species: dense_values(b.adata).var(axis=0) for b in blocks},
+                groups,
+                offsets,
+                self.n_tokens,
+            )
+            blocks = [dataclasses.replace(b, tokens=chosen[b.species]) for b in blocks]
+            _log.info(
+                "UGE: %d genes in %d ortholog groups", int((groups >= 0).sum()), groups.max() + 1
+            )
+        descriptions = self._fit_descriptions(blocks, schema, given, links, labelled_species)
         columns = align_columns(descriptions)
         stacked = pd.concat([descriptions[b.species][columns] for b in blocks], axis=0)
         mean = np.nanmean(stacked.to_numpy(dtype=np.float64), axis=0)
@@ -259,10 +333,6 @@ class UniversalGeneEmbedding(Estimator):
         scale = np.where(scale > 0, scale, 1.0)
         table = np.nan_to_num(standardise(stacked, mean, scale))
 
-        offsets, start = {}, 0
-        for block in blocks:
-            offsets[block.species] = start
-            start += block.adata.n_vars
         labels, classes = class_labels(blocks, self.label_key, labelled_species)
         external, categories = (
             perturbation_codes(blocks, schema) if self.perturbation_token else ({}, [])
@@ -283,15 +353,30 @@ class UniversalGeneEmbedding(Estimator):
             ecs_beta=self.ecs_beta,
             class_weight=self.class_weight,
             residual_weight=self.residual_weight,
+            n_groups=int(groups.max()) + 1,
+            tie_weight=self.tie_weight,
+            alignment=self.alignment,
+            alignment_weight=self.alignment_weight,
+            pooled_cls=bool(self.pooled_cls),
         )
         generator = torch.Generator().manual_seed(int(self.random_state))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-            network = UGENetwork(config, torch.from_numpy(table))
-        tensors = training_tensors(blocks, offsets, labels=labels, external=external)
+            network = UGENetwork(config, torch.from_numpy(table), torch.from_numpy(groups))
+        if self.balance_classes and classes:
+            every = np.concatenate([v for v in labels.values()])
+            counts = np.bincount(every[every >= 0], minlength=len(classes)).astype(np.float64)
+            weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(classes), 0)
+            network.class_weights.copy_(torch.from_numpy(weights.astype(np.float32)))
+        scaling = None
+        if self.values == "standardised":
+            scaling = {b.species: token_statistics(dense_values(b.adata, b.tokens)) for b in blocks}
+        tensors = training_tensors(
+            blocks, offsets, labels=labels, external=external, scaling=scaling
+        )
         train, val = self._split_rows(len(tensors["tokens"]))
         training = TrainingConfig(
-            max_epochs=self.max_epochs,
+            max_epochs=max(int(self.max_epochs), 1),
             batch_size=self.batch_size,
             lr=self.lr,
             weight_decay=self.weight_decay,
@@ -303,20 +388,24 @@ class UniversalGeneEmbedding(Estimator):
             progress=self.progress,
             random_state=self.random_state,
         )
-        result = fit_module(
-            network,
-            TensorRows(**{k: v[train] for k, v in tensors.items()}),
-            TensorRows(**{k: v[val] for k, v in tensors.items()}) if val is not None else None,
-            config=training,
-            checkpoint_dir=checkpoint_dir,
-            resume_from=resume_from,
-        )
+        if int(self.max_epochs) > 0:
+            history = fit_module(
+                network,
+                TensorRows(**{k: v[train] for k, v in tensors.items()}),
+                TensorRows(**{k: v[val] for k, v in tensors.items()}) if val is not None else None,
+                config=training,
+                checkpoint_dir=checkpoint_dir,
+                resume_from=resume_from,
+            ).history
+        else:  # the network as built: tied orthologs, untrained
+            history = pd.DataFrame({"epoch": pd.Series(dtype=np.int64)})
         self.schema_ = schema
         self.network_ = network.cpu().eval()
-        self.history_ = result.history
+        self.history_ = history
         self.species_ = tuple(b.species for b in blocks)
-        self.var_names_ = {b.species: [str(g) for g in b.adata.var_names] for b in blocks}
+        self.var_names_ = var_names
         self.tokens_ = {b.species: b.tokens for b in blocks}
+        self.token_scaling_ = scaling
         self.offsets_ = offsets
         self.description_columns_ = columns
         self.description_mean_ = mean
@@ -326,6 +415,71 @@ class UniversalGeneEmbedding(Estimator):
         self.group_latents_ = self._group_latents(blocks, schema)
         _log.info("UGE fitted on %s in %d epochs", ", ".join(self.species_), len(self.history_))
         return self
+
+    def _fit_descriptions(
+        self,
+        blocks: list[SpeciesBlock],
+        schema: Schema,
+        given: Mapping[str, pd.DataFrame],
+        links: pd.DataFrame | None,
+        labelled_species: Sequence[str] | None,
+    ) -> dict[str, pd.DataFrame]:
+        """Each species' gene descriptions: given, borrowed through orthologs, or its own."""
+        labelled = (
+            [b.species for b in blocks]
+            if labelled_species is None
+            else [str(s) for s in labelled_species]
+        )
+        borrow = (
+            links is not None
+            and self.label_key is not None
+            and self.unlabelled_descriptions == "orthologs"
+        )
+        out: dict[str, pd.DataFrame] = {}
+        pending = []
+        for block in blocks:
+            species, genes = block.species, list(map(str, block.adata.var_names))
+            if species in given:
+                frame = given[species]
+                missing = [g for g in genes if g not in frame.index]
+                if missing:
+                    raise DataValidationError(
+                        f"gene descriptions of species {species!r} lack {len(missing)} of its "
+                        f"genes, e.g. {missing[:5]}"
+                    )
+                out[species] = frame.loc[genes]
+            elif borrow and species not in labelled:
+                pending.append(block)
+            else:
+                out[species] = describe_genes(
+                    block.adata, schema=schema, kind=self.gene_description
+                )
+        for block in pending:
+            sources = [s for s in labelled if s in out]
+            if not sources:
+                raise DataValidationError(
+                    f"species {block.species!r} is unlabelled and would borrow its gene "
+                    "descriptions through the orthologs of a labelled species, but no labelled "
+                    f"species is in the data (labelled_species={labelled})"
+                )
+            source = sources[0]
+            assert links is not None
+            forward = links[(links.species_a == source) & (links.species_b == block.species)]
+            backward = links[(links.species_b == source) & (links.species_a == block.species)]
+            pairs = pd.DataFrame(
+                {
+                    "source": [*forward.gene_a, *backward.gene_b],
+                    "target": [*forward.gene_b, *backward.gene_a],
+                }
+            )
+            out[block.species] = descriptions_through_map(
+                out[source],
+                pairs,
+                list(map(str, block.adata.var_names)),
+                source_column="source",
+                target_column="target",
+            )
+        return out
 
     def _split_rows(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         order = np.random.default_rng(self.random_state).permutation(n)
@@ -375,9 +529,17 @@ class UniversalGeneEmbedding(Estimator):
         )
 
     def _encode(
-        self, adata: AnnData, table: torch.Tensor, tokens: np.ndarray, batch_size: int = 256
+        self,
+        adata: AnnData,
+        table: torch.Tensor,
+        tokens: np.ndarray,
+        stats: tuple[np.ndarray, np.ndarray] | None = None,
+        batch_size: int = 256,
     ) -> np.ndarray:
-        values = relative_values(dense_values(adata, tokens))
+        raw = dense_values(adata, tokens)
+        if getattr(self, "values", "relative") == "standardised" and stats is None:
+            stats = token_statistics(raw)
+        values = token_values(raw, stats)
         external = None
         key = self.schema.perturbation_key
         if self.perturbation_token and key in adata.obs.columns:
@@ -400,7 +562,9 @@ class UniversalGeneEmbedding(Estimator):
 
     def _encode_known(self, adata: AnnData, species: str) -> np.ndarray:
         check_var_names(self.var_names_[species], adata.var_names, what=f"{species} data")
-        return self._encode(adata, self._table(species), self.tokens_[species])
+        scaling = getattr(self, "token_scaling_", None)
+        stats = None if scaling is None else scaling[species]
+        return self._encode(adata, self._table(species), self.tokens_[species], stats)
 
     def _descriptor_table(self, frame: pd.DataFrame) -> torch.Tensor:
         aligned = frame.reindex(columns=self.description_columns_)

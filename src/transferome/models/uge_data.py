@@ -24,6 +24,8 @@ __all__ = [
     "perturbation_codes",
     "split_species",
     "standardise",
+    "token_statistics",
+    "token_values",
     "training_tensors",
     "validate_block",
 ]
@@ -98,6 +100,7 @@ def training_tensors(
     *,
     labels: Mapping[str, np.ndarray],
     external: Mapping[str, np.ndarray],
+    scaling: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Row tensors of every species stacked: tokens and values, decode genes padded to one width.
 
@@ -109,18 +112,33 @@ def training_tensors(
         First vocabulary index of each species' genes.
     labels, external
         Per species, the class index (-1: unlabelled) and external category of each row.
+    scaling
+        Per species, the mean and scale of each token gene: token values are standardised
+        with them (see :func:`token_values`); ``None``: relative values (paper 3.1.2).
+
+    The rows also carry ``species``, the position of their species in ``blocks``.
     """
     width = max(len(b.decode) for b in blocks)
     parts: dict[str, list[np.ndarray]] = {
         k: []
-        for k in ("tokens", "values", "decode_genes", "targets", "decode_mask", "label", "external")
+        for k in (
+            "tokens",
+            "values",
+            "decode_genes",
+            "targets",
+            "decode_mask",
+            "label",
+            "external",
+            "species",
+        )
     }
-    for block in blocks:
+    for position, block in enumerate(blocks):
         n = block.adata.n_obs
         offset = offsets[block.species]
         values = dense_values(block.adata)
         parts["tokens"].append(np.broadcast_to(block.tokens + offset, (n, len(block.tokens))))
-        parts["values"].append(relative_values(values[:, block.tokens]))
+        stats = None if scaling is None else scaling[block.species]
+        parts["values"].append(token_values(values[:, block.tokens], stats))
         genes = np.zeros(width, dtype=np.int64)
         genes[: len(block.decode)] = block.decode + offset
         mask = np.zeros(width, dtype=bool)
@@ -132,11 +150,33 @@ def training_tensors(
         parts["decode_mask"].append(np.broadcast_to(mask, (n, width)))
         parts["label"].append(labels[block.species])
         parts["external"].append(external[block.species])
+        parts["species"].append(np.full(n, position, dtype=np.int64))
     out = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
     out["tokens"] = out["tokens"].astype(np.int64)
     out["label"] = out["label"].astype(np.int64)
     out["external"] = out["external"].astype(np.int64)
     return out
+
+
+def token_statistics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and scale (standard deviation, 1 where it is 0) of each column, as float32."""
+    mean = values.mean(axis=0, dtype=np.float64)
+    scale = values.std(axis=0, dtype=np.float64)
+    return mean.astype(np.float32), np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+
+def token_values(
+    values: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None, clip: float = 10.0
+) -> np.ndarray:
+    """Input values of tokens: relative (``stats=None``) or standardised per gene and clipped.
+
+    Standardising each species' genes by their own mean and scale removes the differences of
+    level and spread between species and platforms, as the ortholog baselines do.
+    """
+    if stats is None:
+        return relative_values(values)
+    mean, scale = stats
+    return np.clip((values - mean) / scale, -clip, clip).astype(np.float32)
 
 
 def class_labels(

@@ -19,6 +19,20 @@ A classification head on ``z`` serves annotation transfer. The loss adds the ela
 similarity (ECS) term of paper 3.5 in the form used by scGPT, ``1 - (relu(cos) - beta)^2``
 averaged over the pairs of a batch, which pulls similar samples together and pushes dissimilar
 ones apart.
+
+Tied ortholog tokens: genes linked by an ortholog table form groups (``gene_groups``, see
+:mod:`~transferome.models.uge_orthologs`). A tied gene's token is
+``gene_net(group description) + group_offset[group] + residual[gene]``: the description network
+applied to the mean description of the group, a learned per-group vector, and the gene's own
+(per-species) residual, which starts at zero and is pulled back to it by an L2 penalty
+(``tie_weight``). Orthologs therefore start with identical tokens, and the network departs from
+the ortholog table only where the data ask for it. Untied genes keep
+``gene_net(description) + residual``; genes of unseen species are embedded by ``gene_net``.
+
+Domain alignment: with ``alignment`` set, the ``<cls>`` embeddings of the species in a batch
+are pulled together, by their means and covariances (``coral``, Sun & Saenko 2016) or by a
+Gaussian-kernel maximum mean discrepancy (``mmd``), so that a head trained on one species'
+labels reads the other species' samples the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["UGEConfig", "UGENetwork", "ecs_loss"]
+__all__ = ["UGEConfig", "UGENetwork", "alignment_loss", "coral_loss", "ecs_loss", "mmd_loss"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +69,23 @@ class UGEConfig:
     class_weight
         Weight of the cross-entropy of the annotation head.
     residual_weight
-        L2 penalty on the per-gene residuals, so that the description network carries most of
-        a gene's embedding (what transfers to unseen genes).
+        L2 penalty on the per-gene residuals of untied genes and on the per-group vectors, so
+        that the description network carries most of a gene's embedding (what transfers to
+        unseen genes).
+    n_groups
+        Number of ortholog groups (0: no tied tokens).
+    tie_weight
+        L2 penalty on the per-species residuals of tied genes (larger: orthologs stay closer).
+    alignment
+        ``none``, ``coral`` or ``mmd``: how the species' ``<cls>`` distributions are aligned.
+    alignment_weight
+        Weight of the alignment term.
+    pooled_cls
+        Start the ``<cls>`` token from the expression-weighted sum of the sample's gene
+        tokens, ``cls + sum_i v_i e_i / sqrt(M)``, besides the learned ``<cls>`` vector: a
+        linear read-out of the sample through its gene embeddings that the transformer then
+        refines. With tied ortholog tokens, two samples of different species with the same
+        (standardised) ortholog expression start from the same ``<cls>``.
     """
 
     n_genes: int
@@ -73,6 +102,47 @@ class UGEConfig:
     ecs_beta: float = 0.6
     class_weight: float = 1.0
     residual_weight: float = 1e-3
+    n_groups: int = 0
+    tie_weight: float = 1.0
+    alignment: str = "none"
+    alignment_weight: float = 0.0
+    pooled_cls: bool = False
+
+
+ALIGNMENTS = ("none", "coral", "mmd")
+
+
+def coral_loss(a: Tensor, b: Tensor) -> Tensor:
+    """Squared distance of the means plus that of the covariances (both per entry)."""
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    ca, cb = a - mean_a, b - mean_b
+    cov_a = ca.T @ ca / max(a.shape[0] - 1, 1)
+    cov_b = cb.T @ cb / max(b.shape[0] - 1, 1)
+    return (mean_a - mean_b).pow(2).mean() + (cov_a - cov_b).pow(2).mean()
+
+
+def mmd_loss(a: Tensor, b: Tensor) -> Tensor:
+    """Biased Gaussian-kernel MMD^2, bandwidths 0.5, 1, 2 x the median squared distance."""
+    both = torch.cat([a, b])
+    d2 = torch.cdist(both, both).pow(2)
+    scale = d2.detach().median().clamp(min=1e-6)
+    kernel = sum(torch.exp(-d2 / (f * scale)) for f in (0.5, 1.0, 2.0))
+    n = a.shape[0]
+    return kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean()
+
+
+def alignment_loss(z: Tensor, species: Tensor, kind: str) -> Tensor:
+    """Mean alignment term over the pairs of species that have two or more rows in the batch."""
+    present = [s for s in torch.unique(species) if int((species == s).sum()) >= 2]
+    if kind == "none" or len(present) < 2:
+        return z.new_zeros(())
+    fn = coral_loss if kind == "coral" else mmd_loss
+    terms = [
+        fn(z[species == present[i]], z[species == present[j]])
+        for i in range(len(present))
+        for j in range(i + 1, len(present))
+    ]
+    return torch.stack(terms).mean()
 
 
 def ecs_loss(z: Tensor, beta: float) -> Tensor:
@@ -123,10 +193,26 @@ class _Block(nn.Module):
 class UGENetwork(nn.Module):
     """Gene-description token embeddings, a transformer encoder, a gene-conditioned decoder."""
 
-    def __init__(self, config: UGEConfig, descriptions: Tensor | None = None) -> None:
+    def __init__(
+        self,
+        config: UGEConfig,
+        descriptions: Tensor | None = None,
+        gene_groups: Tensor | None = None,
+    ) -> None:
         super().__init__()
         c = config
         self.config = c
+        if c.alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment={c.alignment!r} is not one of {list(ALIGNMENTS)}")
+        if gene_groups is None:
+            gene_groups = torch.full((c.n_genes,), -1, dtype=torch.long)
+        elif tuple(gene_groups.shape) != (c.n_genes,):
+            raise ValueError(
+                f"gene_groups have shape {tuple(gene_groups.shape)}, expected ({c.n_genes},)"
+            )
+        elif len(gene_groups) and int(gene_groups.max()) >= c.n_groups:
+            raise ValueError(f"gene_groups name group {int(gene_groups.max())} of {c.n_groups}")
+        self.register_buffer("gene_groups", gene_groups.long().clone())
         if descriptions is None:
             descriptions = torch.zeros(c.n_genes, c.n_features)
         if tuple(descriptions.shape) != (c.n_genes, c.n_features):
@@ -138,6 +224,8 @@ class UGENetwork(nn.Module):
         self.gene_net = _MLP(c.n_features, c.d_model, c.d_model)
         self.residual = nn.Embedding(c.n_genes, c.d_model)
         nn.init.zeros_(self.residual.weight)
+        self.group_offset = nn.Embedding(max(c.n_groups, 1), c.d_model)
+        nn.init.normal_(self.group_offset.weight, std=0.1)
         self.value_net = _MLP(1, c.d_model, c.d_model)
         self.mask_embedding = nn.Parameter(torch.zeros(c.d_model))
         self.external = nn.Embedding(max(c.n_external, 1), c.d_model)
@@ -150,13 +238,25 @@ class UGENetwork(nn.Module):
         self.gene_head = _MLP(c.d_model, c.d_model, c.d_model)
         self.gene_bias = nn.Linear(c.d_model, 1)
         self.classifier = nn.Linear(c.d_model, c.n_classes) if c.n_classes > 0 else None
+        self.register_buffer("class_weights", torch.ones(max(c.n_classes, 1)))
 
     # -- genes -------------------------------------------------------------------------------
     def gene_table(self, descriptions: Tensor | None = None) -> Tensor:
         """Token embeddings of genes: the vocabulary's (with residuals) or new descriptions'."""
-        if descriptions is None:
+        if descriptions is not None:
+            return self.gene_net(descriptions.to(self.descriptions))
+        if self.config.n_groups == 0:
             return self.gene_net(self.descriptions) + self.residual.weight
-        return self.gene_net(descriptions.to(self.descriptions))
+        tied = self.gene_groups >= 0
+        group = self.gene_groups.clamp(min=0)
+        sums = torch.zeros(
+            self.config.n_groups, self.descriptions.shape[1], device=self.descriptions.device
+        ).index_add_(0, group[tied], self.descriptions[tied])
+        counts = torch.bincount(group[tied], minlength=self.config.n_groups).clamp(min=1)
+        shared = (sums / counts.unsqueeze(-1).to(sums))[group]
+        base = torch.where(tied.unsqueeze(-1), shared, self.descriptions)
+        offset = self.group_offset(group) * tied.unsqueeze(-1).to(self.descriptions)
+        return self.gene_net(base) + offset + self.residual.weight
 
     # -- encoder -----------------------------------------------------------------------------
     def encode(
@@ -191,6 +291,10 @@ class UGENetwork(nn.Module):
         if external is not None:
             h = h + self.external(external).unsqueeze(1)
         cls = self.cls.expand(h.shape[0], 1, -1)
+        if self.config.pooled_cls:
+            shown = values if mask is None else torch.where(mask, 0.0, values)
+            pooled = (shown.unsqueeze(-1) * table[tokens]).sum(1) / tokens.shape[1] ** 0.5
+            cls = cls + pooled.unsqueeze(1)
         h = torch.cat([cls, h], dim=1)
         for block in self.blocks:
             h = block(h)
@@ -237,8 +341,8 @@ class UGENetwork(nn.Module):
         """Training loss of a batch.
 
         ``batch`` holds ``tokens`` and ``values`` (batch, M), ``decode_genes``, ``targets`` and
-        ``decode_mask`` (batch, G), and optionally ``external`` and ``label`` (batch,; label -1
-        for unlabelled samples).
+        ``decode_mask`` (batch, G), and optionally ``external``, ``label`` (batch,; label -1
+        for unlabelled samples) and ``species`` (batch,; the species index, for alignment).
         """
         c = self.config
         z, recon = self(batch)
@@ -247,13 +351,26 @@ class UGENetwork(nn.Module):
             min=1.0
         )
         similarity = ecs_loss(z, c.ecs_beta)
-        residual = self.residual.weight.pow(2).sum(-1).mean()
+        squares = self.residual.weight.pow(2).sum(-1)
+        tied = self.gene_groups >= 0
+        residual = torch.where(tied, 0.0, squares).sum() / max(int((~tied).sum()), 1)
         out = {"reconstruction": reconstruction, "ecs": similarity, "residual": residual}
         total = reconstruction + c.ecs_weight * similarity + c.residual_weight * residual
+        if c.n_groups > 0:
+            tie = torch.where(tied, squares, 0.0).sum() / max(int(tied.sum()), 1)
+            groups = self.group_offset.weight.pow(2).sum(-1).mean()
+            out["tie"] = tie
+            total = total + c.tie_weight * tie + c.residual_weight * groups
+        if c.alignment != "none" and "species" in batch:
+            aligned = alignment_loss(z, batch["species"], c.alignment)
+            out["alignment"] = aligned
+            total = total + c.alignment_weight * aligned
         if self.classifier is not None and "label" in batch:
             labels = batch["label"]
             if bool((labels >= 0).any()):
-                classification = F.cross_entropy(self.classifier(z), labels, ignore_index=-1)
+                classification = F.cross_entropy(
+                    self.classifier(z), labels, weight=self.class_weights, ignore_index=-1
+                )
             else:
                 classification = z.new_zeros(())
             out["classification"] = classification

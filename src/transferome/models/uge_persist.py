@@ -1,7 +1,8 @@
 """Model folders of the universal gene embedding: safetensors weights + JSON metadata.
 
-The folder holds the network's state, the description standardisation, each species' token
-genes and the group latents (arrays), and the network config, schema, species, gene names,
+The folder holds the network's state (with the ortholog group of every gene), the description
+standardisation, each species' token genes (and their value scaling) and the group latents
+(arrays), and the network config, schema, species, gene names,
 description columns, classes and training history (JSON). No pickle.
 """
 
@@ -41,6 +42,10 @@ _ARCHITECTURE = (
     "ecs_beta",
     "class_weight",
     "residual_weight",
+    "tie_weight",
+    "alignment",
+    "alignment_weight",
+    "pooled_cls",
 )
 
 
@@ -51,6 +56,10 @@ def save_model(model: UniversalGeneEmbedding, path: str | os.PathLike[str]) -> P
     arrays["description_scale"] = np.asarray(model.description_scale_, dtype=np.float64)
     for species in model.species_:
         arrays[f"tokens.{species}"] = np.asarray(model.tokens_[species], dtype=np.int64)
+        if model.token_scaling_ is not None:
+            mean, scale = model.token_scaling_[species]
+            arrays[f"token_mean.{species}"] = np.asarray(mean, dtype=np.float32)
+            arrays[f"token_scale.{species}"] = np.asarray(scale, dtype=np.float32)
     latents = model.group_latents_
     arrays["group_latents"] = latents.drop(columns="n").to_numpy(dtype=np.float32)
     arrays["group_sizes"] = latents["n"].to_numpy(dtype=np.int64)
@@ -112,6 +121,11 @@ def load_model(
         model.species_ = tuple(extra["species"])
         model.var_names_ = var_names
         model.tokens_ = {s: arrays[f"tokens.{s}"] for s in model.species_}
+        model.token_scaling_ = None
+        if model.values == "standardised":
+            model.token_scaling_ = {
+                s: (arrays[f"token_mean.{s}"], arrays[f"token_scale.{s}"]) for s in model.species_
+            }
         model.offsets_ = {s: int(v) for s, v in extra["offsets"].items()}
         model.description_columns_ = list(extra["description_columns"])
         model.description_mean_ = arrays["description_mean"]
