@@ -47,18 +47,38 @@ def _two_species(context: RunContext) -> str | None:
     return None
 
 
+_ANNOTATION = {
+    "alignment": "coral",
+    "values": "standardised",
+    "pooled_cls": True,
+    "balance_classes": True,
+}
+"""Settings of the annotation model that the run's configuration does not set itself: the
+species' ``<cls>`` distributions aligned, genes standardised within their species, ``<cls>``
+started from the expression-weighted gene tokens, classes weighted equally."""
+
+
 def _cross_model(context: RunContext) -> Any:
-    """Fit the cross-species model on every species (for annotation without species_transfer)."""
+    """Fit the cross-species model for annotation: every species, the source's labels only,
+    gene tokens tied through the ortholog table when the data have one."""
     from transferome.pipeline.stages import model_factory
 
     data, config = context.data, context.config
     schema = data.schema
     source, _ = context.shared["pair"]
-    model = model_factory(config, _CROSS, label_key=schema.context_key)()
+    configured = config.model_params(_CROSS)
+    extra = {k: v for k, v in _ANNOTATION.items() if k not in configured}
+    model = model_factory(config, _CROSS, label_key=schema.context_key, **extra)()
     adatas = dict(data.adatas)
-    model.fit(adatas, schema=schema, labelled_species=[source])
-    context.step(f"{_CROSS} fitted on {', '.join(adatas)}")
+    model.fit(adatas, schema=schema, labelled_species=[source], orthologs=data.orthologs)
+    tied = " (ortholog tokens tied)" if data.orthologs is not None else ""
+    context.step(f"{_CROSS} fitted on {', '.join(adatas)}{tied}")
     return model
+
+
+def _is_tied(model: Any) -> bool:
+    network = getattr(model, "network_", None)
+    return network is not None and network.config.n_groups > 0
 
 
 def _run_species(
@@ -191,7 +211,14 @@ def _run_annotation(
     schema = data.schema
     pair = _pair(context, source, target)
     model = context.shared.get(_CROSS)
-    if model is None or context.shared.get("pair") != pair:
+    own = (
+        model is None
+        or context.shared.get("pair") != pair
+        or (data.orthologs is not None and not _is_tied(model))
+    )
+    if own:
+        # the perturbation-transfer model was fitted without the ortholog table (or for
+        # another pair): annotation fits its own, with tied tokens and aligned species
         context.shared["pair"] = pair
         model = _cross_model(context)
     source, target = pair
@@ -223,7 +250,7 @@ def _run_annotation(
     )
     return StageResult(
         tables={"accuracy": pd.DataFrame(rows), "confusion": confusion.reset_index()},
-        models={} if _CROSS in context.shared else {_CROSS: model},
+        models={_CROSS: model} if own else {},
     )
 
 
