@@ -430,6 +430,7 @@ def test_run_task_and_command_say_which_holdout(tmp_path, capsys) -> None:
     ("command", "option"),
     [
         ("benchmark", "--dose-key"),
+        ("benchmark", "--time-key"),
         ("benchmark", "--sample-key"),
         ("fit", "--dose-key"),
         ("fit", "--sample-key"),
@@ -465,9 +466,11 @@ def test_sample_key_still_used_where_it_is() -> None:
         ["map-genes", "a.h5ad", "b.h5ad", "--out", "m.csv", "--sample-key", "donor"]
     )
     assert args.sample_key == "donor"  # reactomes average each donor first
-    help_text = parser._subparsers._group_actions[0].choices["benchmark"].format_help()
-    assert "--dose-key" not in help_text
+    choices = parser._subparsers._group_actions[0].choices
+    help_text = choices["benchmark"].format_help()
+    assert "--dose-key" in help_text  # the dose tasks read it
     assert "--sample-key" not in help_text
+    assert "--dose-key" not in choices["fit"].format_help()
 
 
 # -- 7. friction ---------------------------------------------------------------------------------

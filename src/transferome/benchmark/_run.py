@@ -331,18 +331,10 @@ def run_task(
     # is read into memory once, in its stored dtype (a clear error when it does not fit)
     adata = in_memory(adata, what="run_task")
     delta = values == "delta"
-    keys = {
-        "species_key": schema.species_key,
-        "context_key": schema.context_key,
-        "perturbation_key": schema.perturbation_key,
-        "control": schema.control,
-        "dose_key": schema.dose_key,
-        "sample_key": schema.sample_key,
-        "combination_sep": schema.combination_sep,
-    }
+    keys = schema.to_dict()
     if delta:
         data = with_zero_controls(adata, schema=schema)
-        keys.update(species_key=None, dose_key=None, sample_key=None)
+        keys.update(species_key=None, dose_key=None, sample_key=None, time_key=None)
         schema = validate(data, **keys, allow_negative=True, allow_nan=True).schema
     else:
         schema = validate(adata, **keys, require_controls=False).schema

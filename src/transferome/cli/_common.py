@@ -42,8 +42,8 @@ _DEFAULT = Schema()
 def add_key_arguments(parser: argparse.ArgumentParser, *, unused: Sequence[str] = ()) -> None:
     """The obs keys of the schema, with the defaults of :class:`~transferome.data.Schema`.
 
-    ``unused`` names optional keys (``dose_key``, ``sample_key``) that nothing behind the
-    command reads: they are left out of the help and giving one is an error
+    ``unused`` names optional keys (``dose_key``, ``time_key``, ``sample_key``) that nothing
+    behind the command reads: they are left out of the help and giving one is an error
     (:func:`reject_unused_keys`), rather than silently accepted.
     """
     group = parser.add_argument_group("obs keys")
@@ -55,7 +55,11 @@ def add_key_arguments(parser: argparse.ArgumentParser, *, unused: Sequence[str] 
         "--perturbation-key", default=_DEFAULT.perturbation_key, help="perturbation column"
     )
     group.add_argument("--control", default=_DEFAULT.control, help="control label")
-    for dest, help_text in (("dose_key", "dose column"), ("sample_key", "animal / donor column")):
+    for dest, help_text in (
+        ("dose_key", "dose column (numbers or ordered levels)"),
+        ("time_key", "time column (numbers or ordered levels)"),
+        ("sample_key", "animal / donor column"),
+    ):
         flag = "--" + dest.replace("_", "-")
         if dest in unused:
             group.add_argument(flag, dest=dest, default=None, help=argparse.SUPPRESS)
@@ -117,7 +121,7 @@ def prepare_input(
     return prepared.adata, prepared.values
 
 
-_KEY_USES = {"dose_key": "dose", "sample_key": "animal / donor"}
+_KEY_USES = {"dose_key": "dose", "time_key": "time", "sample_key": "animal / donor"}
 
 
 def reject_unused_keys(args: argparse.Namespace) -> None:
@@ -151,6 +155,7 @@ def schema_from_args(args: argparse.Namespace) -> Schema:
         dose_key=args.dose_key if args.dose_key is not None else _DEFAULT.dose_key,
         sample_key=args.sample_key if args.sample_key is not None else _DEFAULT.sample_key,
         combination_sep=args.combination_sep,
+        time_key=args.time_key if args.time_key is not None else _DEFAULT.time_key,
     )
 
 

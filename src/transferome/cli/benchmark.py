@@ -17,22 +17,29 @@ from transferome.cli._common import (
 
 NAME = "benchmark"
 HELP = (
-    "run a benchmark task (transfer, combination) and write results.csv, summary.csv/.md, "
-    "timings.csv"
+    "run a benchmark task (transfer, combination, unseen_dose, unseen_time, dose_transfer) "
+    "and write results.csv, summary.csv/.md, timings.csv"
 )
+_DEFAULT_MODELS = "control,additive,linear,similar,collaborative,stacked"
 
 # Options of the transfer task's split builder (dest -> how it is parsed).
 _TRANSFER_OPTIONS = ("holdout", "contexts", "perturbations", "max_splits")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", help="task name: transfer (leave one context out), combination")
+    parser.add_argument(
+        "task",
+        help="task name: transfer (leave one context out), combination; dose tasks: "
+        "unseen_dose (one dose of a perturbation in a context held out), unseen_time (one "
+        "time point), dose_transfer (every dose of a perturbation in one context)",
+    )
     parser.add_argument("--data", required=True, help="dataset (.h5ad, .gct, ...)")
     parser.add_argument(
         "--models",
-        default="control,additive,linear,similar,collaborative,stacked",
+        default=None,
         help="comma-separated model names (default: the baselines control, additive, linear, "
-        "similar, collaborative and the default predictor stacked)",
+        "similar, collaborative and the default predictor stacked; for the dose tasks the "
+        "baselines nearest_dose, log_linear, dose_mean and the model dose_response)",
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
@@ -74,7 +81,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="at most this many splits, a sample drawn with --seed (default: all)",
     )
-    add_key_arguments(parser, unused=("dose_key", "sample_key"))
+    dose = parser.add_argument_group("dose tasks")
+    dose.add_argument(
+        "--match-controls",
+        default=None,
+        metavar="COLUMN",
+        help="obs column (an experiment, plate or batch id) that a condition's controls must "
+        "share with it: each change is taken against its own experiment's controls "
+        "(default: all controls of the context)",
+    )
+    add_key_arguments(parser, unused=("sample_key",))
+    # read by the dose tasks only: None tells an explicit option from the default
+    parser.set_defaults(dose_key=None, time_key=None)
 
 
 def _task_options(args: argparse.Namespace) -> dict[str, object]:
@@ -84,6 +102,8 @@ def _task_options(args: argparse.Namespace) -> dict[str, object]:
         name: getattr(args, name) for name in _TRANSFER_OPTIONS if getattr(args, name) is not None
     }
     if args.task != "transfer":
+        if args.task in _dose_tasks():
+            given.pop("max_splits", None)  # the dose tasks sample their splits too
         if given:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise TransferomeError(f"{flags}: only the transfer task takes these options")
@@ -93,6 +113,43 @@ def _task_options(args: argparse.Namespace) -> dict[str, object]:
             given[name] = [v.strip() for v in str(given[name]).split(",") if v.strip()]
     given.setdefault("holdout", "group")
     return given
+
+
+def _dose_tasks() -> tuple[str, ...]:
+    from transferome.benchmark.dose import DOSE_TASKS
+
+    return tuple(DOSE_TASKS)
+
+
+def _run_dose(args: argparse.Namespace, models: list[str], params: dict) -> object:
+    from transferome.benchmark.dose import DOSE_TASKS, run_dose_task
+    from transferome.data import prepare_values, read
+    from transferome.data.dose import condition_table
+    from transferome.errors import TransferomeError
+
+    schema = schema_from_args(args)
+    prepared = prepare_values(read(args.data), args.values, where=args.data)
+    if prepared.values == "delta":
+        raise TransferomeError(
+            f"{args.task} needs expression values with control observations, not changes "
+            "(--values delta)"
+        )
+    table = condition_table(
+        prepared.adata,
+        schema=schema,
+        axis=DOSE_TASKS[args.task]["axis"],  # type: ignore[arg-type]
+        match_key=args.match_controls,
+    )
+    return run_dose_task(
+        prepared.adata,
+        args.task,
+        models={m: params.get(m) or {} for m in models},
+        schema=schema,
+        table=table,
+        n_degs=args.n_degs,
+        max_splits=args.max_splits,
+        seed=args.seed,
+    )
 
 
 def _check_out(out: Path, *, overwrite: bool) -> None:
@@ -105,12 +162,20 @@ def _check_out(out: Path, *, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from transferome.benchmark import run_task
-    from transferome.data import atomic_path, atomic_write_text, prepare_values, read
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import prepare_values, read
     from transferome.errors import TransferomeError
 
     check_output(args.out, overwrite=args.overwrite, inputs=(args.data,), folder=True)
     _check_out(Path(args.out), overwrite=args.overwrite)  # before any work
+    dose_task = args.task in _dose_tasks()
+    if not dose_task:
+        if args.match_controls is not None:
+            raise TransferomeError("--match-controls: only the dose tasks take this option")
+        args._unused_keys = (*args._unused_keys, "dose_key", "time_key")
+    if args.models is None:
+        from transferome.benchmark.dose import DEFAULT_DOSE_MODELS
+
+        args.models = ",".join(DEFAULT_DOSE_MODELS) if dose_task else _DEFAULT_MODELS
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
         params = json.loads(args.model_params) if args.model_params else {}
@@ -118,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
         raise TransferomeError(f"--model-params is not valid JSON: {exc}") from exc
     if not isinstance(params, dict):
         raise TransferomeError("--model-params must be a JSON object of model name -> params")
+    if dose_task:
+        _task_options(args)  # refuses the transfer task's options
+        result = _run_dose(args, models, params)
+        return _write(Path(args.out), result, overwrite=args.overwrite)
     params = {name: preset_params(name, args.preset, params.get(name)) for name in models}
     options = _task_options(args)
     schema = schema_from_args(args)
@@ -133,17 +202,27 @@ def run(args: argparse.Namespace) -> int:
         n_degs=args.n_degs,
         task_options=options,
     )
-    out = Path(args.out)
-    _check_out(out, overwrite=args.overwrite)  # again: it may have appeared meanwhile
+    return _write(Path(args.out), result, overwrite=args.overwrite)
+
+
+def _write(out: Path, result: object, *, overwrite: bool) -> int:
+    from transferome.data import atomic_path, atomic_write_text
+    from transferome.data._spreadsheet import spreadsheet_safe
+
+    _check_out(out, overwrite=overwrite)  # again: it may have appeared meanwhile
     tables = (
-        ("results.csv", result.results),
-        ("summary.csv", result.summary),
-        ("timings.csv", result.timings),
+        ("results.csv", result.results),  # type: ignore[attr-defined]
+        ("summary.csv", result.summary),  # type: ignore[attr-defined]
+        ("timings.csv", result.timings),  # type: ignore[attr-defined]
     )
     for name, frame in tables:
         with atomic_path(out / name) as tmp:
             spreadsheet_safe(frame).to_csv(tmp, index=False)
-    markdown = result.report_markdown()
+    markdown = (
+        result.report_markdown()  # type: ignore[attr-defined]
+        if hasattr(result, "report_markdown")
+        else result.to_markdown(("pearson_delta", "pearson_delta_deg", "r2_delta_deg"))  # type: ignore[attr-defined]
+    )
     atomic_write_text(out / "summary.md", markdown)
     print(markdown)
     written = ", ".join(str(out / name) for name in (*(n for n, _ in tables), "summary.md"))

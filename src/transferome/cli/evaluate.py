@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-degs", type=int, default=50, help="DEGs per group (default 50)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     add_values_argument(parser)
-    add_key_arguments(parser, unused=("dose_key", "sample_key"))
+    add_key_arguments(parser, unused=("dose_key", "time_key", "sample_key"))
 
 
 def run(args: argparse.Namespace) -> int:

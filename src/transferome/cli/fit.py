@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     parser.add_argument("--layer", default=None, help="use this layer instead of X")
     add_values_argument(parser)
-    add_key_arguments(parser, unused=("dose_key", "sample_key"))
+    add_key_arguments(parser, unused=("dose_key", "time_key", "sample_key"))
     add_reader_arguments(parser)
 
 

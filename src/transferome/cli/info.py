@@ -111,6 +111,14 @@ def run(args: argparse.Namespace) -> int:
         )
     if description.species:
         console.print(f"species: {', '.join(description.species)}")
+    for what, key, values in (
+        ("doses", description.schema.dose_key, description.doses),
+        ("times", description.schema.time_key, description.times),
+    ):
+        if key is not None:
+            shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values[:12])
+            more = f" ... ({len(values)} in all)" if len(values) > 12 else ""
+            console.print(f"{what} (obs {key!r}): {shown or 'none known'}{more}", markup=False)
     console.print(f"layers: {list(adata.layers) or 'none'}")
     frame = description.table()
     if args.full or frame.shape[1] <= _MAX_COLUMNS + 1:

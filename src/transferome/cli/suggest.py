@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     add_values_argument(parser)
-    add_key_arguments(parser, unused=("dose_key",))
+    add_key_arguments(parser, unused=("dose_key", "time_key"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -46,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{args.file}: valid ({description.n_obs} observations x {description.n_vars} genes, "
         f"{description.value_type}, {len(description.contexts)} contexts, "
-        f"{len(description.perturbations)} perturbations)"
+        f"{len(description.perturbations)} perturbations"
+        + "".join(
+            f", {len(values)} {what}"
+            for what, values in (("doses", description.doses), ("time points", description.times))
+            if values
+        )
+        + ")"
     )
     return 0

@@ -24,6 +24,7 @@ __all__ = [
     "DatasetDescription",
     "Schema",
     "ValueType",
+    "axis_values",
     "detect_value_type",
     "iter_value_chunks",
     "obs_labels",
@@ -41,7 +42,7 @@ negative (changes against control, z-scores), only accepted with ``allow_negativ
 """
 
 _LOG_MAX = 50.0  # log1p of any realistic count, or a log2 array intensity, stays below this
-_OPTIONAL_KEYS = ("species_key", "dose_key", "sample_key")
+_OPTIONAL_KEYS = ("species_key", "dose_key", "sample_key", "time_key")
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,16 @@ class Schema:
     control
         Label of unperturbed observations in ``perturbation_key``.
     dose_key
-        Dose of the perturbation (``None`` when absent).
+        Dose of the perturbation (``None`` when absent): numbers (any unit) or an ordered
+        categorical of levels (``Low < Middle < High``); the value of control observations
+        is not read.
     sample_key
         Biological sample: animal, donor, well (``None`` when absent).
     combination_sep
         Separator of the perturbations in a combination label.
+    time_key
+        Time since the perturbation (hours, days; ``None`` when absent): numbers or an
+        ordered categorical, like the dose.
     """
 
     species_key: str | None = "species"
@@ -73,6 +79,7 @@ class Schema:
     dose_key: str | None = "dose"
     sample_key: str | None = "sample"
     combination_sep: str = "+"
+    time_key: str | None = "time"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary (for JSON model files and configs)."""
@@ -115,6 +122,9 @@ class DatasetDescription:
     group_counts
         Number of observations in each observed (context, perturbation) group,
         controls included.
+    doses, times
+        Sorted distinct dose / time values of the perturbed observations (numbers, or the
+        level names of an ordered categorical); empty without the key.
     """
 
     schema: Schema
@@ -129,6 +139,8 @@ class DatasetDescription:
     components: Mapping[str, tuple[str, ...]] = field(repr=False)
     control_counts: Mapping[str, int] = field(repr=False)
     group_counts: Mapping[tuple[str, str], int] = field(repr=False)
+    doses: tuple[Any, ...] = ()
+    times: tuple[Any, ...] = ()
 
     @property
     def singles(self) -> tuple[str, ...]:
@@ -284,6 +296,66 @@ def _check_labels(adata: AnnData, key: str) -> np.ndarray:
     return labels
 
 
+def axis_values(adata: AnnData, key: str, what: str = "dose") -> tuple[np.ndarray, tuple]:
+    """Numeric positions of a dose or time column, and the level names of an ordered one.
+
+    Numbers are returned as floats (NaN where missing). An ordered categorical gives each
+    observation the 1-based rank of its level (NaN where missing) and returns the levels in
+    order; the caller treats equally spaced ranks as equally spaced on the log scale.
+
+    Raises
+    ------
+    DataValidationError
+        The column holds text or an unordered categorical.
+    """
+    column = adata.obs[key]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        if not column.cat.ordered:
+            if pd.api.types.is_numeric_dtype(column.cat.categories.dtype):
+                return column.astype(float).to_numpy(), ()
+            raise DataValidationError(
+                f"obs[{key!r}] ({what}) is an unordered categorical with levels "
+                f"{list(map(str, column.cat.categories))[:10]}; give numbers or order the "
+                "levels (obs[key] = obs[key].cat.reorder_categories([...], ordered=True))"
+            )
+        codes = column.cat.codes.to_numpy().astype(float)
+        codes[codes < 0] = np.nan
+        return codes + 1.0, tuple(map(str, column.cat.categories))
+    if pd.api.types.is_bool_dtype(column.dtype) or not pd.api.types.is_numeric_dtype(column.dtype):
+        shown = list(dict.fromkeys(map(str, column.head(50))))[:5]
+        raise DataValidationError(
+            f"obs[{key!r}] ({what}) must hold numbers or an ordered categorical of levels, "
+            f"found {column.dtype} values such as {shown}"
+        )
+    return column.to_numpy(dtype=float), ()
+
+
+def _check_axis(
+    adata: AnnData, key: str | None, is_control: np.ndarray, name: str
+) -> tuple[Any, ...]:
+    if key is None:
+        return ()
+    what = name.removesuffix("_key")
+    positions, levels = axis_values(adata, key, what)
+    treated = positions[~is_control]
+    if np.isinf(treated).any():
+        raise DataValidationError(
+            f"obs[{key!r}] ({what}) has {int(np.isinf(treated).sum())} infinite values on "
+            "perturbed observations"
+        )
+    known = treated[np.isfinite(treated)]
+    if (known < 0).any():
+        first = adata.obs_names[~is_control][np.flatnonzero(treated < 0)[0]]
+        raise DataValidationError(
+            f"obs[{key!r}] ({what}) has {int((known < 0).sum())} negative values on "
+            f"perturbed observations (first at obs {first!r}); a {what} is >= 0"
+        )
+    distinct = np.unique(known)
+    if levels:
+        return tuple(levels[int(v) - 1] for v in distinct)
+    return tuple(float(v) for v in distinct)
+
+
 def _check_names(adata: AnnData) -> None:
     for axis, names in (("obs", adata.obs_names), ("var", adata.var_names)):
         duplicated = names[names.duplicated()]
@@ -305,6 +377,7 @@ def validate(
     dose_key: str | None = "dose",
     sample_key: str | None = "sample",
     combination_sep: str = "+",
+    time_key: str | None = "time",
     layer: str | None = None,
     require_counts: bool = False,
     require_controls: bool = True,
@@ -314,16 +387,20 @@ def validate(
     """Check ``adata`` against the named keys and describe it.
 
     ``context_key`` and ``perturbation_key`` must exist. The optional keys (``species_key``,
-    ``dose_key``, ``sample_key``) may be absent when left at their default names (they are
-    then ``None`` in the returned schema) but must exist when the caller names them.
+    ``dose_key``, ``sample_key``, ``time_key``) may be absent when left at their default
+    names (they are then ``None`` in the returned schema) but must exist when the caller
+    names them.
 
     Parameters
     ----------
     adata
         The data; never modified. A backed AnnData (``read_h5ad(path, backed="r")``) is
         checked a block of rows at a time, without loading ``X`` into memory.
-    species_key, context_key, perturbation_key, control, dose_key, sample_key, combination_sep
-        See :class:`Schema`.
+    species_key, context_key, perturbation_key, control, dose_key, sample_key, combination_sep,
+    time_key
+        See :class:`Schema`. A dose or time column must hold numbers or an ordered
+        categorical; on perturbed observations its values must be finite and non-negative
+        (NaN marks an unknown dose or time and is allowed here; the dose tasks refuse it).
     layer
         Check ``adata.layers[layer]`` instead of ``X``.
     require_counts
@@ -363,6 +440,7 @@ def validate(
             dose_key=dose_key,
             sample_key=sample_key,
             combination_sep=combination_sep,
+            time_key=time_key,
         ),
     )
     contexts = _check_labels(adata, schema.context_key)
@@ -413,6 +491,8 @@ def validate(
             f"perturbation label(s) {empty} in obs[{schema.perturbation_key!r}] name no "
             f"perturbation once split on {schema.combination_sep!r}"
         )
+    doses = _check_axis(adata, schema.dose_key, is_control, "dose_key")
+    times = _check_axis(adata, schema.time_key, is_control, "time_key")
     return DatasetDescription(
         schema=schema,
         n_obs=int(adata.n_obs),
@@ -426,4 +506,6 @@ def validate(
         components=MappingProxyType(components),
         control_counts=MappingProxyType(control_counts),
         group_counts=MappingProxyType(group_counts),
+        doses=doses,
+        times=times,
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 import anndata as ad
 import numpy as np
@@ -177,9 +178,10 @@ def load_tggates(path: str | os.PathLike[str]) -> AnnData:
 
     ``perturbation`` = ``treatmentid``, or ``control`` where ``dose_level`` is ``Control``
     (each compound's experiment has its own controls, kept together by ``exp_id``);
-    ``context`` = ``hepatocyte_<duration>h`` (2, 8 or 24 h); ``dose`` = ``concentration``;
-    ``sample`` = the array (``samplename``); ``species`` = ``human`` (the original column is
-    kept as ``species_original``). ``X`` is log2 RMA as shipped.
+    ``context`` = ``hepatocyte_<duration>h`` (2, 8 or 24 h); ``dose`` = ``concentration``
+    (micromolar; 0 for controls); ``time`` = ``duration`` in hours; ``sample`` = the array
+    (``samplename``); ``species`` = ``human`` (the original column is kept as
+    ``species_original``). ``X`` is log2 RMA as shipped.
     """
     p = Path(path)
     required = ["treatmentid", "dose_level", "duration", "concentration", "samplename"]
@@ -191,6 +193,7 @@ def load_tggates(path: str | os.PathLike[str]) -> AnnData:
     set_obs(obs, "context", "hepatocyte_" + obs["duration"].astype(str) + "h")
     set_obs(obs, "perturbation", treatment.where(~is_control, CONTROL))
     set_obs(obs, "dose", obs["concentration"].astype(float).where(~is_control, 0.0))
+    set_obs(obs, "time", obs["duration"].astype(float))
     set_obs(obs, "sample", obs["samplename"].astype(str))
     adata.obs = obs
     return mark(adata, "tggates", p, values="log2")
@@ -346,7 +349,9 @@ def load_sciplex3_pseudobulk(path: str | os.PathLike[str]) -> AnnData:
     return mark(adata, "sciplex3", p, values="log")
 
 
-def load_tggates_rat_liver(path: str | os.PathLike[str]) -> AnnData:
+def load_tggates_rat_liver(
+    path: str | os.PathLike[str], *, perturbation: Literal["dose", "compound"] = "dose"
+) -> AnnData:
     """TG-GATEs rat liver, WY-14643 dose x time (``tggates_rat_liver_wy14643_dose_time.h5ad``).
 
     The file holds 48 arrays x 11,886 genes (rat symbols): repeated oral WY-14643 (a PPAR-alpha
@@ -363,8 +368,11 @@ def load_tggates_rat_liver(path: str | os.PathLike[str]) -> AnnData:
     one dose: ``context`` = ``<organ>_<time>d`` (``liver_4d`` ... ``liver_29d``);
     ``perturbation`` = ``<compound>_<dose>mg/kg`` (``WY-14643_10mg/kg``, ``_30mg/kg``,
     ``_100mg/kg``), ``control`` at dose 0, so the controls of a group are the dose-0 rats of
-    the same time point. ``dose`` = ``dose_mg_per_kg``; ``time`` = ``time_days``; ``sample`` =
-    the array id; ``species`` = ``rat``. The file's own ``perturbation`` and ``context``
+    the same time point. With ``perturbation="compound"`` the label is the compound alone
+    (``WY-14643`` at every dose), as the dose tasks (``unseen_dose``, ``unseen_time``,
+    ``dose_transfer``) expect: they read the dose from ``dose``. ``dose`` =
+    ``dose_mg_per_kg``; ``time`` = ``time_days``; ``sample`` = the array id; ``species`` =
+    ``rat``. The file's own ``perturbation`` and ``context``
     columns are kept as ``perturbation_original`` and ``context_original``.
     ``uns["transferome"]["values"] == "log2"`` with ``rescaled_per_gene`` true.
     """
@@ -378,7 +386,11 @@ def load_tggates_rat_liver(path: str | os.PathLike[str]) -> AnnData:
         raise ReaderError(f"{p}: obs 'dose_mg_per_kg' has no dose-0 (control) arrays")
     time = obs["time_days"].astype(float)
     organ = obs["organ"].astype(str) if "organ" in obs else pd.Series("liver", index=obs.index)
-    treated = obs["compound"].astype(str) + "_" + dose.map(lambda d: f"{d:g}") + "mg/kg"
+    if perturbation not in ("dose", "compound"):
+        raise ReaderError(f"perturbation must be 'dose' or 'compound', got {perturbation!r}")
+    treated = obs["compound"].astype(str)
+    if perturbation == "dose":
+        treated = treated + "_" + dose.map(lambda d: f"{d:g}") + "mg/kg"
     set_obs(obs, "species", "rat")
     set_obs(obs, "context", organ + "_" + time.map(lambda t: f"{t:g}") + "d")
     set_obs(obs, "perturbation", treated.where(dose > 0, CONTROL))

@@ -44,13 +44,7 @@ def _validated_schema(adata: AnnData, schema: Schema | None) -> Schema:
     schema = schema or Schema()
     description = validate(
         adata,
-        species_key=schema.species_key,
-        context_key=schema.context_key,
-        perturbation_key=schema.perturbation_key,
-        control=schema.control,
-        dose_key=schema.dose_key,
-        sample_key=schema.sample_key,
-        combination_sep=schema.combination_sep,
+        **schema.to_dict(),
         require_controls=False,
         allow_negative=True,
         allow_nan=True,

@@ -38,6 +38,7 @@ _SCHEMA_FIELDS = (
     "dose_key",
     "sample_key",
     "combination_sep",
+    "time_key",
 )
 _DATA_FIELDS = (*_SCHEMA_FIELDS, "simulate", "path", "orthologs", "layer", "values", "reader")
 _RUN_VALUES = ("auto", "log", "counts")
@@ -350,7 +351,7 @@ def _check_data(section: Any, where: str, base: Path, seed: int) -> dict[str, An
         data["orthologs"] = _check_path(data["orthologs"], f"{where}.orthologs", base)
     for key in _SCHEMA_FIELDS:
         value = data.get(key)
-        optional = key in ("species_key", "dose_key", "sample_key")
+        optional = key in ("species_key", "dose_key", "sample_key", "time_key")
         if (
             key in data
             and not (isinstance(value, str) and value)

@@ -39,6 +39,7 @@ data:
   # control: control            # label of the unperturbed observations
   # dose_key: dose
   # sample_key: sample
+  # time_key: time
   # combination_sep: "+"        # combinations are labels joined by this
 
 # Data of the `combination` task (same fields as `data`); remove to use `data`.

@@ -1,0 +1,720 @@
+"""Responses at doses and time points that were not measured.
+
+Every model here fits a :class:`~transferome.data.dose.ConditionTable` (the mean change of
+each measured condition, grouped into series along a dose or time axis) and predicts the
+change of queried conditions: a series at a new position (an unseen dose or time), or a
+series that has no measured condition at all (a perturbation in a new context), which is
+then predicted from the *peer* series of the same perturbation in other contexts.
+
+Baselines: :class:`NearestDose` (the measured condition nearest in log dose),
+:class:`LogLinearDose` (linear interpolation in log dose, constant beyond the measured
+range) and :class:`MeanDose` (the mean over the series' doses). :class:`DoseResponse` is
+transferome's model: one Hill curve per series shared by all genes, with a gene-specific
+amplitude, its slope and the pull of the curve's midpoint towards the perturbation's other
+series chosen by leave-one-condition-out error on the training table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from transferome._logging import get_logger
+from transferome.data.dose import ConditionTable
+from transferome.errors import DataValidationError, TransferomeError
+from transferome.models.base import Estimator
+
+__all__ = [
+    "DOSE_MODELS",
+    "DoseModel",
+    "DosePrediction",
+    "DoseResponse",
+    "LogLinearDose",
+    "MeanDose",
+    "NearestDose",
+    "get_dose_model",
+]
+
+_log = get_logger(__name__)
+QUERY_COLUMNS = ("series", "perturbation", "position")
+
+
+@dataclass(frozen=True)
+class DosePrediction:
+    """Predicted changes of queried conditions (rows follow the queries).
+
+    ``lower`` / ``upper`` bound the central ``level`` interval per gene where the model
+    gives one (``None`` otherwise); ``source`` says how each row was predicted
+    (``series``: from its own series, ``peers``: from the perturbation in other contexts).
+    """
+
+    delta: np.ndarray
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    source: tuple[str, ...]
+    level: float = 0.8
+
+
+def _check_queries(queries: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in QUERY_COLUMNS if c not in queries.columns]
+    if missing:
+        raise DataValidationError(f"queries lack the column(s) {missing}; need {QUERY_COLUMNS}")
+    positions = queries["position"].to_numpy(dtype=float)
+    if not np.isfinite(positions).all():
+        raise DataValidationError("query positions must be finite (log dose or level rank)")
+    return queries.reset_index(drop=True)
+
+
+class DoseModel(Estimator):
+    """Shared plumbing: series of the training table and their peers."""
+
+    name: ClassVar[str] = ""
+
+    def fit(self, table: ConditionTable) -> DoseModel:
+        if len(table.conditions) == 0:
+            raise DataValidationError("the condition table is empty: nothing to learn from")
+        self.table_ = table
+        self.series_ = {
+            s: (table.conditions["position"].to_numpy()[rows], table.deltas[rows])
+            for s, rows in table.series().items()
+        }
+        first = table.conditions.drop_duplicates("series").set_index("series")
+        self.series_perturbation_ = first["perturbation"].to_dict()
+        self.peers_: dict[str, list[str]] = {}
+        for s, p in self.series_perturbation_.items():
+            self.peers_.setdefault(p, []).append(s)
+        self._fit_extra()
+        return self
+
+    def _fit_extra(self) -> None:
+        """Hook for models that learn more than the series."""
+
+    def _in_series(self, x: np.ndarray, y: np.ndarray, q: float, series: str) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover - every model implements it
+
+    def _predict_row(self, series: str, perturbation: str, q: float) -> tuple[np.ndarray, str]:
+        if series in self.series_:
+            x, y = self.series_[series]
+            return self._in_series(x, y, q, series), "series"
+        peers = [s for s in self.peers_.get(perturbation, []) if s != series]
+        if not peers:
+            raise DataValidationError(
+                f"cannot predict {perturbation!r} in series {series!r}: the perturbation has "
+                "no measured condition in training"
+            )
+        rows = [self._in_series(*self.series_[s], q, s) for s in peers]
+        return np.nanmean(np.vstack(rows), axis=0), "peers"
+
+    def predict(self, queries: pd.DataFrame) -> DosePrediction:
+        """Predicted changes of ``queries`` (columns ``series``, ``perturbation``, ``position``)."""
+        self._check_fitted()
+        queries = _check_queries(queries)
+        out, sources = [], []
+        for row in queries.itertuples(index=False):
+            values, source = self._predict_row(
+                str(row.series), str(row.perturbation), float(row.position)
+            )
+            out.append(values)
+            sources.append(source)
+        delta = np.vstack(out) if out else np.zeros((0, self.table_.n_genes))
+        return DosePrediction(delta, None, None, tuple(sources))
+
+
+class NearestDose(DoseModel):
+    """The change of the measured condition nearest in position (ties: the higher dose)."""
+
+    name: ClassVar[str] = "nearest_dose"
+
+    def _in_series(self, x: np.ndarray, y: np.ndarray, q: float, series: str) -> np.ndarray:
+        return _nearest(x, y, q)
+
+
+class LogLinearDose(DoseModel):
+    """Linear interpolation in log dose between the two bracketing conditions.
+
+    Beyond the measured range the nearest end is kept (no extrapolation), as
+    :func:`numpy.interp` does.
+    """
+
+    name: ClassVar[str] = "log_linear"
+
+    def _in_series(self, x: np.ndarray, y: np.ndarray, q: float, series: str) -> np.ndarray:
+        return _interpolate(x, y, q)
+
+
+class MeanDose(DoseModel):
+    """The mean change over the series' measured conditions."""
+
+    name: ClassVar[str] = "dose_mean"
+
+    def _in_series(self, x: np.ndarray, y: np.ndarray, q: float, series: str) -> np.ndarray:
+        return np.nanmean(y, axis=0)
+
+
+def _nearest(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
+    distance = np.abs(x - q)
+    return y[np.flatnonzero(distance == distance.min())[-1]]
+
+
+def _interpolate(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
+    if len(x) == 1 or q <= x[0]:
+        return y[0]
+    if q >= x[-1]:
+        return y[-1]
+    right = int(np.searchsorted(x, q))
+    w = (q - x[right - 1]) / (x[right] - x[right - 1])
+    return (1 - w) * y[right - 1] + w * y[right]
+
+
+def _logistic(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+@dataclass(frozen=True)
+class _Curve:
+    center: float  # midpoint position (log EC50, or level rank)
+    amplitude: np.ndarray  # genes
+
+
+class DoseResponse(DoseModel):
+    """Hill curves shared by all genes, stacked with the measured neighbours and peers.
+
+    **Curves.** The change of gene ``g`` in series ``s`` at log dose ``x`` is modelled as
+    ``A[s, g] * h(x)``, ``h(x) = 1 / (1 + exp(-n (x - c[s])))``, i.e. the Hill function
+    ``dose^n / (dose^n + EC50^n)`` with ``EC50 = exp(c[s])``, monotone in the dose for every
+    gene. Given the midpoint ``c[s]`` the amplitudes are least squares; ``c[s]`` minimises
+    the series' relative residual plus ``prior * (c[s] - mu)^2``, where ``mu`` is the median
+    midpoint of the perturbation's other series (measured from the perturbation's highest
+    dose, so that compounds dosed on different scales share it; the median over all series
+    when the perturbation has no other). The slope ``n`` and ``prior`` are chosen from
+    ``slopes`` x ``priors`` by leave-one-condition-out error on the training series.
+
+    **Stack.** A query is predicted as a weighted sum of candidate predictions: the series'
+    own curve at the query, the nearest measured condition, the log-linear interpolation,
+    the mean of the peer series' curves (the perturbation in other contexts) at the query,
+    the nearest measured condition shifted by the peers' change between the two
+    positions, the log-linear interpolation corrected by what the peers that measured the
+    query position deviate from their own interpolation there, and the peers' measured
+    change nearest the query. The weights are least squares over leave-one-condition-out
+    pseudo-targets of the training table (each pseudo-target weighted by its size), one set
+    per kind of
+    query: ``interpolation`` (inside the series' measured range), ``extrapolation_high`` /
+    ``_low`` (beyond it) and ``transfer`` (a series with no measured condition: its peers'
+    curves and nearest conditions only). A kind without pseudo-targets uses the curve
+    alone. Intervals: per gene, the ``level`` quantile of the pseudo-targets' absolute
+    residuals of the same kind. :attr:`weights_` holds the weights.
+
+    Parameters
+    ----------
+    slopes
+        Candidate Hill slopes ``n`` (per unit of log dose, or per level).
+    priors
+        Candidate strengths of the pull of ``c[s]`` towards ``mu``.
+    grid_step
+        Spacing of the grid of midpoints searched (log units).
+    grid_margin
+        The grid extends this far beyond the measured positions (log units).
+    max_pseudo
+        Most pseudo-targets per kind (drawn by ``seed``).
+    ridge
+        Ridge penalty of the stack weights, relative to the mean squared feature.
+    fit_genes
+        The weights are fitted on each pseudo-target's ``fit_genes`` genes of largest
+        measured change (its DEGs, as the ``_deg`` metrics choose them), so that the
+        responding genes are predicted at their full size rather than shrunk with the
+        noise of the rest; ``None``: on every gene.
+    level
+        Nominal coverage of the intervals.
+    seed
+        Seed of the pseudo-target samples.
+    """
+
+    name: ClassVar[str] = "dose_response"
+
+    def __init__(
+        self,
+        *,
+        slopes: Sequence[float] = (0.5, 1.0, 2.0, 3.0),
+        priors: Sequence[float] = (0.0, 0.01, 0.1, 1.0),
+        grid_step: float = 0.1,
+        grid_margin: float = 4.0,
+        max_pseudo: int = 200,
+        ridge: float = 0.01,
+        fit_genes: int | None = 50,
+        level: float = 0.8,
+        seed: int = 0,
+    ) -> None:
+        self.slopes = tuple(float(s) for s in slopes)
+        self.priors = tuple(float(p) for p in priors)
+        self.grid_step = grid_step
+        self.grid_margin = grid_margin
+        self.max_pseudo = max_pseudo
+        self.ridge = ridge
+        self.fit_genes = fit_genes
+        self.level = level
+        self.seed = seed
+
+    # ------------------------------------------------------------------ fitting
+    def _check_params(self) -> None:
+        if not self.slopes or any(not np.isfinite(s) or s <= 0 for s in self.slopes):
+            raise DataValidationError(f"slopes must be positive numbers, got {self.slopes}")
+        if not self.priors or any(not np.isfinite(p) or p < 0 for p in self.priors):
+            raise DataValidationError(f"priors must be numbers >= 0, got {self.priors}")
+        if not 0 < self.level < 1:
+            raise DataValidationError(f"level must lie in (0, 1), got {self.level}")
+        if self.grid_step <= 0 or self.grid_margin < 0:
+            raise DataValidationError("grid_step must be > 0 and grid_margin >= 0")
+
+    def _fit_extra(self) -> None:
+        self._check_params()
+        positions = self.table_.conditions["position"].to_numpy(dtype=float)
+        lo, hi = positions.min() - self.grid_margin, positions.max() + self.grid_margin
+        self.grid_ = np.arange(lo, hi + self.grid_step / 2, self.grid_step)
+        conditions = self.table_.conditions
+        self.anchor_ = conditions.groupby("perturbation")["position"].max().to_dict()
+        # every fit below needs a series' deltas only through their Gram matrix Y Y^T
+        self._gram = {}
+        for s, (_, y) in self.series_.items():
+            y0 = np.nan_to_num(y)
+            self._gram[s] = y0 @ y0.T
+        self._choose()
+        self._centers = self._free_centers(self.slope_)
+        self.curves_ = {s: self._fit_series(s, self.slope_, self.prior_) for s in self.series_}
+        self._stack()
+        self.ec50_ = self._ec50_table()
+
+    def _basis(self, x: np.ndarray, slope: float) -> np.ndarray:
+        """Hill values of positions ``x`` at every grid midpoint (grid x len(x))."""
+        return _logistic(slope * (x[None, :] - self.grid_[:, None]))
+
+    def _rss(self, h: np.ndarray, gram: np.ndarray) -> np.ndarray:
+        """Relative residual of the rank-one fit at every grid midpoint."""
+        total = max(float(np.trace(gram)), 1e-12)
+        explained = np.einsum("ck,kl,cl->c", h, gram, h) / np.maximum((h**2).sum(axis=1), 1e-12)
+        return 1.0 - explained / total
+
+    def _free_centers(self, slope: float) -> dict[str, float]:
+        """Midpoint of each series with two or more conditions, fitted without a prior."""
+        out = {}
+        for s, (x, _) in self.series_.items():
+            if len(x) >= 2:
+                rss = self._rss(self._basis(x, slope), self._gram[s])
+                out[s] = float(self.grid_[int(np.argmin(rss))])
+        return out
+
+    def _prior_mean(self, series: str, perturbation: str, centers: dict[str, float]) -> float:
+        anchor = self.anchor_.get(perturbation)
+        own = [
+            centers[s] - self.anchor_[perturbation]
+            for s in self.peers_.get(perturbation, [])
+            if s != series and s in centers
+        ]
+        if anchor is None:
+            return float(np.median(self.grid_))
+        if not own:
+            return float(anchor + self._global_offset(centers))
+        return float(anchor + np.median(own))
+
+    def _global_offset(self, centers: dict[str, float]) -> float:
+        """Median midpoint over all series, measured from each perturbation's highest dose."""
+        key = id(centers)
+        if getattr(self, "_offset_for", (None,))[0] != key:
+            offsets = [c - self.anchor_[self.series_perturbation_[s]] for s, c in centers.items()]
+            value = float(np.median(offsets)) if offsets else 0.0
+            self._offset_for = (key, value, centers)  # keep centers alive while cached
+        return self._offset_for[1]
+
+    def _best(self, h: np.ndarray, gram: np.ndarray, prior: float, mu: float) -> int:
+        if h.shape[1] < 2:  # one point says nothing about the midpoint
+            return int(np.argmin((self.grid_ - mu) ** 2))
+        return int(np.argmin(self._rss(h, gram) + prior * (self.grid_ - mu) ** 2))
+
+    def _fit_points(
+        self, x: np.ndarray, y: np.ndarray, slope: float, prior: float, mu: float
+    ) -> _Curve:
+        y0 = np.nan_to_num(y)
+        h = self._basis(x, slope)
+        best = self._best(h, y0 @ y0.T, prior, mu)
+        hb = h[best]
+        return _Curve(float(self.grid_[best]), hb @ y0 / max(float(hb @ hb), 1e-12))
+
+    def _fit_series(self, series: str, slope: float, prior: float) -> _Curve:
+        x, y = self.series_[series]
+        mu = self._prior_mean(series, self.series_perturbation_[series], self._centers)
+        return self._fit_points(x, y, slope, prior, mu)
+
+    def _pseudo_targets(self) -> list[tuple[str, int]]:
+        pairs = [(s, i) for s, (x, _) in self.series_.items() if len(x) >= 3 for i in range(len(x))]
+        if len(pairs) > self.max_pseudo:
+            rng = np.random.default_rng(self.seed)
+            keep = rng.choice(len(pairs), self.max_pseudo, replace=False)
+            pairs = [pairs[i] for i in sorted(keep)]
+        return pairs
+
+    def _choose(self) -> None:
+        pairs = self._pseudo_targets()
+        self.pseudo_targets_ = len(pairs)
+        if not pairs:
+            _log.debug("dose_response: no series with 3+ conditions; slope and prior at defaults")
+            self.slope_ = 1.5 if 1.5 in self.slopes else self.slopes[0]
+            self.prior_ = 0.1 if 0.1 in self.priors else self.priors[-1]
+            self.cv_errors_ = pd.DataFrame()
+            return
+        priors = np.asarray(self.priors)
+        rows = []
+        for slope in self.slopes:
+            centers = self._free_centers(slope)
+            errors = np.zeros(len(priors))
+            for s, i in pairs:
+                x, _ = self.series_[s]
+                gram = self._gram[s]
+                keep = np.arange(len(x)) != i
+                sub = gram[np.ix_(keep, keep)]
+                h = self._basis(x[keep], slope)
+                norm = np.maximum((h**2).sum(axis=1), 1e-12)
+                objective = self._rss(h, sub)[None, :]
+                mu = self._prior_mean(s, self.series_perturbation_[s], centers)
+                best = np.argmin(objective + priors[:, None] * (self.grid_ - mu)[None, :] ** 2, 1)
+                # |A h_q - y_i|^2 with A = Y_keep^T h / |h|^2, all from the Gram matrix
+                hb = h[best]
+                hq = _logistic(slope * (x[i] - self.grid_[best]))
+                fit2 = np.einsum("pk,kl,pl->p", hb, sub, hb) / norm[best] ** 2
+                cross = hb @ gram[keep, i] / norm[best]
+                yy = max(float(gram[i, i]), 1e-12)
+                errors += (hq**2 * fit2 - 2 * hq * cross + gram[i, i]) / yy
+            for prior, error in zip(self.priors, errors / len(pairs), strict=True):
+                rows.append({"slope": slope, "prior": prior, "error": float(error)})
+        self.cv_errors_ = pd.DataFrame(rows)
+        best_row = self.cv_errors_.loc[self.cv_errors_["error"].idxmin()]
+        self.slope_, self.prior_ = float(best_row["slope"]), float(best_row["prior"])
+        _log.debug(
+            "dose_response: slope %.3g, prior %.3g (relative error %.3f over %d pseudo-targets)",
+            self.slope_,
+            self.prior_,
+            best_row["error"],
+            len(pairs),
+        )
+
+    # ------------------------------------------------------------------ stack
+    def _kind(self, x: np.ndarray, q: float) -> str:
+        if len(x) == 0:
+            return "transfer"
+        if q > x.max() + 1e-9:
+            return "extrapolation_high"
+        if q < x.min() - 1e-9:
+            return "extrapolation_low"
+        return "interpolation"
+
+    def _features(
+        self, series: str, perturbation: str, q: float, drop: int | None = None
+    ) -> tuple[str, np.ndarray]:
+        """Kind of the query and its candidate predictions (features x genes).
+
+        ``drop`` leaves condition ``drop`` of the series out (a pseudo-target); the series
+        is then refitted without it. A series absent from training has no own features.
+        """
+        peers = [self.curves_[p] for p in self.peers_.get(perturbation, []) if p != series]
+        peer_points = [self.series_[p] for p in self.peers_.get(perturbation, []) if p != series]
+        if series in self.series_ and (drop is None or len(self.series_[series][0]) > 1):
+            x, y = self.series_[series]
+            curve = self.curves_[series]
+            if drop is not None:
+                keep = np.arange(len(x)) != drop
+                x, y = x[keep], y[keep]
+                mu = self._prior_mean(series, perturbation, self._centers)
+                curve = self._fit_points(x, y, self.slope_, self.prior_, mu)
+        else:
+            x, y, curve = np.zeros(0), np.zeros((0, self.table_.n_genes)), None
+        kind = self._kind(x, q)
+        if kind == "transfer":
+            if not peers:
+                raise DataValidationError(
+                    f"cannot predict {perturbation!r} in series {series!r}: the perturbation "
+                    "has no measured condition in training"
+                )
+            curve_mean = np.mean([self._value(c, q) for c in peers], axis=0)
+            nearest = np.nanmean([_nearest(px, py, q) for px, py in peer_points], axis=0)
+            return kind, np.nan_to_num(np.vstack([curve_mean, nearest]))
+        own = self._value(curve, q)
+        near_x = x[np.flatnonzero(np.abs(x - q) == np.abs(x - q).min())[-1]]
+        near = _nearest(x, y, q)
+        interp = _interpolate(x, y, q)
+        if peers:
+            peer_q = np.mean([self._value(c, q) for c in peers], axis=0)
+            peer_n = np.mean([self._value(c, near_x) for c in peers], axis=0)
+            shifted = near + (peer_q - peer_n)
+        else:
+            peer_q, shifted = own, near
+        # what the peers that measured this position gained over their own interpolation
+        gains = [
+            py[at[0]] - _interpolate(np.delete(px, at[0]), np.delete(py, at[0], axis=0), q)
+            for px, py in peer_points
+            if len(px) > 1 and len(at := np.flatnonzero(np.abs(px - q) < 1e-9)) == 1
+        ]
+        corrected = interp + np.nanmean(gains, axis=0) if gains else interp
+        measured = (
+            np.nanmean([_nearest(px, py, q) for px, py in peer_points], axis=0)
+            if peer_points
+            else near
+        )
+        features = [own, near, interp, peer_q, shifted, corrected, measured]
+        return kind, np.nan_to_num(np.vstack(features))
+
+    def _pseudo(self) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+        """(features, truth) of leave-one-out pseudo-targets, by kind."""
+        rng = np.random.default_rng(self.seed + 1)
+        by_kind: dict[str, list[tuple[str, int, bool]]] = {}
+        for s, (x, _) in self.series_.items():
+            p = self.series_perturbation_[s]
+            has_peers = len(self.peers_.get(p, [])) > 1
+            for i in range(len(x)):
+                if len(x) > 1:
+                    kind = self._kind(np.delete(x, i), x[i])
+                    by_kind.setdefault(kind, []).append((s, i, False))
+                if has_peers:
+                    by_kind.setdefault("transfer", []).append((s, i, True))
+        out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for kind, items in by_kind.items():
+            if len(items) > self.max_pseudo:
+                chosen = rng.choice(len(items), self.max_pseudo, replace=False)
+                items = [items[k] for k in sorted(chosen)]
+            rows = []
+            for s, i, transfer in items:
+                p = self.series_perturbation_[s]
+                x, y = self.series_[s]
+                label = f"\x00held {s}" if transfer else s  # a transfer query sees no own series
+                if transfer:
+                    _, feats = self._features_transfer(s, p, x[i])
+                else:
+                    _, feats = self._features(label, p, x[i], drop=i)
+                rows.append((feats, np.nan_to_num(y[i])))
+            out[kind] = rows
+        return out
+
+    def _features_transfer(
+        self, series: str, perturbation: str, q: float
+    ) -> tuple[str, np.ndarray]:
+        peers = [p for p in self.peers_.get(perturbation, []) if p != series]
+        curve_mean = np.mean([self._value(self.curves_[p], q) for p in peers], axis=0)
+        nearest = np.nanmean([_nearest(*self.series_[p], q) for p in peers], axis=0)
+        return "transfer", np.nan_to_num(np.vstack([curve_mean, nearest]))
+
+    def _stack(self) -> None:
+        pseudo = self._pseudo()
+        genes = self.table_.n_genes
+        self.weights_: dict[str, np.ndarray] = {}
+        self.halfwidth_: dict[str, np.ndarray] = {}
+        for kind, rows in pseudo.items():
+            feats = np.stack([f for f, _ in rows])  # n x F x G
+            truth = np.stack([t for _, t in rows])  # n x G
+            if self.fit_genes is not None and self.fit_genes < genes:
+                # each pseudo-target's DEGs: the genes whose measured change is largest, as
+                # the _deg metrics choose them
+                top = np.argsort(-np.abs(truth), axis=1)[:, : self.fit_genes]
+                feats_fit = np.take_along_axis(feats, top[:, None, :], axis=2)
+                truth_fit = np.take_along_axis(truth, top, axis=1)
+            else:
+                feats_fit, truth_fit = feats, truth
+            scale = 1.0 / np.maximum(np.sqrt((truth_fit**2).mean(axis=1)), 1e-12)
+            n_f = feats.shape[1]
+            a = np.einsum("nfg,n->nfg", feats_fit, scale).transpose(0, 2, 1).reshape(-1, n_f)
+            b = (truth_fit * scale[:, None]).reshape(-1)
+            gram = a.T @ a
+            penalty = self.ridge * np.trace(gram) / gram.shape[0]
+            w = np.linalg.solve(gram + penalty * np.eye(gram.shape[0]), a.T @ b)
+            self.weights_[kind] = w
+            residual = truth - np.einsum("f,nfg->ng", w, feats)
+            self.halfwidth_[kind] = np.quantile(np.abs(residual), self.level, axis=0)
+        for kind in ("interpolation", "extrapolation_high", "extrapolation_low", "transfer"):
+            if kind not in self.weights_:
+                self.weights_[kind] = np.array([1.0, 0.0]) if kind == "transfer" else np.eye(7)[0]
+                self.halfwidth_[kind] = np.full(genes, np.nan)
+        self.pseudo_counts_ = {k: len(v) for k, v in pseudo.items()}
+
+    # --------------------------------------------------------------- prediction
+    def _value(self, curve: _Curve, q: float) -> np.ndarray:
+        return curve.amplitude * float(_logistic(self.slope_ * (q - curve.center)))
+
+    def _predict_row(self, series: str, perturbation: str, q: float) -> tuple[np.ndarray, str]:
+        kind, feats = self._features(series, perturbation, q)
+        return self.weights_[kind] @ feats, kind
+
+    def predict(self, queries: pd.DataFrame) -> DosePrediction:
+        """Predicted changes with intervals; ``source`` is each row's kind of query."""
+        base = super().predict(queries)
+        width = np.vstack([self.halfwidth_[s] for s in base.source]) if base.source else None
+        lower = None if width is None else base.delta - width
+        upper = None if width is None else base.delta + width
+        return DosePrediction(base.delta, lower, upper, base.source, self.level)
+
+    def curve(self, series: str, positions: Sequence[float]) -> DosePrediction:
+        """Predicted changes of ``series`` along ``positions`` (e.g. a grid of log doses)."""
+        self._check_fitted()
+        perturbation = self.series_perturbation_.get(series)
+        if perturbation is None:
+            raise DataValidationError(
+                f"unknown series {series!r}; fitted series include {list(self.curves_)[:5]}"
+            )
+        queries = pd.DataFrame(
+            {"series": series, "perturbation": perturbation, "position": list(positions)}
+        )
+        return self.predict(queries)
+
+    def ec50(self) -> pd.DataFrame:
+        """Fitted midpoint of every perturbation: one curve shape shared by its series.
+
+        The midpoint minimises the summed relative residual of all the perturbation's series
+        (each with its own amplitudes) at the fitted slope.
+
+        Columns: ``perturbation``, ``ec50`` (``exp`` of the midpoint, in the dose unit;
+        for ordered levels the midpoint rank), ``log_ec50``, ``n_series``, ``lowest`` and
+        ``highest`` measured value, ``bracketed`` (the midpoint lies within the measured
+        range), ``slope``.
+        """
+        self._check_fitted()
+        return self.ec50_.copy()
+
+    def _ec50_table(self) -> pd.DataFrame:
+        rows = []
+        levels = bool(self.table_.levels)
+        for p, members in self.peers_.items():
+            fits = [
+                self._rss(self._basis(self.series_[s][0], self.slope_), self._gram[s])
+                for s in members
+            ]
+            xs = np.concatenate([self.series_[s][0] for s in members])
+            center = float(self.grid_[int(np.argmin(np.sum(fits, axis=0)))])
+            rows.append(
+                {
+                    "perturbation": p,
+                    "ec50": center if levels else float(np.exp(center)),
+                    "log_ec50": center,
+                    "n_series": len(members),
+                    "lowest": float(xs.min() if levels else np.exp(xs.min())),
+                    "highest": float(xs.max() if levels else np.exp(xs.max())),
+                    "bracketed": bool(xs.min() < center < xs.max()),
+                    "slope": self.slope_,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    # ----------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model folder (``model.json`` + ``weights.safetensors``) at ``path``.
+
+        The folder keeps the measured changes of the training conditions (the stack reads
+        them), the curves, the stack weights and the interval widths.
+        """
+        from transferome.models._persist import write_model_files
+
+        self._check_fitted()
+        series = list(self.curves_)
+        kinds = list(self.weights_)
+        sizes = [len(self.series_[s][0]) for s in series]
+        arrays = {
+            "amplitude": np.vstack([self.curves_[s].amplitude for s in series]),
+            "center": np.array([self.curves_[s].center for s in series], dtype=np.float64),
+            "positions": np.concatenate([self.series_[s][0] for s in series]),
+            "deltas": np.vstack([self.series_[s][1] for s in series]),
+            "sizes": np.array(sizes, dtype=np.int64),
+            "halfwidth": np.vstack([self.halfwidth_[k] for k in kinds]),
+        }
+        for k in kinds:
+            arrays[f"weights_{k}"] = np.asarray(self.weights_[k], dtype=np.float64)
+        params = {**self.get_params(), "slopes": list(self.slopes), "priors": list(self.priors)}
+        extra = {
+            "axis": self.table_.axis,
+            "levels": list(self.table_.levels),
+            "series": series,
+            "series_perturbation": [self.series_perturbation_[s] for s in series],
+            "kinds": kinds,
+            "slope": self.slope_,
+            "prior": self.prior_,
+            "ec50": self.ec50_.to_dict(orient="list"),
+            "ec50_columns": list(self.ec50_.columns),
+        }
+        return write_model_files(
+            path,
+            model_class=type(self).__name__,
+            params=params,
+            arrays=arrays,
+            var_names=self.table_.genes,
+            extra=extra,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> DoseResponse:
+        """Inverse of :meth:`save`: predicts what the saved model predicted."""
+        from transferome.models._persist import load_described
+
+        return load_described(path, cls.__name__, cls._from_files)
+
+    @classmethod
+    def _from_files(
+        cls, path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> DoseResponse:
+        model = cls(**meta["params"])
+        extra = meta["extra"]
+        series = [str(s) for s in extra["series"]]
+        genes = tuple(map(str, meta["var_names"]))
+        amplitude, center, sizes = arrays["amplitude"], arrays["center"], arrays["sizes"]
+        positions, deltas = arrays["positions"], arrays["deltas"]
+        if (
+            amplitude.shape != (len(series), len(genes))
+            or center.shape != (len(series),)
+            or sizes.shape != (len(series),)
+            or deltas.shape != (int(sizes.sum()), len(genes))
+            or positions.shape != (int(sizes.sum()),)
+        ):
+            raise ValueError(f"arrays do not match {len(series)} series x {len(genes)} genes")
+        model.curves_ = {s: _Curve(float(center[i]), amplitude[i]) for i, s in enumerate(series)}
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        model.series_ = {
+            s: (positions[starts[i] : starts[i + 1]], deltas[starts[i] : starts[i + 1]])
+            for i, s in enumerate(series)
+        }
+        model.series_perturbation_ = dict(
+            zip(series, map(str, extra["series_perturbation"]), strict=True)
+        )
+        model.slope_, model.prior_ = float(extra["slope"]), float(extra["prior"])
+        model.peers_ = {}
+        for s, p in model.series_perturbation_.items():
+            model.peers_.setdefault(p, []).append(s)
+        kinds = [str(k) for k in extra["kinds"]]
+        model.weights_ = {k: arrays[f"weights_{k}"] for k in kinds}
+        model.halfwidth_ = dict(zip(kinds, arrays["halfwidth"], strict=True))
+        model.table_ = _GenesOnly(genes, str(extra["axis"]), tuple(extra["levels"]))
+        model.ec50_ = pd.DataFrame(extra["ec50"])[list(extra["ec50_columns"])]
+        return model
+
+
+@dataclass(frozen=True)
+class _GenesOnly:
+    """What a loaded model keeps of its training table: the genes and the axis."""
+
+    genes: tuple[str, ...]
+    axis: str
+    levels: tuple[str, ...] = ()
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.genes)
+
+
+DOSE_MODELS: dict[str, type[DoseModel]] = {
+    m.name: m for m in (NearestDose, LogLinearDose, MeanDose, DoseResponse)
+}
+"""Models of the dose tasks by short name."""
+
+
+def get_dose_model(name: str, **params: Any) -> DoseModel:
+    """An unfitted dose model by short name, with ``params``."""
+    if name not in DOSE_MODELS:
+        raise TransferomeError(f"unknown dose model {name!r}; available: {sorted(DOSE_MODELS)}")
+    return DOSE_MODELS[name](**params)
