@@ -29,6 +29,7 @@ from transferome.models.uge_data import (
     category_codes,
     class_labels,
     perturbation_codes,
+    species_descriptions,
     split_species,
     standardise,
     token_statistics,
@@ -42,7 +43,6 @@ from transferome.models.uge_genes import (
     cosine_similarity,
     dense_values,
     describe_genes,
-    descriptions_through_map,
     top_variable,
 )
 from transferome.models.uge_module import ALIGNMENTS, UGEConfig, UGENetwork
@@ -325,7 +325,15 @@ class UniversalGeneEmbedding(Estimator):
             _log.info(
                 "UGE: %d genes in %d ortholog groups", int((groups >= 0).sum()), groups.max() + 1
             )
-        descriptions = self._fit_descriptions(blocks, schema, given, links, labelled_species)
+        descriptions = species_descriptions(
+            blocks,
+            schema,
+            given=given,
+            kind=self.gene_description,
+            links=links if self.label_key is not None else None,
+            labelled_species=labelled_species,
+            borrow=self.unlabelled_descriptions == "orthologs",
+        )
         columns = align_columns(descriptions)
         stacked = pd.concat([descriptions[b.species][columns] for b in blocks], axis=0)
         mean = np.nanmean(stacked.to_numpy(dtype=np.float64), axis=0)
@@ -415,71 +423,6 @@ class UniversalGeneEmbedding(Estimator):
         self.group_latents_ = self._group_latents(blocks, schema)
         _log.info("UGE fitted on %s in %d epochs", ", ".join(self.species_), len(self.history_))
         return self
-
-    def _fit_descriptions(
-        self,
-        blocks: list[SpeciesBlock],
-        schema: Schema,
-        given: Mapping[str, pd.DataFrame],
-        links: pd.DataFrame | None,
-        labelled_species: Sequence[str] | None,
-    ) -> dict[str, pd.DataFrame]:
-        """Each species' gene descriptions: given, borrowed through orthologs, or its own."""
-        labelled = (
-            [b.species for b in blocks]
-            if labelled_species is None
-            else [str(s) for s in labelled_species]
-        )
-        borrow = (
-            links is not None
-            and self.label_key is not None
-            and self.unlabelled_descriptions == "orthologs"
-        )
-        out: dict[str, pd.DataFrame] = {}
-        pending = []
-        for block in blocks:
-            species, genes = block.species, list(map(str, block.adata.var_names))
-            if species in given:
-                frame = given[species]
-                missing = [g for g in genes if g not in frame.index]
-                if missing:
-                    raise DataValidationError(
-                        f"gene descriptions of species {species!r} lack {len(missing)} of its "
-                        f"genes, e.g. {missing[:5]}"
-                    )
-                out[species] = frame.loc[genes]
-            elif borrow and species not in labelled:
-                pending.append(block)
-            else:
-                out[species] = describe_genes(
-                    block.adata, schema=schema, kind=self.gene_description
-                )
-        for block in pending:
-            sources = [s for s in labelled if s in out]
-            if not sources:
-                raise DataValidationError(
-                    f"species {block.species!r} is unlabelled and would borrow its gene "
-                    "descriptions through the orthologs of a labelled species, but no labelled "
-                    f"species is in the data (labelled_species={labelled})"
-                )
-            source = sources[0]
-            assert links is not None
-            forward = links[(links.species_a == source) & (links.species_b == block.species)]
-            backward = links[(links.species_b == source) & (links.species_a == block.species)]
-            pairs = pd.DataFrame(
-                {
-                    "source": [*forward.gene_a, *backward.gene_b],
-                    "target": [*forward.gene_b, *backward.gene_a],
-                }
-            )
-            out[block.species] = descriptions_through_map(
-                out[source],
-                pairs,
-                list(map(str, block.adata.var_names)),
-                source_column="source",
-                target_column="target",
-            )
-        return out
 
     def _split_rows(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         order = np.random.default_rng(self.random_state).permutation(n)

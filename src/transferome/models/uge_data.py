@@ -15,13 +15,19 @@ from anndata import AnnData
 
 from transferome.data.schema import DatasetDescription, Schema, obs_labels, validate
 from transferome.errors import DataValidationError
-from transferome.models.uge_genes import dense_values, relative_values
+from transferome.models.uge_genes import (
+    dense_values,
+    describe_genes,
+    descriptions_through_map,
+    relative_values,
+)
 
 __all__ = [
     "SpeciesBlock",
     "category_codes",
     "class_labels",
     "perturbation_codes",
+    "species_descriptions",
     "split_species",
     "standardise",
     "token_statistics",
@@ -224,3 +230,83 @@ def perturbation_codes(
     raw = {b.species: obs_labels(b.adata, schema.perturbation_key) for b in blocks}
     categories = sorted({c for v in raw.values() for c in v})
     return {s: category_codes(v, categories) for s, v in raw.items()}, categories
+
+
+def species_descriptions(
+    blocks: Sequence[SpeciesBlock],
+    schema: Schema,
+    *,
+    given: Mapping[str, pd.DataFrame],
+    kind: str,
+    links: pd.DataFrame | None,
+    labelled_species: Sequence[str] | None,
+    borrow: bool,
+) -> dict[str, pd.DataFrame]:
+    """Each species' gene descriptions: given, borrowed through orthologs, or its own.
+
+    Parameters
+    ----------
+    blocks
+        The species' data.
+    schema
+        The obs keys.
+    given
+        Descriptions passed by the caller (``{species: genes x features}``); they win.
+    kind
+        Description kind of :func:`~transferome.models.uge_genes.describe_genes`.
+    links
+        Ortholog links (:func:`~transferome.models.uge_orthologs.ortholog_links`), or ``None``.
+    labelled_species
+        Species whose labels may be read (``None``: all).
+    borrow
+        With ``links``: describe each species outside ``labelled_species`` through its
+        orthologs in the first labelled species (its own contexts, which may be its labels,
+        are then never read).
+    """
+    labelled = (
+        [b.species for b in blocks]
+        if labelled_species is None
+        else [str(s) for s in labelled_species]
+    )
+    out: dict[str, pd.DataFrame] = {}
+    pending = []
+    for block in blocks:
+        species, genes = block.species, list(map(str, block.adata.var_names))
+        if species in given:
+            frame = given[species]
+            missing = [g for g in genes if g not in frame.index]
+            if missing:
+                raise DataValidationError(
+                    f"gene descriptions of species {species!r} lack {len(missing)} of its "
+                    f"genes, e.g. {missing[:5]}"
+                )
+            out[species] = frame.loc[genes]
+        elif links is not None and borrow and species not in labelled:
+            pending.append(block)
+        else:
+            out[species] = describe_genes(block.adata, schema=schema, kind=kind)  # type: ignore[arg-type]
+    for block in pending:
+        sources = [s for s in labelled if s in out]
+        if links is None or not sources:
+            raise DataValidationError(
+                f"species {block.species!r} is unlabelled and would borrow its gene "
+                "descriptions through the orthologs of a labelled species, but no labelled "
+                f"species is in the data (labelled_species={labelled})"
+            )
+        source = sources[0]
+        forward = links[(links.species_a == source) & (links.species_b == block.species)]
+        backward = links[(links.species_b == source) & (links.species_a == block.species)]
+        pairs = pd.DataFrame(
+            {
+                "source": [*forward.gene_a, *backward.gene_b],
+                "target": [*forward.gene_b, *backward.gene_a],
+            }
+        )
+        out[block.species] = descriptions_through_map(
+            out[source],
+            pairs,
+            list(map(str, block.adata.var_names)),
+            source_column="source",
+            target_column="target",
+        )
+    return out
