@@ -195,6 +195,7 @@ def test_planted_hill_curve_is_recovered() -> None:
     ec50 = model.ec50().set_index("perturbation")
     for drug, truth in EC50.items():
         assert ec50.loc[drug, "bracketed"]
+        assert ec50.loc[drug, "identified"]
         assert truth / 1.25 < ec50.loc[drug, "ec50"] < truth * 1.25, (drug, ec50.loc[drug, "ec50"])
     # the curve of a series reproduces the planted response between the measured doses
     grid = np.log(np.array([0.2, 0.5, 2.0, 7.0]))
@@ -266,3 +267,52 @@ def test_save_load_round_trip_and_corrupt_file(tmp_path) -> None:
     (folder / "model.json").write_text(text.replace('"slope"', '"slopes_x"', 1))
     with pytest.raises(ModelFileError):
         DoseResponse.load(folder)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_benchmark_command_runs_a_dose_task(tmp_path, capsys) -> None:
+    from transferome.cli import main
+
+    adata, _ = planted(doses=(0.3, 1.0, 3.0))
+    path = tmp_path / "doses.h5ad"
+    adata.write_h5ad(path)
+    out = tmp_path / "bench"
+    argv = ["benchmark", "unseen_dose", "--data", str(path), "--out", str(out)]
+    assert main([*argv, "--max-splits", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "| held out | n | nearest_dose | log_linear | dose_mean | dose_response" in printed
+    results = pd.read_csv(out / "results.csv")
+    assert results["split"].nunique() == 4
+    # the transfer task's options and a missing time column are refused by name
+    assert main([*argv, "--overwrite", "--holdout", "context"]) == 2
+    assert "--holdout: only the transfer task" in capsys.readouterr().err
+    time_argv = ["benchmark", "unseen_time", "--data", str(path), "--out", str(tmp_path / "t")]
+    assert main(time_argv) == 2
+    assert "time column" in capsys.readouterr().err
+
+
+def test_dose_curve_command_predicts_unmeasured_doses(tmp_path, capsys) -> None:
+    from transferome.cli import main
+
+    adata, _ = planted()
+    path = tmp_path / "doses.h5ad"
+    adata.write_h5ad(path)
+    before = path.read_bytes()
+    out, ec50 = tmp_path / "curve.csv", tmp_path / "ec50.csv"
+    argv = ["dose-curve", str(path), "--perturbation", "drugB", "--context", "lineA"]
+    assert main([*argv, "--at", "2,100", "--out", str(out), "--ec50-out", str(ec50)]) == 0
+    frame = pd.read_csv(out)
+    assert len(frame) == 2 * adata.n_vars
+    assert list(frame["kind"].unique()) == ["interpolation", "extrapolation_high"]
+    assert (frame["lower"] <= frame["change"]).all()
+    assert (frame["change"] <= frame["upper"]).all()
+    assert set(pd.read_csv(ec50)["perturbation"]) == set(EC50)
+    assert path.read_bytes() == before
+    assert main([*argv, "--at", "-1", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "must be positive" in capsys.readouterr().err
+    assert main([*argv[:3], "drugQ", "--at", "1", "--out", str(tmp_path / "y.csv")]) == 2
+    assert "'drugQ' has no measured condition" in capsys.readouterr().err
+    assert main([*argv, "--at", "1", "--out", str(out)]) == 2  # exists: not replaced
+    assert "--overwrite" in capsys.readouterr().err

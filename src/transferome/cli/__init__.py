@@ -37,6 +37,7 @@ _SUBCOMMANDS = (
     "evaluate",
     "map_genes",
     "suggest",
+    "dose_curve",
 )
 
 

@@ -2,8 +2,9 @@
 
 A *condition* is one (context, perturbation, dose, time) cell of the design; its change is
 the mean of its observations minus the mean of the controls of its context (of the same
-time point when the controls carry a time). A *series* is the set of conditions that differ
-only along the axis: for ``axis="dose"`` the doses of one perturbation in one context (at one
+time point when the controls carry a time). With several species in one AnnData, a context is
+named ``<species> <context>``. A *series* is the set of conditions that differ only along
+the axis: for ``axis="dose"`` the doses of one perturbation in one context (at one
 time), for ``axis="time"`` its time points at one dose. When every context holds a single
 time point (TG-GATEs: ``hepatocyte_2h``, ``liver_4d``), the contexts *are* the time points
 and a time series runs across them, each condition with its own context's controls.
@@ -174,8 +175,17 @@ def condition_table(
             f"(name it with {flag}= / --{axis}-key); obs has columns "
             f"{list(map(str, adata.obs.columns))}"
         )
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise DataValidationError(
+            f"the data are empty ({adata.n_obs} observations x {adata.n_vars} genes)"
+        )
     adata = in_memory(adata, what="condition_table")
     contexts = obs_labels(adata, schema.context_key)
+    if schema.species_key and schema.species_key in adata.obs.columns:
+        species = obs_labels(adata, schema.species_key)
+        if len(set(species)) > 1:  # mouse brain and rat brain are different contexts
+            contexts = np.char.add(np.char.add(species.astype(str), " "), contexts.astype(str))
+            contexts = contexts.astype(object)
     perturbations = obs_labels(adata, schema.perturbation_key)
     is_control = perturbations == schema.control
     positions_raw, levels = axis_values(adata, key, axis)

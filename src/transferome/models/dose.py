@@ -172,6 +172,14 @@ def _interpolate(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
     return (1 - w) * y[right - 1] + w * y[right]
 
 
+def _baseline_weights(kind: str, n_features: int) -> np.ndarray:
+    """Stack weights that reproduce the kind's baseline: log-linear inside the measured
+    range, the nearest condition beyond it, the peers' nearest conditions for a new context."""
+    weights = np.zeros(n_features)
+    weights[1 if kind == "transfer" else 2] = 1.0
+    return weights
+
+
 def _logistic(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
@@ -208,7 +216,8 @@ class DoseResponse(DoseModel):
     ``_low`` (beyond it) and ``transfer`` (a series with no measured condition: its peers'
     curves and nearest conditions only). A kind without pseudo-targets uses the curve
     alone. Intervals: per gene, the ``level`` quantile of the pseudo-targets' absolute
-    residuals of the same kind. :attr:`weights_` holds the weights.
+    residuals of the same kind. :attr:`weights_` holds the weights (in the order of the
+    candidates above).
 
     Parameters
     ----------
@@ -224,6 +233,12 @@ class DoseResponse(DoseModel):
         Most pseudo-targets per kind (drawn by ``seed``).
     ridge
         Ridge penalty of the stack weights, relative to the mean squared feature.
+    prior_targets
+        The weights are shrunk towards those of the kind's baseline (log-linear inside the
+        range, nearest beyond it, the peers' nearest in a new context) as strongly as this
+        many pseudo-targets on which the baseline was exact (0, the default: only the
+        ridge penalty); with few pseudo-targets a positive value keeps the model near the
+        baseline.
     fit_genes
         The weights are fitted on each pseudo-target's ``fit_genes`` genes of largest
         measured change (its DEGs, as the ``_deg`` metrics choose them), so that the
@@ -240,13 +255,14 @@ class DoseResponse(DoseModel):
     def __init__(
         self,
         *,
-        slopes: Sequence[float] = (0.5, 1.0, 2.0, 3.0),
+        slopes: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 3.0),
         priors: Sequence[float] = (0.0, 0.01, 0.1, 1.0),
         grid_step: float = 0.1,
         grid_margin: float = 4.0,
         max_pseudo: int = 200,
         ridge: float = 0.01,
         fit_genes: int | None = 50,
+        prior_targets: float = 0.0,
         level: float = 0.8,
         seed: int = 0,
     ) -> None:
@@ -257,6 +273,7 @@ class DoseResponse(DoseModel):
         self.max_pseudo = max_pseudo
         self.ridge = ridge
         self.fit_genes = fit_genes
+        self.prior_targets = prior_targets
         self.level = level
         self.seed = seed
 
@@ -433,14 +450,7 @@ class DoseResponse(DoseModel):
             x, y, curve = np.zeros(0), np.zeros((0, self.table_.n_genes)), None
         kind = self._kind(x, q)
         if kind == "transfer":
-            if not peers:
-                raise DataValidationError(
-                    f"cannot predict {perturbation!r} in series {series!r}: the perturbation "
-                    "has no measured condition in training"
-                )
-            curve_mean = np.mean([self._value(c, q) for c in peers], axis=0)
-            nearest = np.nanmean([_nearest(px, py, q) for px, py in peer_points], axis=0)
-            return kind, np.nan_to_num(np.vstack([curve_mean, nearest]))
+            return self._features_transfer(series, perturbation, q)
         own = self._value(curve, q)
         near_x = x[np.flatnonzero(np.abs(x - q) == np.abs(x - q).min())[-1]]
         near = _nearest(x, y, q)
@@ -488,11 +498,10 @@ class DoseResponse(DoseModel):
             for s, i, transfer in items:
                 p = self.series_perturbation_[s]
                 x, y = self.series_[s]
-                label = f"\x00held {s}" if transfer else s  # a transfer query sees no own series
-                if transfer:
+                if transfer:  # the whole series held out: its peers only
                     _, feats = self._features_transfer(s, p, x[i])
                 else:
-                    _, feats = self._features(label, p, x[i], drop=i)
+                    _, feats = self._features(s, p, x[i], drop=i)
                 rows.append((feats, np.nan_to_num(y[i])))
             out[kind] = rows
         return out
@@ -500,7 +509,13 @@ class DoseResponse(DoseModel):
     def _features_transfer(
         self, series: str, perturbation: str, q: float
     ) -> tuple[str, np.ndarray]:
+        """Features of a series with no measured condition: its peers' curves and points."""
         peers = [p for p in self.peers_.get(perturbation, []) if p != series]
+        if not peers:
+            raise DataValidationError(
+                f"cannot predict {perturbation!r} in series {series!r}: the perturbation "
+                "has no measured condition in training"
+            )
         curve_mean = np.mean([self._value(self.curves_[p], q) for p in peers], axis=0)
         nearest = np.nanmean([_nearest(*self.series_[p], q) for p in peers], axis=0)
         return "transfer", np.nan_to_num(np.vstack([curve_mean, nearest]))
@@ -526,14 +541,21 @@ class DoseResponse(DoseModel):
             a = np.einsum("nfg,n->nfg", feats_fit, scale).transpose(0, 2, 1).reshape(-1, n_f)
             b = (truth_fit * scale[:, None]).reshape(-1)
             gram = a.T @ a
-            penalty = self.ridge * np.trace(gram) / gram.shape[0]
-            w = np.linalg.solve(gram + penalty * np.eye(gram.shape[0]), a.T @ b)
+            # shrunk towards the baseline of the kind, as if it had been right on
+            # ``prior_targets`` pseudo-targets: few pseudo-targets, little departure from it
+            prior = _baseline_weights(kind, n_f)
+            per_target = np.trace(gram) / n_f / len(rows)
+            penalty = (self.ridge * len(rows) + self.prior_targets) * per_target
+            if not np.isfinite(penalty) or penalty <= 0:  # every candidate is zero
+                w = prior
+            else:
+                w = np.linalg.solve(gram + penalty * np.eye(n_f), a.T @ b + penalty * prior)
             self.weights_[kind] = w
             residual = truth - np.einsum("f,nfg->ng", w, feats)
             self.halfwidth_[kind] = np.quantile(np.abs(residual), self.level, axis=0)
         for kind in ("interpolation", "extrapolation_high", "extrapolation_low", "transfer"):
             if kind not in self.weights_:
-                self.weights_[kind] = np.array([1.0, 0.0]) if kind == "transfer" else np.eye(7)[0]
+                self.weights_[kind] = _baseline_weights(kind, 2 if kind == "transfer" else 7)
                 self.halfwidth_[kind] = np.full(genes, np.nan)
         self.pseudo_counts_ = {k: len(v) for k, v in pseudo.items()}
 
@@ -552,6 +574,15 @@ class DoseResponse(DoseModel):
         lower = None if width is None else base.delta - width
         upper = None if width is None else base.delta + width
         return DosePrediction(base.delta, lower, upper, base.source, self.level)
+
+    def hill_curve(self, series: str, positions: Sequence[float]) -> np.ndarray:
+        """The series' fitted Hill curve alone at ``positions`` (positions x genes)."""
+        self._check_fitted()
+        if series not in self.curves_:
+            raise DataValidationError(f"unknown series {series!r}")
+        curve = self.curves_[series]
+        h = _logistic(self.slope_ * (np.asarray(positions, dtype=float) - curve.center))
+        return np.outer(h, curve.amplitude)
 
     def curve(self, series: str, positions: Sequence[float]) -> DosePrediction:
         """Predicted changes of ``series`` along ``positions`` (e.g. a grid of log doses)."""
@@ -575,7 +606,9 @@ class DoseResponse(DoseModel):
         Columns: ``perturbation``, ``ec50`` (``exp`` of the midpoint, in the dose unit;
         for ordered levels the midpoint rank), ``log_ec50``, ``n_series``, ``lowest`` and
         ``highest`` measured value, ``bracketed`` (the midpoint lies within the measured
-        range), ``slope``.
+        range), ``identified`` (false when the best midpoint is an end of the searched grid,
+        ``grid_margin`` beyond the measured doses: the response does not bend there, and the
+        EC50 is only known to lie beyond that end), ``slope``.
         """
         self._check_fitted()
         return self.ec50_.copy()
@@ -589,7 +622,8 @@ class DoseResponse(DoseModel):
                 for s in members
             ]
             xs = np.concatenate([self.series_[s][0] for s in members])
-            center = float(self.grid_[int(np.argmin(np.sum(fits, axis=0)))])
+            best = int(np.argmin(np.sum(fits, axis=0)))
+            center = float(self.grid_[best])
             rows.append(
                 {
                     "perturbation": p,
@@ -599,6 +633,7 @@ class DoseResponse(DoseModel):
                     "lowest": float(xs.min() if levels else np.exp(xs.min())),
                     "highest": float(xs.max() if levels else np.exp(xs.max())),
                     "bracketed": bool(xs.min() < center < xs.max()),
+                    "identified": bool(0 < best < len(self.grid_) - 1),
                     "slope": self.slope_,
                 }
             )

@@ -15,12 +15,14 @@ import pandas as pd
 __all__ = [
     "acquisition_frame",
     "annotation_frame",
+    "dose_response_frame",
     "latent_frame",
     "mapping_frame",
     "model_frame",
     "plain_text",
     "plot_acquisition",
     "plot_annotation",
+    "plot_dose_response",
     "plot_latent",
     "plot_mapping",
     "plot_models",
@@ -244,4 +246,52 @@ def plot_acquisition(frame: pd.DataFrame, ax: Any) -> Any:
     ax.set_xlabel("experiments acquired", fontsize=8)
     ax.set_ylabel("MSE of the completed reactome", fontsize=8)
     ax.legend(fontsize=7)
+    return ax
+
+
+def dose_response_frame(model: Any, series: str, genes: Sequence[str], n_grid: int = 60) -> dict:
+    """What :func:`plot_dose_response` draws for ``genes`` of one series of a fitted model.
+
+    ``curve``: the series' Hill curve on a grid spanning the measured doses (one column per
+    gene, index the dose) and ``lower`` / ``upper``, its interpolation interval;
+    ``measured``: the measured changes (index the dose).
+    """
+    x, y = model.series_[series]
+    genes = list(genes)
+    index = [model.table_.genes.index(g) for g in genes]
+    pad = 0.25 * max(float(x.max() - x.min()), 1.0)
+    grid = np.linspace(x.min() - pad, x.max() + pad, n_grid)
+    curve = model.hill_curve(series, grid)[:, index]
+    width = model.halfwidth_["interpolation"][index]
+    levels = bool(model.table_.levels)
+    dose = grid if levels else np.exp(grid)
+    measured_dose = x if levels else np.exp(x)
+    return {
+        "curve": pd.DataFrame(curve, index=dose, columns=genes),
+        "lower": pd.DataFrame(curve - width, index=dose, columns=genes),
+        "upper": pd.DataFrame(curve + width, index=dose, columns=genes),
+        "measured": pd.DataFrame(y[:, index], index=measured_dose, columns=genes),
+        "log_axis": not levels,
+    }
+
+
+def plot_dose_response(frame: dict, ax: Any, *, title: str = "") -> Any:
+    """Predicted dose-response curves with their interval over the measured changes."""
+    genes = list(frame["curve"].columns)
+    colours = _colours(genes)
+    for gene in genes:
+        c = colours[gene]
+        ax.plot(frame["curve"].index, frame["curve"][gene], color=c, label=plain_text(gene))
+        ax.fill_between(
+            frame["curve"].index, frame["lower"][gene], frame["upper"][gene], color=c, alpha=0.15
+        )
+        ax.scatter(frame["measured"].index, frame["measured"][gene], color=c, s=16, zorder=3)
+    if frame["log_axis"]:
+        ax.set_xscale("log")
+    ax.axhline(0.0, color="#999999", lw=0.6)
+    ax.set_xlabel("dose", fontsize=8)
+    ax.set_ylabel("change vs control", fontsize=8)
+    ax.legend(fontsize=6, ncol=2)
+    if title:
+        ax.set_title(plain_text(title), fontsize=9)
     return ax
