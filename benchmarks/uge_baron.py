@@ -13,7 +13,7 @@ standardised within the species). Printed: accuracy per cell type, overall accur
 balanced accuracy (mean over the target's cell types), fit time (CPU seconds), integration
 metrics of the shared space beside the joint ortholog-PCA space
 (:mod:`transferome.models.uge_metrics`), and a UMAP of the shared space coloured by species
-and cell type (``benchmarks/results/uge_baron_umap.png``).
+and cell type (``docs/figures/uge_baron_umap.png``).
 
     python benchmarks/uge_baron.py     # reads ../shared/data (or TRANSFEROME_SHARED_DATA)
 """
@@ -38,6 +38,7 @@ from transferome.models.uge_metrics import integration_scores, ortholog_pca
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TRANSFEROME_SHARED_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "results"
+FIGURES = ROOT / "docs" / "figures"
 LABEL = "context"  # the loader copies cell_ontology_class (matched across species) here
 MODELS = ("uge", "ortholog_logistic", "ortholog_knn", "random")
 
@@ -278,7 +279,8 @@ def main() -> None:
         labels = np.concatenate([data[s].obs[LABEL].astype(str).to_numpy() for s in data])
         coords = _umap({s: pca[s] for s in data}, args.seed)
         panels.append(("ortholog PCA", coords, species, labels))
-        figure = args.out / "uge_baron_umap.png"
+        figure = FIGURES / "uge_baron_umap.png"  # kept in the repository, shown by docs/uge.md
+        FIGURES.mkdir(parents=True, exist_ok=True)
         _figure(panels, figure)
         print(f"\nUMAP: {figure}")
         report += ["", f"UMAP of the shared spaces: `{figure.name}`"]
