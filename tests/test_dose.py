@@ -316,3 +316,22 @@ def test_dose_curve_command_predicts_unmeasured_doses(tmp_path, capsys) -> None:
     assert "'drugQ' has no measured condition" in capsys.readouterr().err
     assert main([*argv, "--at", "1", "--out", str(out)]) == 2  # exists: not replaced
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_validate_and_info_list_doses_and_times(tmp_path, capsys) -> None:
+    from transferome.cli import main
+
+    adata, _ = planted(doses=(0.3, 1.0, 3.0))
+    adata.obs["time"] = 24.0
+    path = tmp_path / "doses.h5ad"
+    adata.write_h5ad(path)
+    assert main(["validate", str(path)]) == 0
+    assert "3 doses, 1 time point)" in capsys.readouterr().out
+    assert main(["info", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "doses (obs 'dose'): 0.3, 1, 3" in printed
+    assert "times (obs 'time'): 24" in printed
+    adata.obs["time"] = "late"  # written to h5ad as a categorical of text
+    adata.write_h5ad(path)
+    assert main(["validate", str(path)]) == 2
+    assert "obs['time'] (time) is an unordered categorical" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         f"{description.value_type}, {len(description.contexts)} contexts, "
         f"{len(description.perturbations)} perturbations"
         + "".join(
-            f", {len(values)} {what}"
+            f", {len(values)} {what if len(values) > 1 else what.removesuffix('s')}"
             for what, values in (("doses", description.doses), ("time points", description.times))
             if values
         )
