@@ -17,7 +17,7 @@ series chosen by leave-one-condition-out error on the training table.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -95,22 +95,6 @@ class DoseModel(Estimator):
     def _fit_extra(self) -> None:
         """Hook for models that learn more than the series."""
 
-    def _in_series(self, x: np.ndarray, y: np.ndarray, q: float, series: str) -> np.ndarray:
-        raise NotImplementedError  # pragma: no cover - every model implements it
-
-    def _predict_row(self, series: str, perturbation: str, q: float) -> tuple[np.ndarray, str]:
-        if series in self.series_:
-            x, y = self.series_[series]
-            return self._in_series(x, y, q, series), "series"
-        peers = [s for s in self.peers_.get(perturbation, []) if s != series]
-        if not peers:
-            raise DataValidationError(
-                f"cannot predict {perturbation!r} in series {series!r}: the perturbation has "
-                "no measured condition in training"
-            )
-        rows = [self._in_series(*self.series_[s], q, s) for s in peers]
-        return np.nanmean(np.vstack(rows), axis=0), "peers"
-
     def predict(self, queries: pd.DataFrame) -> DosePrediction:
         """Predicted changes of ``queries`` (columns ``series``, ``perturbation``, ``position``)."""
         self._check_fitted()
@@ -124,37 +108,6 @@ class DoseModel(Estimator):
             sources.append(source)
         delta = np.vstack(out) if out else np.zeros((0, self.table_.n_genes))
         return DosePrediction(delta, None, None, tuple(sources))
-
-
-class NearestDose(DoseModel):
-    """The change of the measured condition nearest in position (ties: the higher dose)."""
-
-    name: ClassVar[str] = "nearest_dose"
-
-    def _in_series(self, x: np.ndarray, y: np.ndarray, q: float, series: str) -> np.ndarray:
-        return _nearest(x, y, q)
-
-
-class LogLinearDose(DoseModel):
-    """Linear interpolation in log dose between the two bracketing conditions.
-
-    Beyond the measured range the nearest end is kept (no extrapolation), as
-    :func:`numpy.interp` does.
-    """
-
-    name: ClassVar[str] = "log_linear"
-
-    def _in_series(self, x: np.ndarray, y: np.ndarray, q: float, series: str) -> np.ndarray:
-        return _interpolate(x, y, q)
-
-
-class MeanDose(DoseModel):
-    """The mean change over the series' measured conditions."""
-
-    name: ClassVar[str] = "dose_mean"
-
-    def _in_series(self, x: np.ndarray, y: np.ndarray, q: float, series: str) -> np.ndarray:
-        return np.nanmean(y, axis=0)
 
 
 def _nearest(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
@@ -172,6 +125,54 @@ def _interpolate(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
     return (1 - w) * y[right - 1] + w * y[right]
 
 
+def _series_mean(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
+    return np.nanmean(y, axis=0)
+
+
+class _BaselineDose(DoseModel):
+    """A baseline: one rule applied in the query's series, or averaged over its peers."""
+
+    rule: ClassVar[Callable[[np.ndarray, np.ndarray, float], np.ndarray]]
+    """Change at position ``q`` from a series' positions ``x`` and changes ``y``."""
+
+    def _predict_row(self, series: str, perturbation: str, q: float) -> tuple[np.ndarray, str]:
+        if series in self.series_:
+            return self.rule(*self.series_[series], q), "series"
+        peers = [s for s in self.peers_.get(perturbation, []) if s != series]
+        if not peers:
+            raise DataValidationError(
+                f"cannot predict {perturbation!r} in series {series!r}: the perturbation has "
+                "no measured condition in training"
+            )
+        rows = [self.rule(*self.series_[s], q) for s in peers]
+        return np.nanmean(np.vstack(rows), axis=0), "peers"
+
+
+class NearestDose(_BaselineDose):
+    """The change of the measured condition nearest in position (ties: the higher dose)."""
+
+    name: ClassVar[str] = "nearest_dose"
+    rule = staticmethod(_nearest)
+
+
+class LogLinearDose(_BaselineDose):
+    """Linear interpolation in log dose between the two bracketing conditions.
+
+    Beyond the measured range the nearest end is kept (no extrapolation), as
+    :func:`numpy.interp` does.
+    """
+
+    name: ClassVar[str] = "log_linear"
+    rule = staticmethod(_interpolate)
+
+
+class MeanDose(_BaselineDose):
+    """The mean change over the series' measured conditions."""
+
+    name: ClassVar[str] = "dose_mean"
+    rule = staticmethod(_series_mean)
+
+
 def _baseline_weights(kind: str, n_features: int) -> np.ndarray:
     """Stack weights that reproduce the kind's baseline: log-linear inside the measured
     range, the nearest condition beyond it, the peers' nearest conditions for a new context."""
@@ -182,6 +183,12 @@ def _baseline_weights(kind: str, n_features: int) -> np.ndarray:
 
 def _logistic(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+@dataclass(frozen=True)
+class _Centers:
+    by_series: dict[str, float]  # free midpoint of each series with 2+ conditions
+    offset: float  # their median, measured from each perturbation's highest dose
 
 
 @dataclass(frozen=True)
@@ -316,36 +323,28 @@ class DoseResponse(DoseModel):
         explained = np.einsum("ck,kl,cl->c", h, gram, h) / np.maximum((h**2).sum(axis=1), 1e-12)
         return 1.0 - explained / total
 
-    def _free_centers(self, slope: float) -> dict[str, float]:
+    def _free_centers(self, slope: float) -> _Centers:
         """Midpoint of each series with two or more conditions, fitted without a prior."""
         out = {}
         for s, (x, _) in self.series_.items():
             if len(x) >= 2:
                 rss = self._rss(self._basis(x, slope), self._gram[s])
                 out[s] = float(self.grid_[int(np.argmin(rss))])
-        return out
+        offsets = [c - self.anchor_[self.series_perturbation_[s]] for s, c in out.items()]
+        return _Centers(out, float(np.median(offsets)) if offsets else 0.0)
 
-    def _prior_mean(self, series: str, perturbation: str, centers: dict[str, float]) -> float:
+    def _prior_mean(self, series: str, perturbation: str, centers: _Centers) -> float:
+        """Median midpoint of the perturbation's other series (else of all series), both
+        measured from the perturbation's highest dose."""
         anchor = self.anchor_.get(perturbation)
-        own = [
-            centers[s] - self.anchor_[perturbation]
-            for s in self.peers_.get(perturbation, [])
-            if s != series and s in centers
-        ]
         if anchor is None:
             return float(np.median(self.grid_))
-        if not own:
-            return float(anchor + self._global_offset(centers))
-        return float(anchor + np.median(own))
-
-    def _global_offset(self, centers: dict[str, float]) -> float:
-        """Median midpoint over all series, measured from each perturbation's highest dose."""
-        key = id(centers)
-        if getattr(self, "_offset_for", (None,))[0] != key:
-            offsets = [c - self.anchor_[self.series_perturbation_[s]] for s, c in centers.items()]
-            value = float(np.median(offsets)) if offsets else 0.0
-            self._offset_for = (key, value, centers)  # keep centers alive while cached
-        return self._offset_for[1]
+        own = [
+            centers.by_series[s] - anchor
+            for s in self.peers_.get(perturbation, [])
+            if s != series and s in centers.by_series
+        ]
+        return float(anchor + (np.median(own) if own else centers.offset))
 
     def _best(self, h: np.ndarray, gram: np.ndarray, prior: float, mu: float) -> int:
         if h.shape[1] < 2:  # one point says nothing about the midpoint
