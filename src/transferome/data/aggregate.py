@@ -15,7 +15,7 @@ from anndata import AnnData
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 
-__all__ = ["control_means", "group_means"]
+__all__ = ["code_means", "control_means", "group_means"]
 
 
 def group_means(
@@ -45,26 +45,34 @@ def group_means(
             f"obs[{schema.perturbation_key!r}]"
         )
     row_of = {g: i for i, g in enumerate(wanted)}
-    rows = np.array([row_of.get(g, -1) for g in codes])
-    keep = rows >= 0
-    indicator = sp.csr_matrix(
-        (np.ones(int(keep.sum())), (rows[keep], np.flatnonzero(keep))),
-        shape=(len(wanted), adata.n_obs),
-    )
-    sizes = np.asarray(indicator.sum(axis=1)).ravel()
-    matrix = adata.X
-    if not sp.issparse(matrix):
-        matrix = np.asarray(matrix, dtype=np.float64)
-    if _has_nan(matrix):
-        means = _nan_means(indicator, matrix)
-    else:
-        sums = indicator @ matrix
-        sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
-        means = sums / sizes[:, None]
+    means = code_means(adata.X, np.array([row_of.get(g, -1) for g in codes]), len(wanted))
     index = pd.MultiIndex.from_tuples(
         list(wanted), names=[schema.context_key, schema.perturbation_key]
     )
     return pd.DataFrame(means, index=index, columns=list(map(str, adata.var_names)))
+
+
+def code_means(matrix: Any, codes: np.ndarray, n_rows: int) -> np.ndarray:
+    """Mean of the rows of ``matrix`` with each code ``0 .. n_rows - 1`` (float64).
+
+    ``codes`` gives each row's group (-1: in none). NaN values are left out of a mean
+    (NaN where a group measured nothing); a group without rows is NaN.
+    """
+    codes = np.asarray(codes)
+    keep = codes >= 0
+    indicator = sp.csr_matrix(
+        (np.ones(int(keep.sum())), (codes[keep], np.flatnonzero(keep))),
+        shape=(n_rows, matrix.shape[0]),
+    )
+    if not sp.issparse(matrix):
+        matrix = np.asarray(matrix, dtype=np.float64)
+    if _has_nan(matrix):
+        return _nan_means(indicator, matrix)
+    sums = indicator @ matrix
+    sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
+    sizes = np.asarray(indicator.sum(axis=1)).ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / sizes[:, None]
 
 
 def _has_nan(matrix: Any, chunk_rows: int = 4096) -> bool:

@@ -17,7 +17,7 @@ levels equally spaced on the log scale.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from transferome.data._backed import in_memory
-from transferome.data.aggregate import _has_nan, _nan_means
+from transferome.data.aggregate import code_means
 from transferome.data.schema import Schema, axis_values, obs_labels
 from transferome.errors import DataValidationError
 
@@ -109,22 +109,6 @@ class ConditionTable:
         """``perturbation @ value in context`` for messages and tables."""
         r = self.conditions.iloc[row]
         return f"{r['perturbation']} @ {self.axis} {r['value']} in {r['context']}"
-
-
-def _means(matrix: Any, codes: np.ndarray, n_rows: int) -> np.ndarray:
-    keep = codes >= 0
-    indicator = sp.csr_matrix(
-        (np.ones(int(keep.sum())), (codes[keep], np.flatnonzero(keep))),
-        shape=(n_rows, matrix.shape[0]),
-    )
-    if not sp.issparse(matrix):
-        matrix = np.asarray(matrix, dtype=np.float64)
-    if _has_nan(matrix):
-        return _nan_means(indicator, matrix)
-    sums = indicator @ matrix
-    sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
-    sizes = np.asarray(indicator.sum(axis=1)).ravel()
-    return sums / sizes[:, None]
 
 
 def _fmt(value: float) -> str:
@@ -242,7 +226,7 @@ def condition_table(
             [code_of[k] if ctl else -1 for k, ctl in zip(obs_control, is_control, strict=True)]
         )
         controls = pd.DataFrame(
-            _means(adata.X, codes, len(control_keys)), index=control_keys, columns=list(genes)
+            code_means(adata.X, codes, len(control_keys)), index=control_keys, columns=list(genes)
         )
     else:
         controls = control_means.reindex(columns=list(genes))
@@ -280,7 +264,7 @@ def condition_table(
         )
     codes = np.full(adata.n_obs, -1)
     codes[treated] = cond_index
-    means = _means(adata.X, codes, len(conditions))
+    means = code_means(adata.X, codes, len(conditions))
     # each observation is compared with its own controls: a condition measured in several
     # experiments (match_key) averages their matched differences
     key_codes = pd.Index(controls.index).get_indexer(obs_control[treated])
