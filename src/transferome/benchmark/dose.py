@@ -173,6 +173,10 @@ class DoseBenchmarkResult:
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
+    def report_markdown(self) -> str:
+        """What ``transferome benchmark`` prints and writes to ``summary.md``."""
+        return self.to_markdown(("pearson_delta", "pearson_delta_deg", "r2_delta_deg"))
+
 
 def _ceilings(
     adata: AnnData, table: ConditionTable, schema: Schema, rows: Sequence[int], n_degs: int
@@ -214,6 +218,7 @@ def run_dose_task(
     models: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
     schema: Schema | None = None,
     table: ConditionTable | None = None,
+    match_key: str | None = None,
     n_degs: int = 50,
     max_splits: int | None = None,
     kinds: Sequence[str] | None = None,
@@ -238,6 +243,9 @@ def run_dose_task(
     table
         A prebuilt :func:`~transferome.data.dose.condition_table` of ``adata`` (built
         here when ``None``).
+    match_key
+        Without ``table``: the obs column a condition's controls must share with it (an
+        experiment id), see :func:`~transferome.data.dose.condition_table`.
     n_degs
         DEGs of the ``_deg`` metrics.
     max_splits
@@ -256,7 +264,14 @@ def run_dose_task(
     spec = DOSE_TASKS[task]
     schema = schema or Schema()
     if table is None:
-        table = condition_table(adata, schema=schema, axis=spec["axis"])  # type: ignore[arg-type]
+        table = condition_table(
+            adata,
+            schema=schema,
+            axis=spec["axis"],  # type: ignore[arg-type]
+            match_key=match_key,
+        )
+    elif match_key is not None:
+        raise DataValidationError("give match_key or a prebuilt table, not both")
     elif table.axis != spec["axis"]:
         raise DataValidationError(f"task {task!r} needs a {spec['axis']} table, got {table.axis}")
     if models is None:

@@ -71,6 +71,18 @@ def add_key_arguments(parser: argparse.ArgumentParser, *, unused: Sequence[str] 
     )
 
 
+def add_match_controls_argument(parser: Any) -> None:
+    """``--match-controls COLUMN`` of the dose commands (a parser or an argument group)."""
+    parser.add_argument(
+        "--match-controls",
+        default=None,
+        metavar="COLUMN",
+        help="obs column (an experiment, plate or batch id) that a condition's controls must "
+        "share with it: each change is taken against its own experiment's controls "
+        "(default: all controls of the context)",
+    )
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Options about which values to read."""
     parser.add_argument("--layer", default=None, help="use this layer instead of X")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from transferome.cli._common import (
     add_key_arguments,
+    add_match_controls_argument,
     add_preset_argument,
     add_values_argument,
     check_output,
@@ -82,14 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="at most this many splits, a sample drawn with --seed (default: all)",
     )
     dose = parser.add_argument_group("dose tasks")
-    dose.add_argument(
-        "--match-controls",
-        default=None,
-        metavar="COLUMN",
-        help="obs column (an experiment, plate or batch id) that a condition's controls must "
-        "share with it: each change is taken against its own experiment's controls "
-        "(default: all controls of the context)",
-    )
+    add_match_controls_argument(dose)
     add_key_arguments(parser, unused=("sample_key",))
     # read by the dose tasks only: None tells an explicit option from the default
     parser.set_defaults(dose_key=None, time_key=None)
@@ -122,9 +116,8 @@ def _dose_tasks() -> tuple[str, ...]:
 
 
 def _run_dose(args: argparse.Namespace, models: list[str], params: dict) -> object:
-    from transferome.benchmark.dose import DOSE_TASKS, run_dose_task
+    from transferome.benchmark.dose import run_dose_task
     from transferome.data import prepare_values, read
-    from transferome.data.dose import condition_table
     from transferome.errors import TransferomeError
 
     schema = schema_from_args(args)
@@ -134,18 +127,12 @@ def _run_dose(args: argparse.Namespace, models: list[str], params: dict) -> obje
             f"{args.task} needs expression values with control observations, not changes "
             "(--values delta)"
         )
-    table = condition_table(
-        prepared.adata,
-        schema=schema,
-        axis=DOSE_TASKS[args.task]["axis"],  # type: ignore[arg-type]
-        match_key=args.match_controls,
-    )
     return run_dose_task(
         prepared.adata,
         args.task,
         models={m: params.get(m) or {} for m in models},
         schema=schema,
-        table=table,
+        match_key=args.match_controls,
         n_degs=args.n_degs,
         max_splits=args.max_splits,
         seed=args.seed,
@@ -218,11 +205,7 @@ def _write(out: Path, result: object, *, overwrite: bool) -> int:
     for name, frame in tables:
         with atomic_path(out / name) as tmp:
             spreadsheet_safe(frame).to_csv(tmp, index=False)
-    markdown = (
-        result.report_markdown()  # type: ignore[attr-defined]
-        if hasattr(result, "report_markdown")
-        else result.to_markdown(("pearson_delta", "pearson_delta_deg", "r2_delta_deg"))  # type: ignore[attr-defined]
-    )
+    markdown = result.report_markdown()  # type: ignore[attr-defined]
     atomic_write_text(out / "summary.md", markdown)
     print(markdown)
     written = ", ".join(str(out / name) for name in (*(n for n, _ in tables), "summary.md"))

@@ -9,6 +9,7 @@ import argparse
 
 from transferome.cli._common import (
     add_key_arguments,
+    add_match_controls_argument,
     add_values_argument,
     new_output,
     read_input,
@@ -47,12 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="with --axis time: the dose whose time course to predict",
     )
-    parser.add_argument(
-        "--match-controls",
-        default=None,
-        metavar="COLUMN",
-        help="obs column (experiment id) a condition's controls must share with it",
-    )
+    add_match_controls_argument(parser)
     parser.add_argument("--out", required=True, help="CSV to write: gene, value, change, bounds")
     parser.add_argument("--ec50-out", default=None, help="also write the fitted EC50s (CSV)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
