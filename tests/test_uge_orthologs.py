@@ -9,22 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.test_uge import N_GENES, _params, _species
+from tests.test_uge import N_GENES, _one_thread, _params, _species
+from tests.test_uge_species import ORDER
 from transferome.errors import DataValidationError
 from transferome.models.uge import UniversalGeneEmbedding
 from transferome.models.uge_metrics import integration_scores, ortholog_pca
 from transferome.models.uge_module import alignment_loss, coral_loss, mmd_loss
 from transferome.models.uge_orthologs import ortholog_groups, ortholog_links, shared_token_genes
 
-ORDER = np.random.default_rng(3).permutation(N_GENES)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+__all__ = ["_one_thread"]  # the shared autouse fixture: one torch thread per test
 
 
 @pytest.fixture(scope="module")
