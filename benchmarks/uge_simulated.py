@@ -13,7 +13,12 @@ One fit per gene-description setting:
   class-balanced head.
 
 Rat tetracycline groups of the paper's organs are held out of training and predicted by latent
-arithmetic. Prints per-organ tables (the paper's Figures 2 and 3 counterparts) in markdown.
+arithmetic, and by the additive baseline and the default predictor (``stacked``) through three
+gene maps: the ortholog table, UGE's top-1 gene mapping and the functional mapping of
+``map_genes(method="combined")`` (reactome evidence with the table as a prior). Each is scored
+on all genes and on the functionally diverged orthologs (sequence kept, function changed).
+Prints per-organ tables (the paper's Figures 2 and 3 counterparts) and the gene-mapping
+precision by ortholog class, in markdown.
 
     python benchmarks/uge_simulated.py            # compact network, about 10-20 min on 2 cores
     python benchmarks/uge_simulated.py --threads 2 --epochs 40 --d-model 128 --n-layers 4
@@ -28,13 +33,14 @@ import pandas as pd
 import torch
 
 from transferome.benchmark.species import annotation_transfer, species_perturbation
+from transferome.crossspecies import evaluate_mapping, map_genes, simulation_truth
 from transferome.datasets import simulate
 from transferome.models.uge import UniversalGeneEmbedding
 from transferome.models.uge_genes import describe_genes, descriptions_through_map
 
 HELD_ORGANS = ("brain", "PBMC", "lung", "heart", "pancreas")
 DRUG = "tetracycline"
-PERTURBATION_METRICS = ("pearson_squared", "pearson_delta", "r2_delta", "pearson_squared_deg")
+PERTURBATION_METRICS = ("pearson_delta", "r2_delta", "pearson_delta_deg")
 
 
 def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -84,6 +90,18 @@ def main() -> None:
         "random_state": args.seed,
     }
     orthologs = atlas.orthologs
+    correspondence = atlas.truth.correspondence
+    diverged = correspondence.loc[correspondence["diverged"].astype(bool), "target_gene"]
+    functional = map_genes(mouse, rat[keep], method="combined", orthologs=orthologs, top_k=5)
+    truth = simulation_truth(atlas, "mouse", "rat")
+    mapping_tables = [
+        evaluate_mapping(mapping, truth).assign(method=name)
+        for name, mapping in (
+            ("ortholog", map_genes(mouse, rat, method="ortholog", orthologs=orthologs)),
+            ("combined", functional),
+        )
+    ]
+    functional_map = functional[functional["rank"] == 1][["source_gene", "target_gene"]]
     organ_tables, perturbation_tables = [], []
     for setting in args.settings.split(","):
         descriptions, extra, fit_extra = None, {}, {}
@@ -134,6 +152,11 @@ def main() -> None:
         organ_tables.append(
             organs if not organ_tables else organs[organs["model"] == f"uge_{setting}"]
         )
+        mapping_tables.append(
+            evaluate_mapping(model.map_genes("mouse", "rat", top_k=5), truth).assign(
+                method=f"uge_{setting} embedding"
+            )
+        )
         scores = species_perturbation(
             model,
             {"mouse": mouse, "rat": rat},
@@ -143,24 +166,39 @@ def main() -> None:
             gene_map=orthologs,
             source_column="source_gene",
             target_column="target_gene",
+            gene_maps={"functional": functional_map},
+            gene_sets={"diverged": list(diverged)},
         )
         scores["model"] = scores["model"].replace(
-            {"uge_drug": f"uge_{setting}_drug", "uge_species": f"uge_{setting}_species"}
+            {
+                "uge_drug": f"uge_{setting}_drug",
+                "uge_species": f"uge_{setting}_species",
+                "additive_uge_map": f"additive_uge_{setting}_map",
+                "stacked_uge_map": f"stacked_uge_{setting}_map",
+            }
         )
-        perturbation_tables.append(
-            scores if not perturbation_tables else scores[scores["model"].str.startswith("uge")]
-        )
+        own = scores["model"].str.contains(f"uge_{setting}")
+        perturbation_tables.append(scores if not perturbation_tables else scores[own])
     organs = pd.concat(organ_tables)
     table = organs.pivot(index="class", columns="model", values="accuracy")
     table.insert(0, "n", organs.groupby("class")["n"].first())
     print("\n## Organ annotation mouse -> rat (accuracy per organ)\n")
     print(markdown(table))
     scores = pd.concat(perturbation_tables)
-    for metric in PERTURBATION_METRICS:
-        part = scores[scores["metric"] == metric]
-        pivot = part.pivot(index="context", columns="model", values="value")
-        pivot.loc["mean"] = pivot.mean()
-        print(f"\n## Rat {DRUG}, held out, {metric}\n")
+    for genes in ("all", "diverged"):
+        for metric in PERTURBATION_METRICS:
+            part = scores[(scores["metric"] == metric) & (scores["genes"] == genes)]
+            pivot = part.pivot(index="model", columns="context", values="value")
+            pivot["mean"] = pivot.mean(axis=1)
+            pivot = pivot.sort_values("mean", ascending=False)
+            n = len(diverged) if genes == "diverged" else rat.n_vars
+            print(f"\n## Rat {DRUG}, held out, {metric}, {genes} genes ({n})\n")
+            print(markdown(pivot))
+    mapping = pd.concat(mapping_tables, ignore_index=True)
+    print("\n## Gene mapping mouse -> rat by ortholog class (precision@1 / precision@5 / MRR)\n")
+    for metric in ("precision_at_1", "precision_at_5", "mrr"):
+        pivot = mapping.pivot(index="method", columns="group", values=metric)
+        print(f"\n### {metric}\n")
         print(markdown(pivot))
 
 

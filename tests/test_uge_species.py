@@ -104,9 +104,33 @@ def test_species_perturbation_scores_every_model(setting):
         source_column="mouse",
         target_column="rat",
         n_degs=10,
+        gene_maps={"renamed": orthologs.set_axis(["source_gene", "target_gene"], axis=1)},
+        gene_sets={"first": [f"rg{j}" for j in range(20)]},
     )
-    models = {"uge_drug", "uge_species", "additive_orthologs", "additive_uge_map", "control"}
+    maps = ("orthologs", "uge_map", "renamed")
+    models = {"uge_drug", "uge_species", "control"}
+    models |= {f"{kind}_{name}" for kind in ("additive", "stacked") for name in maps}
     assert set(scores["model"]) == models
+    assert set(scores["genes"]) == {"all", "first"}
+    first = scores[(scores["genes"] == "first") & (scores["metric"] == "mse")]
+    assert len(first) == len(models)
+    # the same table under other column names gives the same predictions
+    mse_all = scores[(scores["genes"] == "all") & (scores["metric"] == "mse")]
+    by_model = mse_all.set_index("model")["value"]
+    assert by_model["additive_renamed"] == pytest.approx(by_model["additive_orthologs"])
+    with pytest.raises(DataValidationError, match="'broken'"):
+        species_perturbation(
+            model,
+            {"mouse": mouse, "rat": rat},
+            [("brain", "drug_a")],
+            source_species="mouse",
+            target_species="rat",
+            gene_map=orthologs,
+            source_column="mouse",
+            target_column="rat",
+            gene_maps={"broken": orthologs},
+        )
+    scores = scores[scores["genes"] == "all"]
     mse = scores[scores["metric"] == "mse"].set_index("model")["value"]
     assert mse["uge_drug"] < mse["control"]
     assert mse["additive_orthologs"] < mse["control"]

@@ -7,8 +7,9 @@
 * :func:`species_perturbation`: held-out ``(target species, context, perturbation)`` groups
   predicted from the target's controls and the other species' data; per-context metrics of
   :func:`~transferome.metrics.evaluate_groups` (squared Pearson, delta metrics) for UGE's two
-  latent-arithmetic routes, the additive baseline through the ortholog table and through the
-  UGE gene mapping, and the control baseline.
+  latent-arithmetic routes, the additive baseline and the default predictor through the
+  ortholog table, through the UGE gene mapping and through any other map, and the control
+  baseline, on all genes and on named gene sets.
 * :func:`species_transfer`: the same prediction as a benchmark task, one split per
   perturbation (every group of it in the target species held out at once), the
   cross-species model refitted on each split, scored like
@@ -206,8 +207,18 @@ def species_perturbation(
     target_column: str,
     schema: Schema | None = None,
     n_degs: int = 50,
+    gene_maps: Mapping[str, pd.DataFrame] | None = None,
+    stacked: bool = True,
+    gene_sets: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Per-context scores of cross-species perturbation prediction.
+
+    Every gene map (the ortholog table, UGE's top-1 mapping ``uge_map`` and the extra
+    ``gene_maps``) carries the source species' changes to the target genes for the additive
+    baseline (``additive_<map>``) and, with ``stacked``, for the default predictor
+    (``stacked_<map>``: :class:`~transferome.models.StackedTransfer` with the source's
+    contexts as extra sources); UGE's two latent-arithmetic routes (``uge_drug``,
+    ``uge_species``) and the control baseline are scored beside them.
 
     Parameters
     ----------
@@ -218,51 +229,89 @@ def species_perturbation(
     held_out
         ``(context, perturbation)`` groups of the target species to predict.
     gene_map, source_column, target_column
-        Ortholog table for the additive baseline (many-to-many pairs averaged).
+        Ortholog table (many-to-many pairs averaged), labelled ``orthologs``.
+    gene_maps
+        More named maps (columns ``source_gene``, ``target_gene``), e.g. a functional
+        mapping from :func:`~transferome.crossspecies.map_genes`.
+    stacked
+        Also score the default predictor through every map.
+    gene_sets
+        Named sets of target genes to score on besides all genes (e.g. the functionally
+        diverged orthologs); the delta metrics and DEGs are then computed within each set.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``model``, ``context``, ``perturbation``, ``metric``, ``value``; the metrics
-        of :func:`~transferome.metrics.evaluate_groups`.
+        Columns ``model``, ``genes`` (``all`` or a ``gene_sets`` name), ``context``,
+        ``perturbation``, ``metric``, ``value``; the metrics of
+        :func:`~transferome.metrics.evaluate_groups`.
     """
     from transferome.models.baselines import AdditiveBaseline, ControlBaseline
+    from transferome.models.stacked import StackedTransfer
 
     schema = schema or Schema()
     target = adatas[target_species]
     source = adatas[source_species]
     targets = [(str(c), str(p)) for c, p in held_out]
     train = target[~_held_mask(target, targets, schema)].copy()
-    ortholog_map = gene_pairs(
-        gene_map,
-        list(map(str, source.var_names)),
-        list(map(str, target.var_names)),
-        source_column=source_column,
-        target_column=target_column,
-    )
-    learned = model.map_genes(source_species, target_species, top_k=1)
-    learned_map = learned[["source_gene", "target_gene"]]
+    maps = {
+        "orthologs": gene_pairs(
+            gene_map,
+            list(map(str, source.var_names)),
+            list(map(str, target.var_names)),
+            source_column=source_column,
+            target_column=target_column,
+        ),
+        "uge_map": model.map_genes(source_species, target_species, top_k=1)[
+            ["source_gene", "target_gene"]
+        ],
+    }
+    for name, frame in (gene_maps or {}).items():
+        missing = {"source_gene", "target_gene"} - set(frame.columns)
+        if missing:
+            raise DataValidationError(f"gene map {name!r} lacks the column(s) {sorted(missing)}")
+        maps[name] = frame[["source_gene", "target_gene"]]
     predictions = {
         "uge_drug": model.predict(train, targets, species=target_species, route="drug"),
         "uge_species": model.predict(train, targets, species=target_species, route="species"),
-        "additive_orthologs": AdditiveBaseline()
-        .fit(train, schema=schema, source=source, gene_map=ortholog_map)
-        .predict(train, targets),
-        "additive_uge_map": AdditiveBaseline()
-        .fit(train, schema=schema, source=source, gene_map=learned_map)
-        .predict(train, targets),
-        "control": ControlBaseline().fit(train, schema=schema).predict(train, targets),
     }
-    scored = _score_predictions(
-        predictions,
-        target,
-        schema=schema,
-        controls=control_means(target, schema=schema),
-        task="species_perturbation",
-        split_of=dict.fromkeys(targets, ""),
-        n_degs=n_degs,
-    )
-    return scored[["model", "context", "perturbation", "metric", "value"]].reset_index(drop=True)
+    for name, pairs in maps.items():
+        predictions[f"additive_{name}"] = (
+            AdditiveBaseline()
+            .fit(train, schema=schema, source=source, gene_map=pairs)
+            .predict(train, targets)
+        )
+        if stacked:
+            predictions[f"stacked_{name}"] = (
+                StackedTransfer()
+                .fit(train, schema=schema, source=source, gene_map=pairs)
+                .predict(train, targets)
+            )
+    predictions["control"] = ControlBaseline().fit(train, schema=schema).predict(train, targets)
+    sets: dict[str, list[str] | None] = {"all": None}
+    genes = set(map(str, target.var_names))
+    for name, members in (gene_sets or {}).items():
+        chosen = [g for g in dict.fromkeys(map(str, members)) if g in genes]
+        if not chosen:
+            raise DataValidationError(f"gene set {name!r} has none of the target's genes")
+        sets[name] = chosen
+    tables = []
+    for name, chosen in sets.items():
+        truth = target if chosen is None else target[:, chosen]
+        scored = _score_predictions(
+            {label: (p if chosen is None else p[:, chosen]) for label, p in predictions.items()},
+            truth,
+            schema=schema,
+            controls=control_means(truth, schema=schema),
+            task="species_perturbation",
+            split_of=dict.fromkeys(targets, ""),
+            n_degs=min(n_degs, truth.n_vars),
+        )
+        scored.insert(1, "genes", name)
+        tables.append(scored)
+    scored = pd.concat(tables, ignore_index=True)
+    columns = ["model", "genes", "context", "perturbation", "metric", "value"]
+    return scored[columns].reset_index(drop=True)
 
 
 def _species_splits(
@@ -303,6 +352,13 @@ def _species_splits(
             "no chosen perturbation is measured in a target context that has controls"
         )
     return splits
+
+
+def _takes_orthologs(model: Estimator) -> bool:
+    """Whether ``model.fit`` accepts an ``orthologs`` table (its gene tokens can be tied)."""
+    import inspect
+
+    return "orthologs" in inspect.signature(model.fit).parameters
 
 
 def species_transfer(
@@ -356,7 +412,9 @@ def species_transfer(
     model
         A cross-species estimator (e.g. :class:`~transferome.models.UniversalGeneEmbedding`)
         whose parameters are used for a fresh fit per split, as
-        ``fit(adatas, schema=, labelled_species=[source_species])``; ``None``: baselines only.
+        ``fit(adatas, schema=, labelled_species=[source_species])``, plus
+        ``orthologs=`` (the pairs of ``gene_map``) when the model's ``fit`` takes it (UGE's
+        tied gene tokens); ``None``: baselines only.
     routes
         Label -> ``route`` argument of ``model.predict`` (``None``: its default), one scored
         model each; default ``{"uge": None}``.
@@ -402,6 +460,17 @@ def species_transfer(
             source_column=source_column,
             target_column=target_column,
         )
+    links = None
+    if pairs is not None and model is not None and _takes_orthologs(model):
+        # the long layout names both species, whatever the layout of the table given
+        links = pd.DataFrame(
+            {
+                "source_species": source_species,
+                "source_gene": pairs["source_gene"].to_numpy(),
+                "target_species": target_species,
+                "target_gene": pairs["target_gene"].to_numpy(),
+            }
+        )
     routes = dict({"uge": None} if routes is None else routes) if model is not None else {}
     splits = _species_splits(target, source, perturbations, schema)
     labels = ["control", additive_label, *routes]
@@ -421,7 +490,8 @@ def species_transfer(
         assert model is not None
         estimator = type(model)(**model.get_params())
         both = {**adatas, target_species: train}
-        return estimator.fit(both, schema=schema, labelled_species=[source_species])
+        extra = {} if links is None else {"orthologs": links}
+        return estimator.fit(both, schema=schema, labelled_species=[source_species], **extra)
 
     def predict(label: str, estimator: Any, train: AnnData, held_out: list) -> AnnData:
         if label in routes:

@@ -58,17 +58,25 @@ species' ``<cls>`` distributions aligned, genes standardised within their specie
 started from the expression-weighted gene tokens, classes weighted equally."""
 
 
+def _cross_factory(context: RunContext) -> Any:
+    """Factory of the run's cross-species model: the configured parameters, plus
+    :data:`_ANNOTATION` where the configuration does not set them."""
+    from transferome.pipeline.stages import model_factory
+
+    config = context.config
+    configured = config.model_params(_CROSS)
+    extra = {k: v for k, v in _ANNOTATION.items() if k not in configured}
+    return model_factory(config, _CROSS, label_key=context.data.schema.context_key, **extra)
+
+
 def _cross_model(context: RunContext) -> Any:
     """Fit the cross-species model for annotation: every species, the source's labels only,
     gene tokens tied through the ortholog table when the data have one."""
-    from transferome.pipeline.stages import model_factory
 
-    data, config = context.data, context.config
+    data = context.data
     schema = data.schema
     source, _ = context.shared["pair"]
-    configured = config.model_params(_CROSS)
-    extra = {k: v for k, v in _ANNOTATION.items() if k not in configured}
-    model = model_factory(config, _CROSS, label_key=schema.context_key, **extra)()
+    model = _cross_factory(context)()
     adatas = dict(data.adatas)
     model.fit(adatas, schema=schema, labelled_species=[source], orthologs=data.orthologs)
     tied = " (ortholog tokens tied)" if data.orthologs is not None else ""
@@ -89,7 +97,6 @@ def _run_species(
     perturbations: list[str] | None = None,
 ) -> StageResult:
     from transferome.benchmark.species import species_transfer
-    from transferome.pipeline.stages import model_factory
 
     data, config = context.data, context.config
     schema = data.schema
@@ -101,9 +108,7 @@ def _run_species(
     unknown = [p for p in (perturbations or []) if p not in measured]
     if unknown:
         raise DataValidationError(f"tasks.species_transfer.perturbations: {unknown} not measured")
-    cross = None
-    if _CROSS in config.models:
-        cross = model_factory(config, _CROSS, label_key=schema.context_key)()
+    cross = _cross_factory(context)() if _CROSS in config.models else None
     result = species_transfer(
         data.adatas,
         source_species=source,
@@ -217,8 +222,8 @@ def _run_annotation(
         or (data.orthologs is not None and not _is_tied(model))
     )
     if own:
-        # the perturbation-transfer model was fitted without the ortholog table (or for
-        # another pair): annotation fits its own, with tied tokens and aligned species
+        # no perturbation-transfer model of this pair with tied tokens (the stage did not
+        # run, or ran for another pair): annotation fits its own
         context.shared["pair"] = pair
         model = _cross_model(context)
     source, target = pair
