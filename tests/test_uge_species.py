@@ -136,3 +136,25 @@ def test_species_perturbation_scores_every_model(setting):
     assert mse["additive_orthologs"] < mse["control"]
     r2 = scores[scores["metric"] == "pearson_squared"].set_index("model")["value"]
     assert ((r2 >= 0) & (r2 <= 1)).all()
+
+
+def test_species_transfer_ties_tokens_through_the_gene_map(setting):
+    from transferome.benchmark.species import species_transfer
+
+    _, mouse, rat, orthologs = setting
+    result = species_transfer(
+        {"mouse": mouse, "rat": rat},
+        source_species="mouse",
+        target_species="rat",
+        gene_map=orthologs,
+        source_column="mouse",
+        target_column="rat",
+        perturbations=["drug_a"],
+        model=UniversalGeneEmbedding(**_params(label_key="context", max_epochs=1)),
+        ceiling=False,
+        keep_models=True,
+    )
+    network = result.fitted["uge"].network_
+    # every rat gene has a mouse ortholog in the table: each is in a shared token group
+    assert network.config.n_groups >= N_GENES - 1
+    assert set(result.results["model"]) == {"control", "additive_orthologs", "uge"}
