@@ -14,12 +14,7 @@ from transferome.models.xtransfer import XTransfer, _anchor_weight
 FAST = {**XTransfer.fast_params, "max_epochs": 3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _donor_data(

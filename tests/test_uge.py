@@ -18,13 +18,7 @@ PERTURBATIONS = ("control", "drug_a", "drug_b")
 N_GENES = 30
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two OpenMP threads on a shared 2-core machine mostly spin; one is faster and steadier.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _species(seed: int, prefix: str, order: np.ndarray | None = None, n: int = 5) -> AnnData:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.test_uge import N_GENES, _one_thread, _params, _species
+from tests.test_uge import N_GENES, _params, _species
 from tests.test_uge_species import ORDER
 from transferome.errors import DataValidationError
 from transferome.models.uge import UniversalGeneEmbedding
@@ -17,7 +17,7 @@ from transferome.models.uge_metrics import integration_scores, ortholog_pca
 from transferome.models.uge_module import alignment_loss, coral_loss, mmd_loss
 from transferome.models.uge_orthologs import ortholog_groups, ortholog_links, shared_token_genes
 
-__all__ = ["_one_thread"]  # the shared autouse fixture: one torch thread per test
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ from transferome.models.uge import UniversalGeneEmbedding
 ORDER = np.random.default_rng(3).permutation(N_GENES)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
