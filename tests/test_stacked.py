@@ -102,6 +102,47 @@ def test_interval_coverage_on_held_out_groups() -> None:
     assert abs(np.mean(covered) - 0.8) < 0.1
 
 
+def test_a_prediction_from_one_source_has_a_wider_interval() -> None:
+    # every context's response is the perturbation's shared change plus as large a part of
+    # its own: the spread over the sources is what the interval must carry
+    rng = np.random.default_rng(5)
+    n_genes, contexts = 150, [f"c{i}" for i in range(8)]
+    shared = {p: rng.normal(size=n_genes) for p in ("p0", "p1", "p2", "p3")}
+    own = rng.uniform(0.1, 2.0, size=n_genes)  # how much of a gene's response is the context's
+    rows, obs = [], []
+    for context in contexts:
+        control = 6 + 0.2 * rng.normal(size=n_genes)
+        for p, base in [("control", None), *shared.items()]:
+            if p == "p3" and context not in ("c0", "c1"):
+                continue  # p3: measured in c1 only, besides the target c0
+            mean = control if base is None else control + base + own * rng.normal(size=n_genes)
+            for _ in range(3):
+                rows.append(mean + 0.1 * rng.normal(size=n_genes))
+                obs.append((context, p))
+    frame = pd.DataFrame(obs, columns=["context", "perturbation"])
+    frame.index = [f"o{i}" for i in range(len(frame))]
+    adata = AnnData(np.asarray(rows, dtype=np.float32), obs=frame)
+    adata.var_names = [f"g{i}" for i in range(n_genes)]
+    train = _without(_without(adata, "c0", "p0"), "c0", "p3")
+    out = StackedTransfer().fit(train, schema=Schema()).predict(train, [("c0", "p0"), ("c0", "p3")])
+    half = (out.layers["upper"] - out.layers["lower"]) / 2
+    # from one source (p3) the prediction is no surer than from seven (p0)
+    assert half[1].mean() > half[0].mean()
+
+
+def test_spread_of_few_sources_is_shrunk_towards_the_pooled_one() -> None:
+    from transferome.models.stacked import _spread
+
+    pooled = np.array([1.0, 2.0])
+    # one source: nothing is known of the spread but the pooled one, widened by sqrt(2)
+    one = _spread(np.array([[0.5, -1.0]]), pooled)
+    np.testing.assert_allclose(one, pooled * np.sqrt(2.0))
+    # many sources: their own spread dominates
+    rows = np.random.default_rng(0).normal(0, 0.1, size=(400, 2))
+    many = _spread(rows, pooled)
+    assert np.all(many < 0.2)
+
+
 def test_save_load_gives_identical_predictions(tmp_path) -> None:
     adata, _ = _atlas(3)
     train = _without(adata, "y1", "p2")

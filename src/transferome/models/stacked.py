@@ -23,8 +23,10 @@ from the other contexts exactly as at prediction time. Each pseudo-target weighs
 Out-of-fold predictions (folds of pseudo-targets) give an honest error of the stack and of
 each base predictor; if the stack is not better than the best single one, that one is used.
 The same out-of-fold residuals calibrate a predictive interval for every gene's change:
-``|residual| ~ a + b * spread + c * |prediction|`` (spread: standard deviation of the
-sources' changes for the gene), scaled by the residuals' quantile at the nominal level.
+``|residual| ~ a + b * spread + c * |prediction|`` (spread: the standard deviation of the
+sources' changes for the gene, shrunk towards the gene's spread pooled over all perturbations
+and widened by ``sqrt(1 + 1/n)`` for ``n`` sources, so that a prediction from one or two
+sources is not read as certain), scaled by the residuals' quantile at the nominal level.
 
 Provenance (:meth:`StackedTransfer.provenance`, and ``uns["provenance"]`` of every
 prediction) lists the source contexts with their effective weights, the base predictors'
@@ -83,14 +85,38 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return np.divide(centred, norm, out=np.zeros(centred.shape), where=norm > 0)
 
 
-def _spread(rows: np.ndarray) -> np.ndarray:
-    """Standard deviation of each gene over the rows that measured it (0 below two rows)."""
+_PRIOR_DF = 2.0  # degrees of freedom of the pooled spread in each prediction's spread
+
+
+def _spread(rows: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+    """Expected spread of a new context's change around the mean of ``rows``, per gene.
+
+    The sources' variance (``n - 1`` degrees of freedom) is shrunk towards ``pooled`` (the
+    gene's within-perturbation variance over every perturbation, :data:`_PRIOR_DF` degrees of
+    freedom), so one or two sources do not read as certainty, and scaled by ``1 + 1/n`` (a new
+    draw around a mean of ``n``).
+    """
     finite = np.isfinite(rows)
     count = finite.sum(axis=0)
     filled = np.where(finite, rows, 0.0)
     mean = np.divide(filled.sum(axis=0), count, out=np.zeros(rows.shape[1]), where=count > 0)
     square = np.where(finite, (rows - mean) ** 2, 0.0).sum(axis=0)
-    return np.sqrt(np.divide(square, count, out=np.zeros(rows.shape[1]), where=count > 1))
+    df = np.maximum(count - 1, 0)
+    variance = (square + _PRIOR_DF * pooled**2) / (df + _PRIOR_DF)
+    inflation = 1.0 + np.divide(1.0, count, out=np.ones(rows.shape[1]), where=count > 0)
+    return np.sqrt(variance * inflation)
+
+
+def _pooled_spread(values: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Within-perturbation standard deviation of each gene, pooled over the perturbations
+    measured in two or more contexts (contexts x perturbations x genes ``values``)."""
+    finite = np.isfinite(values) & measured[:, :, None]
+    count = finite.sum(axis=0)
+    filled = np.where(finite, values, 0.0)
+    mean = np.divide(filled.sum(axis=0), count, out=np.zeros(count.shape), where=count > 0)
+    square = np.where(finite, (values - mean[None]) ** 2, 0.0).sum(axis=(0, 1))
+    df = np.maximum(count - 1, 0).sum(axis=0)
+    return np.sqrt(np.divide(square, df, out=np.zeros(square.shape), where=df > 0))
 
 
 class StackedTransfer(_SourceWeighting):
@@ -226,6 +252,7 @@ class StackedTransfer(_SourceWeighting):
         self._deviation_count = self._deviation_finite.sum(axis=1)
         self._values_filled = np.nan_to_num(t.values)
         self._values_finite = (np.isfinite(t.values) & t.measured[:, :, None]).astype(np.float64)
+        self._pooled_spread = _pooled_spread(t.values, t.measured)
 
     def _neighbours(self, c: int, p: int, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ``max_neighbours`` other perturbations measured in context ``c`` most like
@@ -292,7 +319,7 @@ class StackedTransfer(_SourceWeighting):
                 out[:, 6] = filled_weighted_means(
                     self._values_filled[c, others], self._values_finite[c, others], w_k
                 )
-        return np.nan_to_num(out), _spread(rows)
+        return np.nan_to_num(out), _spread(rows, self._pooled_spread)
 
     def _solve(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         gram = x.T @ x
