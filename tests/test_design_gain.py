@@ -11,9 +11,11 @@ import pytest
 from transferome.crossspecies import signature_reactome, suggest_experiments
 from transferome.crossspecies.gain import (
     DesignGrid,
+    error_ratio,
     expected_gains,
     fit_error_model,
     pick_batch,
+    predict_cells,
 )
 from transferome.crossspecies.reactome import PAIR_NAMES, Reactome
 from transferome.data.schema import Schema
@@ -100,6 +102,55 @@ def test_candidates_restrict_the_grid_and_bad_ones_are_named() -> None:
         DesignGrid.from_reactomes(reactomes, candidates=[("mouse", "c1", "p0")])
     with pytest.raises(DataValidationError, match="at least 1"):
         pick_batch(fit_error_model(reactomes), grid, 0)
+
+
+def test_the_predictors_errors_steer_the_ranking() -> None:
+    # p0..p3 measured in c1-c4 alike: by counts alone the open cells (c5, p) tie
+    reactomes = _design({})
+    grid = DesignGrid.from_reactomes(reactomes)
+    model = fit_error_model(reactomes)
+    own = model.error(grid.measured)
+    errors = own.copy()
+    p2 = grid.perturbations.index("p2")
+    errors[0, 4, p2] *= 10.0  # the predictor expects (c5, p2) to be much harder
+    ratio = error_ratio(model, grid, errors)
+    assert ratio[0, 4, p2] == pytest.approx(10.0)
+    assert np.allclose(np.delete(ratio, p2, axis=2), 1.0)
+    table = pick_batch(model, grid, 1, ratio)
+    assert table.loc[0, "perturbation"] == "p2"
+    assert "interval puts its error at 10x" in table.loc[0, "reason"]
+    gains = expected_gains(model, grid.measured, grid.possible, ratio)
+    assert gains["own"][0, 4, p2] == pytest.approx(10.0 * own[0, 4, p2])
+    # NaN errors (no interval) leave the count model as it is
+    errors[0, 4, p2] = np.nan
+    assert np.allclose(error_ratio(model, grid, errors), 1.0)
+    with pytest.raises(DataValidationError, match="shape"):
+        error_ratio(model, grid, errors[:, :2])
+
+
+def test_predict_cells_gives_changes_and_interval_errors() -> None:
+    reactomes = _design({"p4": set()})
+    grid = DesignGrid.from_reactomes(reactomes)
+    cells = predict_cells(reactomes, grid)
+    human = cells.changes["human"]
+    # every open cell has a prediction: the unmeasured p4 as no change
+    assert set(human) == {(c, p) for c in CONTEXTS for p in ("p0", "p1", "p2", "p3", "p4")} - {
+        (c, p) for c in CONTEXTS[:4] for p in ("p0", "p1", "p2", "p3")
+    }
+    assert not np.any(human[("c1", "p4")])
+    p4 = grid.perturbations.index("p4")
+    assert np.isnan(cells.errors[0, :, p4]).all()
+    assert np.isnan(cells.errors[grid.measured]).all()
+    known = np.delete(cells.errors[0, 4], p4)
+    assert np.isfinite(known).all()
+    assert (known > 0).all()
+    # a perturbation's change is shared by its contexts (context noise 0.3): the prediction
+    # of (c5, p0) is close to the truth, and its expected error is of the order of 0.3^2
+    # (p0's change is drawn first, so it is the same in the fully measured reactome)
+    truth = _reactome({f"p{i}": set(CONTEXTS) for i in range(4)} | {"p4": set()})
+    error = np.mean((human[("c5", "p0")] - truth.values[("c5", "p0")].to_numpy()) ** 2)
+    assert error < 0.3
+    assert 0.02 < known[0] < 0.5
 
 
 def test_suggest_experiments_uses_the_expected_gain() -> None:

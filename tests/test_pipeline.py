@@ -73,7 +73,7 @@ TINY = {
         "annotation": {},
         "combination": {"models": ["control", "additive", "xtransfer"]},
         "gene_mapping": {},
-        "design": {"steps": 1, "n_models": 2, "epochs": 10},
+        "design": {"steps": 1, "seeds": 2},
         "ablation": {
             "max_splits": 1,
             "variants": {"all losses": {}, "without L_cross": {"w_cross": 0.0}},
@@ -172,8 +172,19 @@ def test_results_are_scored_against_the_baselines(tiny_run):
     assert {"ortholog", "reactome", "combined", "uge embedding"} <= set(precision["method"])
     assert {"all", "one-to-one"} <= set(precision["group"])
     curve = pd.read_csv(out / "tables" / "design_curve.csv")
-    assert set(curve["strategy"]) == {"suggested", "largest uncertainty", "random"}
-    assert np.isfinite(curve["mse_hidden"]).all()
+    assert set(curve["strategy"]) == {"suggested", "largest interval", "random"}
+    assert set(curve["seed"]) == {0, 1}
+    assert np.isfinite(curve["error"]).all()
+    # every strategy starts from the same design, and acquiring lowers the error left (on
+    # average: a new measurement can also move the predictor's other predictions)
+    first = curve[curve["step"] == 0].groupby("seed")["error"].nunique()
+    assert (first == 1).all()
+    assert (
+        curve[curve["step"] == 1]["measured"] > curve[curve["step"] == 0]["measured"].max()
+    ).all()
+    assert curve[curve["step"] == 1]["error"].mean() < curve[curve["step"] == 0]["error"].mean()
+    design = pd.read_csv(out / "tables" / "design_auc.csv")
+    assert set(design["strategy"]) == {"suggested", "largest interval", "random"}
     latent = pd.read_csv(out / "tables" / "species_transfer_latent.csv")
     assert set(latent["species"]) == {"mouse", "rat"}
     assert len(latent) == 36

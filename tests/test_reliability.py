@@ -186,7 +186,15 @@ def test_dollar_labels_are_drawn_verbatim_in_every_figure() -> None:
     )
     mapping = pd.DataFrame([[0.5, 0.4]], index=[DOLLAR], columns=["all", "$1:1$"])
     latent = pd.DataFrame({"umap_1": [0.0, 1, 2], "umap_2": [1.0, 0, 2], "label": labels})
-    acquisition = pd.DataFrame({DOLLAR: [1.0, 0.5], "$random$": [1.0, 0.8]}, index=[0, 1])
+    acquisition = pd.DataFrame(
+        {
+            "strategy": [DOLLAR, DOLLAR, "$random$", "$random$"],
+            "measured": [0, 1, 0, 1],
+            "mean": [1.0, 0.5, 1.0, 0.8],
+            "sd": [0.0, 0.1, 0.0, 0.1],
+            "seeds": 2,
+        }
+    )
     draws = [
         lambda ax: plotting.plot_profile_scatter(profile, ax, title=DOLLAR),
         lambda ax: plotting.plot_models(models, ax, metric="$m$"),

@@ -81,8 +81,9 @@ def _result(tmp_path) -> RunResult:
     curve = pd.DataFrame(
         {
             "strategy": ["suggested"] * 3 + ["random"] * 3,
-            "acquired": [0, 1, 2] * 2,
-            "mse_hidden": [1.0, 0.7, 0.5, 1.0, 0.9, 0.8],
+            "seed": 0,
+            "measured": [4, 5, 6] * 2,
+            "error": [1.0, 0.7, 0.5, 1.0, 0.9, 0.8],
         }
     )
     latent = pd.DataFrame(

@@ -86,14 +86,23 @@ def test_mapping_acquisition_and_latent_frames():
     assert len(plot_mapping(frame, _ax()).patches) == 4
     curve = pd.DataFrame(
         {
-            "strategy": ["random", "suggested"] * 2,
-            "acquired": [0, 0, 1, 1],
-            "mse_hidden": [1.0, 1.0, 0.8, 0.5],
+            "strategy": ["random", "suggested"] * 4,
+            "seed": [0, 0, 0, 0, 1, 1, 1, 1],
+            "measured": [10, 10, 12, 12] * 2,
+            "error": [1.0, 1.0, 0.8, 0.5, 1.0, 1.0, 0.6, 0.7],
         }
     )
-    frame = acquisition_frame(curve)
-    assert frame.loc[1, "suggested"] == 0.5
-    assert len(plot_acquisition(frame, _ax()).lines) == 2
+    frame = acquisition_frame(curve).set_index(["strategy", "measured"])
+    assert frame.loc[("suggested", 12), "mean"] == pytest.approx(0.6)
+    assert frame.loc[("suggested", 12), "sd"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert frame.loc[("random", 10), "sd"] == 0
+    assert (frame["seeds"] == 2).all()
+    ax = plot_acquisition(frame.reset_index(), _ax())
+    assert len(ax.lines) == 2
+    assert len(ax.collections) == 2  # one band per strategy
+    assert "2 seeds" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="error"):
+        acquisition_frame(curve.drop(columns="error"))
     latent = pd.DataFrame(
         {
             "species": ["mouse", "rat"],

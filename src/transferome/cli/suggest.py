@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="gain: by the expected reduction of the prediction error of everything still "
         "unmeasured (default, seconds); ensemble: where a completion ensemble disagrees most",
     )
+    parser.add_argument(
+        "--predictor",
+        default="stacked",
+        help="--method gain: the transfer model whose intervals say how hard each open cell "
+        "is to predict (default stacked; 'none': the error model's counts alone)",
+    )
     parser.add_argument("--orthologs", default=None, help="ortholog table tying the species")
     parser.add_argument("--n-models", type=int, default=4, help="ensemble members (4)")
     parser.add_argument(
@@ -78,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         schema=schema,
         random_state=args.seed,
         method=args.method,
+        predictor=None if args.predictor.lower() == "none" else args.predictor,
     )
     with atomic_path(out) as tmp:
         spreadsheet_safe(table).to_csv(tmp, index=False)

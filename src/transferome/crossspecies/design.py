@@ -2,13 +2,13 @@
 
 Two rankings. ``method="gain"`` (the default; :mod:`transferome.crossspecies.gain`): the
 expected reduction of the prediction error of every cell that stays unmeasured, from an error
-model fitted to the data, in greedy batches. ``method="ensemble"``: a cell's expected benefit
-is the disagreement of an ensemble of reactome completions (query by
-committee): each member is the completion model of :mod:`transferome.crossspecies.completion`
-fitted, from its own seed, to a random subset of the measured cells. Where the members agree,
-the measured cells already pin the cell down; where they disagree, measuring it removes the
-most uncertainty (the mean variance over genes estimates the squared error of the ensemble
-mean there).
+model fitted to the data and the intervals of the default predictor, in greedy batches.
+``method="ensemble"``: a cell's expected benefit is the disagreement of an ensemble of
+reactome completions (query by committee): each member is the completion model of
+:mod:`transferome.crossspecies.completion` fitted, from its own seed, to a random subset of
+the measured cells. Where the members agree, the measured cells already pin the cell down;
+where they disagree, measuring it removes the most uncertainty (the mean variance over genes
+estimates the squared error of the ensemble mean there).
 """
 
 from __future__ import annotations
@@ -179,6 +179,7 @@ def suggest_experiments(
     random_state: int = 0,
     method: str = "gain",
     other_species_weight: float = 0.5,
+    predictor: str | None = "stacked",
 ) -> pd.DataFrame:
     """Rank unmeasured (species, context, perturbation) experiments by expected benefit.
 
@@ -207,6 +208,12 @@ def suggest_experiments(
     other_species_weight
         ``method="gain"``: what a measurement in another species counts for in the error
         model, against one in the same species.
+    predictor
+        ``method="gain"``: a registered transfer model (default ``stacked``) fitted per
+        species on the measured cells; its intervals say how hard each open cell is to
+        predict, and scale that cell's part of the gain (its own error and what other
+        measurements remove from it; see :func:`~transferome.crossspecies.gain.error_ratio`).
+        ``None``: the error model's counts alone.
 
     Returns
     -------
@@ -222,11 +229,21 @@ def suggest_experiments(
         raise DataValidationError(f"method must be 'gain' or 'ensemble', got {method!r}")
     reactomes = _as_reactomes(data, schema, layer)
     if method == "gain" and ensemble is None:
-        from transferome.crossspecies.gain import DesignGrid, fit_error_model, pick_batch
+        from transferome.crossspecies.gain import (
+            DesignGrid,
+            error_ratio,
+            fit_error_model,
+            pick_batch,
+            predict_cells,
+        )
 
         grid = DesignGrid.from_reactomes(reactomes, candidates=candidates)
         model = fit_error_model(reactomes, grid, other_species_weight=other_species_weight)
-        table = pick_batch(model, grid, budget)
+        ratio = None
+        if predictor is not None:
+            cells = predict_cells(reactomes, grid, model=predictor)
+            ratio = error_ratio(model, grid, cells.errors)
+        table = pick_batch(model, grid, budget, ratio)
         return table[[*SUGGESTION_COLUMNS, "own_error"]]
     measured = measured_cells(reactomes)
     pairs = sorted({pair for r in reactomes.values() for pair in r.pairs})

@@ -17,7 +17,11 @@ perturbation been measured nowhere, ``n = 0``).
 Measuring cell ``i`` removes its own error and lowers that of every unmeasured cell it informs:
 the other contexts of its perturbation (``n`` grows by one; in the other species by
 ``other_species_weight``) and the other perturbations of its context (``m`` grows by one). The
-sum is the expected gain. A batch of ``k`` is picked greedily, each pick counted as measured
+sum is the expected gain. A predictor's own view of each open cell (:func:`predict_cells`: the
+default predictor fitted per species on the measured cells, its intervals read as expected
+squared errors) enters through :func:`error_ratio`: each cell's modelled error, its own and
+what other measurements remove from it, is scaled to what the predictor's interval says.
+A batch of ``k`` is picked greedily, each pick counted as measured
 before the next is chosen, so that the diminishing returns of one perturbation or context spread
 the batch instead of returning k near-copies.
 """
@@ -29,12 +33,26 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from anndata import AnnData
 from scipy.optimize import nnls
 
+from transferome._logging import get_logger
 from transferome.crossspecies.reactome import Reactome
+from transferome.data.schema import Schema
 from transferome.errors import DataValidationError
 
-__all__ = ["DesignGrid", "ErrorModel", "expected_gains", "fit_error_model", "pick_batch"]
+__all__ = [
+    "CellPredictions",
+    "DesignGrid",
+    "ErrorModel",
+    "error_ratio",
+    "expected_gains",
+    "fit_error_model",
+    "pick_batch",
+    "predict_cells",
+]
+
+_log = get_logger(__name__)
 
 Cell = tuple[str, str, str]
 _SHRINK = 2.0  # pseudo-count of the species' mean in a perturbation's scale
@@ -203,9 +221,144 @@ def fit_error_model(
     return ErrorModel(theta, scale, float(other_species_weight), len(rows))
 
 
-def expected_gains(model: ErrorModel, measured: np.ndarray, possible: np.ndarray) -> dict:
+@dataclass(frozen=True)
+class CellPredictions:
+    """A predictor's view of the open cells of a design.
+
+    Attributes
+    ----------
+    changes
+        Species -> ``{(context, perturbation): predicted change over the genes}`` for every open,
+        possible cell; a cell whose perturbation is measured nowhere in its species is
+        predicted as no change.
+    errors
+        Expected squared error of each cell's prediction (species x contexts x perturbations):
+        the mean over genes of the squared half-width of the predictor's interval divided by
+        the squared normal quantile of its level; NaN where there is no interval (measured,
+        impossible or unpredictable cells, or a predictor without intervals).
+    """
+
+    changes: Mapping[str, Mapping[tuple[str, str], np.ndarray]]
+    errors: np.ndarray
+
+
+def _signature_data(r: Reactome, pairs: Sequence[tuple[str, str]]) -> AnnData:
+    """The measured changes of ``pairs`` as signature data: one row each, plus one zero
+    control per context of the reactome."""
+    values = r.values[list(pairs)].to_numpy(dtype=np.float32).T
+    contexts = sorted({c for c, _ in r.pairs})
+    obs = pd.DataFrame(
+        {
+            "context": [c for c, _ in pairs] + contexts,
+            "perturbation": [p for _, p in pairs] + ["control"] * len(contexts),
+        }
+    )
+    obs.index = obs.index.astype(str)
+    zeros = np.zeros((len(contexts), values.shape[1]), dtype=np.float32)
+    return AnnData(
+        np.vstack([values, zeros]), obs=obs, var=pd.DataFrame(index=r.values.index.astype(str))
+    )
+
+
+def predict_cells(
+    reactomes: Mapping[str, Reactome],
+    grid: DesignGrid,
+    *,
+    model: str = "stacked",
+    params: Mapping[str, object] | None = None,
+) -> CellPredictions:
+    """Fit a transfer predictor per species on the measured cells of ``grid`` and predict
+    every open one.
+
+    Parameters
+    ----------
+    reactomes
+        Species -> reactome holding (at least) the values of the measured cells.
+    grid
+        The design: which cells are measured and which are possible.
+    model, params
+        A registered model (:func:`~transferome.models.get_model`) and its parameters; its
+        intervals (``layers["lower"]`` / ``["upper"]``), when it has them, give the errors.
+        Where too little is measured to fit it, a species falls back to ``additive`` (no
+        intervals).
+    """
+    from scipy.stats import norm
+
+    from transferome.models import get_model
+
+    schema = Schema(species_key=None, dose_key=None, sample_key=None, time_key=None)
+    changes: dict[str, dict[tuple[str, str], np.ndarray]] = {}
+    errors = np.full(grid.measured.shape, np.nan)
+    for s, species in enumerate(grid.species):
+        r = reactomes[species]
+        have = [
+            grid.cell((s, c, p))[1:] for c, p in zip(*np.nonzero(grid.measured[s]), strict=True)
+        ]
+        seen = {p for _, p in have}
+        targets = [
+            grid.cell((s, c, p))[1:]
+            for c, p in zip(*np.nonzero(grid.possible[s] & ~grid.measured[s]), strict=True)
+        ]
+        known = [t for t in targets if t[1] in seen]
+        changes[species] = {t: np.zeros(len(r.values)) for t in targets if t[1] not in seen}
+        if not known:
+            continue
+        train = _signature_data(r, have)
+        try:
+            fitted = get_model(model)(**dict(params or {})).fit(train, schema=schema)
+        except DataValidationError as exc:
+            # too little measured to train it (e.g. no perturbation in two contexts): the
+            # mean change of each perturbation over its measured contexts, without intervals
+            _log.info("%s: %s cannot be fitted (%s); using additive", species, model, exc)
+            fitted = get_model("additive")().fit(train, schema=schema)
+        result = fitted.predict(train, known)
+        labels = list(
+            zip(
+                result.obs["context"].astype(str),
+                result.obs["perturbation"].astype(str),
+                strict=True,
+            )
+        )
+        x = np.asarray(result.X, dtype=float)
+        width = np.full(len(labels), np.nan)
+        if "lower" in result.layers and "upper" in result.layers:
+            half = (np.asarray(result.layers["upper"]) - np.asarray(result.layers["lower"])) / 2
+            level = float(result.uns.get("interval", 0.8))
+            width = np.nanmean(half**2, axis=1) / norm.ppf(0.5 + level / 2) ** 2
+        for i, label in enumerate(labels):
+            changes[species][label] = x[i]
+            errors[grid.index((species, *label))] = width[i]
+    return CellPredictions(changes, errors)
+
+
+def error_ratio(model: ErrorModel, grid: DesignGrid, errors: np.ndarray) -> np.ndarray:
+    """How much harder each cell is than the count model says, as a multiplier of its error.
+
+    ``errors`` is a predictor's expected squared error of each cell (species x contexts x
+    perturbations; e.g. :attr:`CellPredictions.errors`, from its intervals), NaN where it has
+    none. Returns ``errors`` / :meth:`ErrorModel.error` per cell, 1 where ``errors`` is not
+    finite and positive. Passed to :func:`expected_gains` / :func:`pick_batch` as ``ratio``,
+    it scales both the cell's own error and the share of it that other measurements remove.
+    """
+    base = model.error(grid.measured)
+    errors = np.asarray(errors, dtype=float)
+    if errors.shape != base.shape:
+        raise DataValidationError(f"errors has shape {errors.shape}, the design grid {base.shape}")
+    good = np.isfinite(errors) & (errors > 0) & (base > 0)
+    return np.where(good, np.divide(errors, base, out=np.ones_like(base), where=good), 1.0)
+
+
+def expected_gains(
+    model: ErrorModel,
+    measured: np.ndarray,
+    possible: np.ndarray,
+    ratio: np.ndarray | None = None,
+) -> dict:
     """Expected gain of measuring each cell, and its parts (each species x contexts x
     perturbations; NaN where the cell is measured or not possible).
+
+    ``ratio`` (see :func:`error_ratio`) multiplies each cell's modelled error, its own and
+    the reductions that other measurements bring it.
 
     Returns a dict with ``gain``, ``own`` (the cell's own predicted error), ``perturbation``
     (the error it removes from the other contexts of its perturbation, other species included)
@@ -214,21 +367,25 @@ def expected_gains(model: ErrorModel, measured: np.ndarray, possible: np.ndarray
     _, t1, t2 = model.theta
     n_eff, m = model.counts(measured)
     open_cells = possible & ~measured
-    own = model.error(measured)
+    r = np.ones(measured.shape) if ratio is None else np.asarray(ratio, dtype=float)
+    own = model.error(measured) * r
+    weight = open_cells * r  # the open cells, each weighted by its ratio
     w = model.other_species_weight
     # the perturbation term: every other open cell of p in the species, n_eff + 1
     drop_same = 1.0 / (1.0 + n_eff) - 1.0 / (2.0 + n_eff)
     drop_other = 1.0 / (1.0 + n_eff) - 1.0 / (1.0 + n_eff + w)
-    open_p = open_cells.sum(axis=1).astype(float)  # species x perturbations
+    open_p = weight.sum(axis=1)  # species x perturbations
     per_p_same = model.scale * t1 * drop_same * open_p
     per_p_other = model.scale * t1 * drop_other * open_p
     cross = per_p_other.sum(axis=0, keepdims=True) - per_p_other
     # (less the candidate itself, which is open and counted in open_p)
-    perturbation = (per_p_same - model.scale * t1 * drop_same + cross)[:, None, :]
+    perturbation = (per_p_same[:, None, :] - (model.scale * t1 * drop_same)[:, None, :] * r) + (
+        cross[:, None, :]
+    )
     # the context term: every other open cell of the context, m + 1
     drop_m = 1.0 / (1.0 + m) - 1.0 / (2.0 + m)  # species x contexts
-    open_scale = (open_cells * model.scale[:, None, :]).sum(axis=2)  # species x contexts
-    context = t2 * drop_m[:, :, None] * (open_scale[:, :, None] - model.scale[:, None, :])
+    open_scale = (weight * model.scale[:, None, :]).sum(axis=2)  # species x contexts
+    context = t2 * drop_m[:, :, None] * (open_scale[:, :, None] - model.scale[:, None, :] * r)
     gain = own + perturbation + context
     mask = np.where(open_cells, 1.0, np.nan)
     return {
@@ -239,7 +396,9 @@ def expected_gains(model: ErrorModel, measured: np.ndarray, possible: np.ndarray
     }
 
 
-def _reason(grid: DesignGrid, index, parts: dict, measured: np.ndarray) -> str:
+def _reason(
+    grid: DesignGrid, index, parts: dict, measured: np.ndarray, ratio: np.ndarray | None
+) -> str:
     s, c, p = index
     species, context, perturbation = grid.cell(index)
     with_p = int(measured[s, :, p].sum())
@@ -256,12 +415,16 @@ def _reason(grid: DesignGrid, index, parts: dict, measured: np.ndarray) -> str:
         f"), {parts['context'][index]:.3g} from the other perturbations of {context} "
         f"({with_c} of {len(grid.perturbations)} measured)"
     )
+    if ratio is not None and ratio[index] != 1.0:
+        text += f"; the predictor's interval puts its error at {ratio[index]:.2g}x the counts'"
     return text
 
 
-def pick_batch(model: ErrorModel, grid: DesignGrid, k: int) -> pd.DataFrame:
+def pick_batch(
+    model: ErrorModel, grid: DesignGrid, k: int, ratio: np.ndarray | None = None
+) -> pd.DataFrame:
     """The ``k`` experiments picked greedily by expected gain, each counted as measured before
-    the next is picked.
+    the next is picked (``ratio``: see :func:`error_ratio`).
 
     Returns columns ``rank, species, context, perturbation, score, own_error, reason``;
     ``score`` is the expected gain at the time of the pick.
@@ -271,7 +434,7 @@ def pick_batch(model: ErrorModel, grid: DesignGrid, k: int) -> pd.DataFrame:
     measured = grid.measured.copy()
     rows = []
     for rank in range(1, k + 1):
-        parts = expected_gains(model, measured, grid.possible)
+        parts = expected_gains(model, measured, grid.possible, ratio)
         gain = parts["gain"]
         if not np.isfinite(gain).any():
             break
@@ -289,7 +452,7 @@ def pick_batch(model: ErrorModel, grid: DesignGrid, k: int) -> pd.DataFrame:
                 "perturbation": perturbation,
                 "score": float(gain[index]),
                 "own_error": float(parts["own"][index]),
-                "reason": _reason(grid, index, parts, measured),
+                "reason": _reason(grid, index, parts, measured, ratio),
             }
         )
         measured[index] = True

@@ -222,29 +222,54 @@ def plot_latent(frame: pd.DataFrame, ax: Any, *, title: str = "") -> Any:
 
 
 # -- experimental design ----------------------------------------------------------------------
-def acquisition_frame(curve: pd.DataFrame) -> pd.DataFrame:
-    """Error after each acquisition, one column per strategy (rows: experiments acquired)."""
-    frame = curve.pivot_table(index="acquired", columns="strategy", values="mse_hidden")
-    frame.columns.name = None
+def acquisition_frame(curves: pd.DataFrame, value: str = "error") -> pd.DataFrame:
+    """Mean and standard deviation over seeds of the error after each round, per strategy.
+
+    ``curves`` has the columns of :func:`~transferome.benchmark.design.acquisition_curve`
+    (``strategy``, ``seed``, ``measured`` and ``value``). Returns columns ``strategy``,
+    ``measured``, ``mean``, ``sd`` (0 with one seed) and ``seeds``.
+    """
+    missing = {"strategy", "measured", value} - set(curves.columns)
+    if missing:
+        raise ValueError(f"the curves lack the column(s) {sorted(missing)}")
+    grouped = curves.groupby(["strategy", "measured"], sort=False)[value]
+    frame = grouped.agg(["mean", "std", "count"]).reset_index()
+    frame = frame.rename(columns={"std": "sd", "count": "seeds"})
+    frame["sd"] = frame["sd"].fillna(0.0)
     return frame
 
 
 def plot_acquisition(frame: pd.DataFrame, ax: Any) -> Any:
-    """Acquisition curves: error on the hidden cells against the experiments acquired."""
-    colours = _colours(list(frame.columns))
-    for strategy in frame.columns:
+    """Acquisition curves: error against the cells measured, the mean over seeds with a band
+    of one standard deviation (``frame`` from :func:`acquisition_frame`)."""
+    strategies = list(dict.fromkeys(frame["strategy"]))
+    colours = _colours(strategies)
+    for strategy in strategies:
+        part = frame[frame["strategy"] == strategy].sort_values("measured")
         ax.plot(
-            frame.index,
-            frame[strategy],
+            part["measured"],
+            part["mean"],
             marker="o",
+            markersize=3,
             label=plain_text(strategy),
             color=colours[strategy],
         )
+        if (part["sd"] > 0).any():
+            ax.fill_between(
+                part["measured"],
+                part["mean"] - part["sd"],
+                part["mean"] + part["sd"],
+                color=colours[strategy],
+                alpha=0.15,
+                linewidth=0,
+            )
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("experiments acquired", fontsize=8)
-    ax.set_ylabel("MSE of the completed reactome", fontsize=8)
+    seeds = int(frame["seeds"].max()) if len(frame) else 0
+    band = f", band: 1 sd over {seeds} seeds" if seeds > 1 else ""
+    ax.set_xlabel(f"cells measured{band}", fontsize=8)
+    ax.set_ylabel("error left on the unmeasured cells", fontsize=8)
     ax.legend(fontsize=7)
     return ax
 

@@ -219,7 +219,8 @@ def summary_table(stages: Mapping[str, Any]) -> pd.DataFrame:
 
     Perturbation tasks are ranked by the mean ``pearson_delta`` over held-out groups;
     annotation by accuracy against chance; gene mapping by precision@1 against the ortholog
-    table.
+    table; experimental design by the share of random's error-curve area a strategy saves,
+    ``suggested`` against the best other strategy.
     """
     rows = []
     for name, result in stages.items():
@@ -243,6 +244,24 @@ def summary_table(stages: Mapping[str, Any]) -> pd.DataFrame:
                     baseline_score=overall["chance"],
                 )
             )
+        elif name == "design" and "auc" in tables:
+            auc = tables["auc"].set_index("strategy")
+            # share of random's error-curve area that each strategy saves (higher is better)
+            saved = 0.0 - auc["vs_random"].astype(float)
+            if "suggested" in saved.index and saved.notna().all():
+                bases = saved.drop("suggested")
+                base = bases.idxmax() if len(bases) else None
+                rows.append(
+                    _row(
+                        task=title,
+                        metric="error-curve area saved against random",
+                        winner=saved.idxmax(),
+                        model="suggested",
+                        score=saved["suggested"],
+                        baseline=base,
+                        baseline_score=bases.max() if len(bases) else np.nan,
+                    )
+                )
         elif name == "gene_mapping" and "precision" in tables:
             overall = tables["precision"]
             overall = overall[overall["group"] == "all"].sort_values(
@@ -524,10 +543,18 @@ def _design_section(tables: Mapping[str, pd.DataFrame], figs: _Figures) -> str:
         figs.add(
             fig,
             "acquisition_curve",
-            "Acquisition curve: suggested, largest-uncertainty-first and random experiments",
+            "Acquisition curves: error left on the unmeasured cells as experiments are "
+            "acquired by each strategy (mean and a band of one standard deviation over seeds)",
         ),
-        _table(frame.reset_index()),
     ]
+    if "auc" in tables:
+        parts.append(
+            "<p>Area under the error curve (mean of its points) per strategy, its difference "
+            "to random and the paired tests across seeds:</p>"
+        )
+        parts.append(_table(tables["auc"]))
+    else:
+        parts.append(_table(frame))
     if "suggestions" in tables:
         parts.append("<h3>First experiments suggested from the partial design</h3>")
         parts.append(_table(tables["suggestions"]))
