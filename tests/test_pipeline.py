@@ -185,6 +185,12 @@ def test_results_are_scored_against_the_baselines(tiny_run):
     assert curve[curve["step"] == 1]["error"].mean() < curve[curve["step"] == 0]["error"].mean()
     design = pd.read_csv(out / "tables" / "design_auc.csv")
     assert set(design["strategy"]) == {"suggested", "largest interval", "random"}
+    summary = pd.read_csv(out / "tables" / "summary.csv").set_index("task")
+    row = summary.loc["Experimental design"]
+    assert row["model"] == "suggested"
+    saved = -design.set_index("strategy")["vs_random"]
+    assert row["score"] == pytest.approx(saved["suggested"])
+    assert row["baseline_score"] == pytest.approx(saved.drop("suggested").max())
     latent = pd.read_csv(out / "tables" / "species_transfer_latent.csv")
     assert set(latent["species"]) == {"mouse", "rat"}
     assert len(latent) == 36

@@ -72,7 +72,6 @@ def _cross_factory(context: RunContext) -> Any:
 def _cross_model(context: RunContext) -> Any:
     """Fit the cross-species model for annotation: every species, the source's labels only,
     gene tokens tied through the ortholog table when the data have one."""
-
     data = context.data
     schema = data.schema
     source, _ = context.shared["pair"]
