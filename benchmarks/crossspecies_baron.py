@@ -23,8 +23,9 @@ import pandas as pd
 import scanpy as sc
 
 from crossspecies_common import markdown
-from transferome.crossspecies import evaluate_mapping, map_genes
+from transferome.crossspecies import map_genes
 from transferome.data import Schema, read
+from transferome.metrics import evaluate_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "cell_ontology_class"

@@ -30,9 +30,9 @@ from transferome.crossspecies.design import (
     reactome_ensemble,
     suggest_experiments,
 )
-from transferome.crossspecies.evaluation import true_reactome
 from transferome.data import atomic_path
 from transferome.datasets import simulate
+from transferome.metrics import true_reactome
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = CompletionConfig(epochs=200)

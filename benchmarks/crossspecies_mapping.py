@@ -23,17 +23,15 @@ import numpy as np
 import pandas as pd
 
 from crossspecies_common import markdown
-from transferome.crossspecies import (
+from transferome.crossspecies import map_genes, predict_reactome, reactome
+from transferome.datasets import simulate
+from transferome.metrics import (
     evaluate_mapping,
     expected_calibration_error,
-    map_genes,
-    predict_reactome,
-    reactome,
     reliability_table,
     simulation_truth,
     true_reactome,
 )
-from transferome.datasets import simulate
 
 METHODS = {
     "ortholog": {"method": "ortholog"},

@@ -33,8 +33,9 @@ import pandas as pd
 import torch
 
 from transferome.benchmark.species import annotation_transfer, species_perturbation
-from transferome.crossspecies import evaluate_mapping, map_genes, simulation_truth
+from transferome.crossspecies import map_genes
 from transferome.datasets import simulate
+from transferome.metrics import evaluate_mapping, simulation_truth
 from transferome.models.uge import UniversalGeneEmbedding
 from transferome.models.uge_genes import describe_genes, descriptions_through_map
 

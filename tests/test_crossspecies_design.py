@@ -9,17 +9,15 @@ import pytest
 from transferome.crossspecies import (
     CompletionConfig,
     Reactome,
-    expected_calibration_error,
     map_genes,
     ortholog_groups,
     predict_reactome,
     reactome,
     reactome_ensemble,
-    reliability_table,
-    simulation_truth,
     suggest_experiments,
 )
 from transferome.errors import DataValidationError
+from transferome.metrics import expected_calibration_error, reliability_table, simulation_truth
 
 CONTEXTS = ["brain", "heart", "liver", "lung"]
 DRUGS = ["drug_a", "drug_b", "drug_c"]

@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 from anndata import AnnData
 
-from transferome.crossspecies import (
-    Reactome,
-    evaluate_mapping,
-    expected_calibration_error,
-    map_genes,
-    reliability_table,
-)
+from transferome.crossspecies import Reactome, map_genes
 from transferome.errors import DataValidationError
+from transferome.metrics import evaluate_mapping, expected_calibration_error, reliability_table
 
 PAIRS = pd.MultiIndex.from_product(
     [["brain", "heart", "liver", "lung"], ["drug_a", "drug_b"]], names=["context", "perturbation"]

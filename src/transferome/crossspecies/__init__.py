@@ -22,14 +22,6 @@ from transferome.crossspecies.design import (
     reactome_ensemble,
     suggest_experiments,
 )
-from transferome.crossspecies.evaluation import (
-    evaluate_mapping,
-    expected_calibration_error,
-    ranked_candidates,
-    reliability_table,
-    simulation_truth,
-    true_reactome,
-)
 from transferome.crossspecies.mapping import METHODS, map_genes
 from transferome.crossspecies.reactome import Reactome, reactome, signature_reactome
 
@@ -39,19 +31,13 @@ __all__ = [
     "Reactome",
     "ReactomeCompleter",
     "ReactomeEnsemble",
-    "evaluate_mapping",
-    "expected_calibration_error",
     "map_genes",
     "measured_cells",
     "only_measured",
     "ortholog_groups",
     "predict_reactome",
-    "ranked_candidates",
     "reactome",
     "reactome_ensemble",
-    "reliability_table",
     "signature_reactome",
-    "simulation_truth",
     "suggest_experiments",
-    "true_reactome",
 ]

@@ -17,6 +17,14 @@ from transferome.metrics._classification import accuracy, per_class_accuracy, ra
 from transferome.metrics._groups import control_means, evaluate_groups, group_means, summarize
 from transferome.metrics._interval import INTERVAL_LAYERS, interval_metrics
 from transferome.metrics._mapping import mapping_metrics, mean_reciprocal_rank, precision_at_k
+from transferome.metrics._mapping_scores import (
+    evaluate_mapping,
+    expected_calibration_error,
+    ranked_candidates,
+    reliability_table,
+    simulation_truth,
+    true_reactome,
+)
 from transferome.metrics._registry import METRICS, MetricInfo
 from transferome.metrics._regression import (
     deg_direction,
@@ -39,6 +47,8 @@ __all__ = [
     "deg_direction",
     "discrimination",
     "evaluate_groups",
+    "evaluate_mapping",
+    "expected_calibration_error",
     "explained_variance",
     "group_means",
     "group_metrics",
@@ -52,6 +62,10 @@ __all__ = [
     "precision_at_k",
     "r2",
     "random_accuracy",
+    "ranked_candidates",
+    "reliability_table",
+    "simulation_truth",
     "summarize",
     "top_degs",
+    "true_reactome",
 ]

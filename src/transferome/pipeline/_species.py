@@ -285,7 +285,7 @@ def _run_mapping(
     top_k: int = 5,
 ) -> StageResult:
     from transferome.crossspecies import map_genes
-    from transferome.crossspecies.evaluation import evaluate_mapping, simulation_truth
+    from transferome.metrics import evaluate_mapping, simulation_truth
 
     data, config = context.data, context.config
     source, target = _pair(context, source, target)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from transferome.errors import DataValidationError
-from transferome.metrics import mapping_metrics
+from transferome.metrics._mapping import mapping_metrics
 
 __all__ = [
     "evaluate_mapping",

@@ -1,0 +1,96 @@
+"""The layers of ``DESIGN.md`` run one way: no module imports from a layer above its own.
+
+Every ``import transferome.X`` / ``from transferome.X import`` in the package, at module level
+or inside a function, is checked against the layer table below (each layer may import from
+its own and the ones before it).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "transferome"
+
+LAYERS: dict[str, int] = {
+    "errors": 0,
+    "_logging": 0,
+    "data": 1,
+    "training": 1,
+    "datasets": 1,
+    "models": 2,
+    "crossspecies": 3,
+    "metrics": 4,
+    "benchmark": 4,
+    "analysis": 4,
+    "plotting": 5,
+    "report": 5,
+    "pipeline": 6,
+    "cli": 6,
+    "__main__": 6,
+}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """``(line, module)`` of every transferome import in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found += [(node.lineno, n) for n in names if n.split(".")[0] == "transferome"]
+    return found
+
+
+def _layer_of(parts: tuple[str, ...]) -> str | None:
+    return parts[0].removesuffix(".py") if parts and parts[0] != "__init__.py" else None
+
+
+def _violations() -> list[str]:
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        own = _layer_of(path.relative_to(PACKAGE).parts)
+        if own is None:
+            continue
+        for line, module in _imports(path):
+            parts = module.split(".")
+            if len(parts) < 2 or parts[1] == "__version__":
+                continue  # the package itself: its version, the lazy top-level names
+            if LAYERS[parts[1]] > LAYERS[own]:
+                where = path.relative_to(PACKAGE)
+                bad.append(f"{where}:{line} ({own}) imports {module} ({parts[1]})")
+    return bad
+
+
+def test_every_subpackage_has_a_layer() -> None:
+    names = {_layer_of(p.relative_to(PACKAGE).parts) for p in PACKAGE.iterdir()}
+    names.discard(None)
+    names.discard("__pycache__")
+    assert names <= set(LAYERS), sorted(names - set(LAYERS))
+
+
+def test_no_import_runs_against_the_layers() -> None:
+    assert _violations() == []
+
+
+def test_the_check_sees_an_upward_import(tmp_path, monkeypatch) -> None:
+    fake = tmp_path / "transferome"
+    (fake / "models").mkdir(parents=True)
+    (fake / "models" / "bad.py").write_text(
+        "def f():\n    from transferome.pipeline.run import run_pipeline\n"
+    )
+    monkeypatch.setattr(f"{__name__}.PACKAGE", fake)
+    assert _violations() == ["models/bad.py:2 (models) imports transferome.pipeline.run (pipeline)"]
+
+
+@pytest.mark.parametrize("module", ["transferome.metrics", "transferome.crossspecies"])
+def test_the_moved_mapping_scores_import(module) -> None:
+    import importlib
+
+    names = importlib.import_module(module).__all__
+    assert ("evaluate_mapping" in names) == (module == "transferome.metrics")
