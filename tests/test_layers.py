@@ -1,8 +1,9 @@
-"""The layers of ``DESIGN.md`` run one way: no module imports from a layer above its own.
+"""The layers of ``DESIGN.md`` run one way: no module imports from a layer above its own,
+and no two modules import each other (directly or round a circle) when they load.
 
 Every ``import transferome.X`` / ``from transferome.X import`` in the package, at module level
 or inside a function, is checked against the layer table below (each layer may import from
-its own and the ones before it).
+its own and the ones before it); the circle check reads the module-level imports.
 """
 
 from __future__ import annotations
@@ -86,6 +87,48 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch) -> None:
     )
     monkeypatch.setattr(f"{__name__}.PACKAGE", fake)
     assert _violations() == ["models/bad.py:2 (models) imports transferome.pipeline.run (pipeline)"]
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_level_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports at module level (what runs on import)."""
+    modules = {_module(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = graph.setdefault(name, set())
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            edges.update(t for t in targets if t in modules and t != name)
+    return graph
+
+
+def test_no_module_level_import_circle() -> None:
+    graph = _module_level_graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    circles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                circles.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert circles == []
 
 
 @pytest.mark.parametrize("module", ["transferome.metrics", "transferome.crossspecies"])

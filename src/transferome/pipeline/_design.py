@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from transferome.errors import DataValidationError
-from transferome.pipeline.stages import RunContext, Stage, StageResult, register_stage
+from transferome.pipeline._stage import RunContext, Stage, StageResult, register_stage
 
 __all__: list[str] = []
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from transferome.data.schema import obs_labels
 from transferome.errors import DataValidationError
-from transferome.pipeline.stages import (
+from transferome.pipeline._stage import (
     RunContext,
     Stage,
     StageResult,
@@ -61,7 +61,7 @@ started from the expression-weighted gene tokens, classes weighted equally."""
 def _cross_factory(context: RunContext) -> Any:
     """Factory of the run's cross-species model: the configured parameters, plus
     :data:`_ANNOTATION` where the configuration does not set them."""
-    from transferome.pipeline.stages import model_factory
+    from transferome.pipeline._stage import model_factory
 
     config = context.config
     configured = config.model_params(_CROSS)
