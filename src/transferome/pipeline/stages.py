@@ -19,36 +19,20 @@ from typing import Any
 
 import pandas as pd
 
+import transferome.pipeline._stage as _stage
 from transferome.errors import DataValidationError
+from transferome.pipeline._stage import *  # noqa: F403 (the registry, with the built-in stages in it)
 from transferome.pipeline._stage import (
-    DEFAULT_NOUNS,
-    RUN_ORDER,
-    STAGES,
     RunContext,
     Stage,
     StageResult,
-    data_nouns,
     model_factory,
-    nouns,
     profile_table,
     register_stage,
     transfer_models,
 )
 
-__all__ = [
-    "DEFAULT_NOUNS",
-    "RUN_ORDER",
-    "STAGES",
-    "RunContext",
-    "Stage",
-    "StageResult",
-    "data_nouns",
-    "model_factory",
-    "nouns",
-    "profile_table",
-    "register_stage",
-    "transfer_models",
-]
+__all__ = list(_stage.__all__)
 
 
 def _first_species(data: Any, species: str | None) -> str:
