@@ -89,15 +89,19 @@ def test_annotation_transfer_table(setting):
 
 def test_species_perturbation_scores_every_model(setting):
     model, mouse, rat, orthologs = setting
+    task = {
+        "source_species": "mouse",
+        "target_species": "rat",
+        "gene_map": orthologs,
+        "source_column": "mouse",
+        "target_column": "rat",
+    }
+    data, held_out = {"mouse": mouse, "rat": rat}, [("brain", "drug_a")]
     scores = species_perturbation(
         model,
-        {"mouse": mouse, "rat": rat},
-        [("brain", "drug_a")],
-        source_species="mouse",
-        target_species="rat",
-        gene_map=orthologs,
-        source_column="mouse",
-        target_column="rat",
+        data,
+        held_out,
+        **task,
         n_degs=10,
         gene_maps={"renamed": orthologs.set_axis(["source_gene", "target_gene"], axis=1)},
         gene_sets={"first": [f"rg{j}" for j in range(20)]},
@@ -114,17 +118,7 @@ def test_species_perturbation_scores_every_model(setting):
     by_model = mse_all.set_index("model")["value"]
     assert by_model["additive_renamed"] == pytest.approx(by_model["additive_orthologs"])
     with pytest.raises(DataValidationError, match="'broken'"):
-        species_perturbation(
-            model,
-            {"mouse": mouse, "rat": rat},
-            [("brain", "drug_a")],
-            source_species="mouse",
-            target_species="rat",
-            gene_map=orthologs,
-            source_column="mouse",
-            target_column="rat",
-            gene_maps={"broken": orthologs},
-        )
+        species_perturbation(model, data, held_out, **task, gene_maps={"broken": orthologs})
     scores = scores[scores["genes"] == "all"]
     mse = scores[scores["metric"] == "mse"].set_index("model")["value"]
     assert mse["uge_drug"] < mse["control"]
