@@ -38,6 +38,7 @@ from transferome.metrics import control_means, per_class_accuracy, summarize
 from transferome.models.base import Estimator
 from transferome.models.uge import UniversalGeneEmbedding
 from transferome.models.uge_genes import dense_values
+from transferome.models.uge_orthologs import LONG_COLUMNS
 
 __all__ = [
     "annotation_transfer",
@@ -463,14 +464,8 @@ def species_transfer(
     links = None
     if pairs is not None and model is not None and _takes_orthologs(model):
         # the long layout names both species, whatever the layout of the table given
-        links = pd.DataFrame(
-            {
-                "source_species": source_species,
-                "source_gene": pairs["source_gene"].to_numpy(),
-                "target_species": target_species,
-                "target_gene": pairs["target_gene"].to_numpy(),
-            }
-        )
+        links = pairs.assign(source_species=source_species, target_species=target_species)
+        links = links[list(LONG_COLUMNS)]
     routes = dict({"uge": None} if routes is None else routes) if model is not None else {}
     splits = _species_splits(target, source, perturbations, schema)
     labels = ["control", additive_label, *routes]

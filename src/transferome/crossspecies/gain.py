@@ -379,9 +379,7 @@ def expected_gains(
     per_p_other = model.scale * t1 * drop_other * open_p
     cross = per_p_other.sum(axis=0, keepdims=True) - per_p_other
     # (less the candidate itself, which is open and counted in open_p)
-    perturbation = (per_p_same[:, None, :] - (model.scale * t1 * drop_same)[:, None, :] * r) + (
-        cross[:, None, :]
-    )
+    perturbation = (per_p_same + cross)[:, None, :] - (model.scale * t1 * drop_same)[:, None, :] * r
     # the context term: every other open cell of the context, m + 1
     drop_m = 1.0 / (1.0 + m) - 1.0 / (2.0 + m)  # species x contexts
     open_scale = (weight * model.scale[:, None, :]).sum(axis=2)  # species x contexts
