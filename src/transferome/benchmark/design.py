@@ -162,8 +162,8 @@ def acquisition_curve(
         raise DataValidationError(
             f"unknown strategy {strategy!r}; choose from {list(DESIGN_STRATEGIES)}"
         )
-    if not 0 < start < 1 or not 0 < step < 1:
-        raise DataValidationError(f"start and step must lie in (0, 1), got {start} and {step}")
+    if not 0 < step < 1:
+        raise DataValidationError(f"step must lie in (0, 1), got {step}")
     if steps < 1:
         raise DataValidationError(f"steps must be at least 1, got {steps}")
     grid0 = DesignGrid.from_reactomes(full)
@@ -209,14 +209,18 @@ class DesignBenchmarkResult:
     curves
         Every strategy's curve for every seed (:data:`CURVE_COLUMNS`).
     summary
-        One row per strategy: ``auc_mean`` and ``auc_sd`` over seeds (area under the error
-        curve: the mean of its points), ``vs_random`` (relative difference of the mean AUC),
-        ``p_ttest`` / ``p_wilcoxon`` (paired across seeds, against random), ``vs_interval_p``
-        (paired t-test against largest interval; suggested only), ``seeds``.
+        Computed from ``curves``: one row per strategy, ``auc_mean`` and ``auc_sd`` over
+        seeds (area under the error curve: the mean of its points), ``vs_random``
+        (relative difference of the mean AUC), ``p_ttest`` / ``p_wilcoxon`` (paired across
+        seeds, against random), ``vs_interval_p`` (paired t-test against largest interval;
+        suggested only), ``seeds``.
     """
 
     curves: pd.DataFrame
-    summary: pd.DataFrame
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return summarize_curves(self.curves)
 
 
 def summarize_curves(curves: pd.DataFrame) -> pd.DataFrame:
@@ -291,5 +295,4 @@ def design_benchmark(
             )
             if on_step is not None:
                 on_step(f"{strategy}, seed {seed}")
-    curves = pd.concat(frames, ignore_index=True)
-    return DesignBenchmarkResult(curves, summarize_curves(curves))
+    return DesignBenchmarkResult(pd.concat(frames, ignore_index=True))
