@@ -67,6 +67,23 @@ def test_info_and_validate_table_with_metadata(tmp_path, capsys) -> None:
     )
 
 
+def test_info_describes_a_file_without_keys(shared_data, tmp_path, capsys) -> None:
+    # Baron has neither 'context' nor 'perturbation': info lists the obs columns instead
+    assert main(["info", str(shared_data / "baron_pancreas_human.h5ad")]) == 0
+    out = capsys.readouterr().out
+    assert "2142 observations x 20125 genes" in out
+    assert "values (X): counts" in out
+    assert "human3 (914)" in out  # the donor column with its levels and counts
+    assert "cell_ontology_class" in out
+    assert "no obs column 'context' or 'perturbation'" in out
+    # a 10x folder has no obs columns at all
+    write(make_counts_adata(n_per_group=2, n_genes=6), tmp_path / "tenx")
+    assert main(["info", str(tmp_path / "tenx")]) == 0
+    assert "obs columns: none" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "tenx"), "--layer", "nope"]) == 2
+    assert "layer 'nope' not found" in capsys.readouterr().err
+
+
 def test_validate_10x_folder(tmp_path, capsys) -> None:
     write(make_counts_adata(n_per_group=2, n_genes=6), tmp_path / "tenx")
     # a 10x folder has no obs keys: the message names the missing key

@@ -1,4 +1,10 @@
-"""``transferome info FILE``: shape, value type and the contexts x perturbations table."""
+"""``transferome info FILE``: shape, value type and the contexts x perturbations table.
+
+A file without the context or perturbation column (a 10x folder, a table without metadata,
+data with other column names) is still described: shape, value type, layers and every obs
+column with its levels, so the right ``--context-key`` / ``--perturbation-key`` can be read
+off it.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,9 @@ from transferome.cli._common import (
 )
 
 NAME = "info"
-HELP = "describe a dataset: shape, value type, contexts x perturbations cell counts"
+HELP = "describe a dataset: shape, value type, obs columns, contexts x perturbations cell counts"
+_MAX_LEVELS = 8
+"""Levels shown per obs column when the file has no context / perturbation column."""
 
 _MAX_COLUMNS = 12
 """More perturbations than this are summarised with counts (``--full`` prints them all)."""
@@ -85,6 +93,51 @@ def _summary_tables(frame, control: str):
     return by_context, by_perturbation
 
 
+def _obs_columns(adata):
+    """One rich table of the obs columns: type, number of levels and the first levels."""
+    import pandas as pd
+    from rich.table import Table
+
+    table = Table(title="obs columns")
+    for name in ("column", "type", "levels", "values"):
+        table.add_column(name, justify="right" if name == "levels" else "left")
+    for column in adata.obs.columns:
+        values = adata.obs[column]
+        missing = int(values.isna().sum())
+        present = values.dropna()
+        levels = present.nunique()
+        if pd.api.types.is_numeric_dtype(values) and levels > _MAX_LEVELS:
+            shown = f"{present.min():g} .. {present.max():g}"
+        else:
+            counts = present.astype(str).value_counts()
+            shown = ", ".join(f"{k} ({v})" for k, v in counts.head(_MAX_LEVELS).items())
+            shown += f", ... ({levels} in all)" if levels > _MAX_LEVELS else ""
+        if missing:
+            shown += f"; {missing} missing"
+        table.add_row(str(column), str(values.dtype), str(levels), shown)
+    return table
+
+
+def _describe_without_keys(console, adata, args: argparse.Namespace, missing: list[str]) -> int:
+    from transferome.data.schema import detect_value_type
+
+    matrix = adata.X if args.layer is None else adata.layers[args.layer]
+    value_type = detect_value_type(matrix, allow_negative=True, allow_nan=True)
+    where = "X" if args.layer is None else f"layer {args.layer!r}"
+    console.print(f"values ({where}): {value_type}")
+    console.print(f"layers: {list(adata.layers) or 'none'}")
+    if len(adata.obs.columns):
+        console.print(_obs_columns(adata), markup=False)
+    else:
+        console.print("obs columns: none")
+    console.print(
+        f"no obs column {' or '.join(map(repr, missing))}: name the columns with --context-key "
+        "and --perturbation-key (and --control) for the contexts x perturbations table",
+        markup=False,
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -95,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
     console.print(f"[bold]{args.file}[/bold]: {adata.n_obs} observations x {adata.n_vars} genes")
     kwargs = validate_kwargs(args)
+    if args.layer is not None and args.layer not in adata.layers:
+        raise DataValidationError(f"layer {args.layer!r} not found; layers: {list(adata.layers)}")
+    keys = (kwargs["context_key"], kwargs["perturbation_key"])
+    missing = [key for key in keys if key not in adata.obs.columns]
+    if missing:
+        return _describe_without_keys(console, adata, args, missing)
     try:
         description = validate(adata, require_controls=False, **kwargs)
     except DataValidationError as exc:
