@@ -10,6 +10,7 @@ from scipy import stats
 
 from transferome.analysis import (
     baseline_embeddings,
+    compare_embeddings,
     distance_preservation,
     embedding_benchmark,
     group_means,
@@ -114,6 +115,53 @@ def test_embedding_benchmark_is_tidy_and_uses_same_splits() -> None:
     one = table[table.embedding == "one"].score.to_numpy()
     two = table[table.embedding == "two"].score.to_numpy()
     np.testing.assert_allclose(one, two)  # identical embeddings, identical splits
+
+
+def test_embedding_benchmark_tasks_and_missing_labels() -> None:
+    rng = np.random.default_rng(3)
+    dose = np.repeat([0.0, 1.0, 2.0, 3.0], 15)  # 4 levels: "auto" would classify them
+    x = np.column_stack([dose + rng.normal(0, 0.1, 60), rng.normal(size=60)])
+    drug = np.where(dose > 0, np.where(np.arange(60) % 2 == 0, "a", "b"), None)
+    labels = {"dose": dose, "drug": drug}
+    table = embedding_benchmark({"x": x}, labels, tasks={"dose": "regression"}, n_splits=4)
+    dose_rows = table[table.label == "dose"]
+    assert set(dose_rows.metric) == {"pearson"}
+    assert dose_rows.score.min() > 0.9
+    # the 15 untreated samples have no drug label and are left out of that task
+    drug_rows = table[table.label == "drug"]
+    assert set(drug_rows.metric) == {"accuracy"}
+    alone = knn_scores(x[dose > 0], drug[dose > 0].astype(str), n_splits=4)
+    np.testing.assert_allclose(drug_rows.score.to_numpy(), alone.score.to_numpy())
+    with pytest.raises(DataValidationError, match="not among"):
+        embedding_benchmark({"x": x}, labels, tasks={"time": "regression"})
+    with pytest.raises(DataValidationError, match="different numbers of samples"):
+        embedding_benchmark({"x": x, "y": x[:50]}, labels)
+
+
+def test_compare_embeddings_ranks_and_tests_against_the_reference() -> None:
+    rng = np.random.default_rng(6)
+    groups = np.repeat(["u", "v", "w"], 30)
+    signal = np.repeat(np.eye(3) * 3, 30, axis=0) + rng.normal(0, 1, (90, 3))
+    embeddings = {
+        "good": signal,
+        "copy": signal + rng.normal(0, 0.01, signal.shape),
+        "noise": rng.normal(size=(90, 3)),
+    }
+    table = embedding_benchmark(embeddings, {"group": groups}, n_splits=30)
+    table.insert(0, "dataset", "toy")
+    out = compare_embeddings(table, reference="good").set_index("embedding")
+    assert list(out.columns[:2]) == ["dataset", "label"]
+    assert out.loc["noise", "rank"] == 3
+    assert out.loc["noise", "tukey_p"] < 1e-6
+    assert out.loc["copy", "tukey_p"] > 0.05  # indistinguishable from the reference
+    assert np.isnan(out.loc["good", "tukey_p"])
+    assert out.loc["good", "anova_p"] < 1e-6
+    mean = table[table.embedding == "noise"].score.mean()
+    assert out.loc["noise", "mean"] == pytest.approx(mean)
+    with pytest.raises(DataValidationError, match="reference"):
+        compare_embeddings(table, reference="pca")
+    with pytest.raises(DataValidationError, match="lacks columns"):
+        compare_embeddings(table.drop(columns="score"), reference="good")
 
 
 def test_baseline_embeddings_shapes() -> None:

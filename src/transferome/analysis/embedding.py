@@ -21,7 +21,13 @@ from scipy import stats
 
 from transferome.errors import DataValidationError
 
-__all__ = ["baseline_embeddings", "distance_preservation", "embedding_benchmark", "knn_scores"]
+__all__ = [
+    "baseline_embeddings",
+    "compare_embeddings",
+    "distance_preservation",
+    "embedding_benchmark",
+    "knn_scores",
+]
 
 Task = Literal["auto", "regression", "classification"]
 _BARNES_HUT_MAX_DIM = 3
@@ -113,10 +119,18 @@ def knn_scores(
     return pd.DataFrame(rows, columns=["split", "task", "metric", "score", "chance"])
 
 
+def _missing(labels: np.ndarray) -> np.ndarray:
+    """Samples without a label: NaN, None or the empty string."""
+    return np.array(
+        [v is None or v == "" or (isinstance(v, float) and np.isnan(v)) for v in labels]
+    )
+
+
 def embedding_benchmark(
     embeddings: Mapping[str, np.ndarray],
     labels: Mapping[str, Sequence[object] | np.ndarray],
     *,
+    tasks: Mapping[str, Task] | None = None,
     n_neighbors: int = 5,
     n_splits: int = 20,
     test_size: float = 0.2,
@@ -126,20 +140,55 @@ def embedding_benchmark(
 
     Every embedding is scored on the same splits of every label.
 
+    Parameters
+    ----------
+    embeddings
+        Name -> samples x dimensions; every embedding holds the same samples in the same order.
+    labels
+        Label name -> one value per sample. A sample whose value is missing (NaN, ``None`` or
+        ``""``) is left out of that label's task, e.g. a drug label given only to treated
+        samples.
+    tasks
+        Label name -> ``"regression"``, ``"classification"`` or ``"auto"`` (the default for
+        labels not named; see :func:`knn_scores`). Numeric labels with few distinct values,
+        such as dose levels or time points, need ``"regression"`` to be scored as numbers.
+    n_neighbors, n_splits, test_size, random_state
+        As in :func:`knn_scores`.
+
     Returns
     -------
     pandas.DataFrame
         Columns ``embedding``, ``label``, ``dims``, ``split``, ``task``, ``metric``, ``score``,
-        ``chance``; ``groupby(["label", "embedding"]).score.mean()`` ranks them.
+        ``chance``; ``groupby(["label", "embedding"]).score.mean()`` ranks them, and
+        :func:`compare_embeddings` tests the differences.
     """
     if not embeddings or not labels:
         raise DataValidationError("embedding_benchmark needs at least one embedding and label")
+    tasks = dict(tasks or {})
+    unknown = sorted(set(tasks) - set(labels))
+    if unknown:
+        raise DataValidationError(f"tasks name labels {unknown} that are not among {list(labels)}")
+    sizes = {name: np.asarray(z).shape[0] for name, z in embeddings.items()}
+    if len(set(sizes.values())) > 1:
+        raise DataValidationError(f"the embeddings hold different numbers of samples: {sizes}")
     frames = []
     for label_name, values in labels.items():
+        values = np.asarray(values, dtype=object)
+        keep = ~_missing(values)
+        if keep.sum() < 2:
+            raise DataValidationError(
+                f"label {label_name!r} is given for {int(keep.sum())} samples"
+            )
+        target = values[keep]
+        if all(isinstance(v, (int, float, np.number)) for v in target):
+            target = target.astype(np.float64)
+        else:
+            target = target.astype(str)
         for name, embedding in embeddings.items():
             table = knn_scores(
-                embedding,
-                values,
+                np.asarray(embedding)[keep],
+                target,
+                task=tasks.get(label_name, "auto"),
                 n_neighbors=n_neighbors,
                 n_splits=n_splits,
                 test_size=test_size,
@@ -150,6 +199,71 @@ def embedding_benchmark(
             table.insert(0, "embedding", name)
             frames.append(table)
     return pd.concat(frames, ignore_index=True)
+
+
+def compare_embeddings(table: pd.DataFrame, *, reference: str) -> pd.DataFrame:
+    """Rank embeddings per label and test them against ``reference`` (paper, Section 3.4).
+
+    For every label, a one-way ANOVA over the split scores of all embeddings, then Tukey's
+    honestly-significant-difference test (:func:`scipy.stats.tukey_hsd`) of ``reference``
+    against each other embedding; differences count as significant below a corrected p of
+    0.05. The split scores of one label share their splits, so they are not independent
+    samples: the test follows the paper's protocol and is, if anything, conservative.
+
+    Parameters
+    ----------
+    table
+        Output of :func:`embedding_benchmark`; extra key columns (e.g. ``dataset``) that
+        come before ``embedding`` are kept and grouped by.
+    reference
+        The embedding the others are tested against.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (label, embedding): the key columns, ``metric``, ``mean``, ``sd``,
+        ``rank`` (1 = highest mean), ``anova_p`` and ``tukey_p`` (NaN for ``reference``).
+    """
+    from scipy.stats import f_oneway, tukey_hsd
+
+    needed = {"embedding", "label", "score", "metric"}
+    if not needed <= set(table.columns):
+        raise DataValidationError(
+            f"the table lacks columns {sorted(needed - set(table.columns))}; "
+            "pass the output of embedding_benchmark"
+        )
+    if reference not in set(table.embedding):
+        raise DataValidationError(
+            f"reference {reference!r} is not among the embeddings {sorted(set(table.embedding))}"
+        )
+    keys = [*list(table.columns[: list(table.columns).index("embedding")]), "label"]
+    rows = []
+    for key, part in table.groupby(keys, sort=False):
+        names = list(dict.fromkeys(part.embedding))
+        samples = [part.score[part.embedding == n].dropna().to_numpy() for n in names]
+        usable = all(len(s) >= 2 for s in samples) and len(names) >= 2
+        anova = f_oneway(*samples).pvalue if usable else np.nan
+        tukey = tukey_hsd(*samples).pvalue if usable else None
+        means = np.array([s.mean() if len(s) else np.nan for s in samples])
+        # equal scores tie (the same correct count over the same splits), up to float error
+        order = pd.Series(means.round(12)).rank(ascending=False, method="min").to_numpy()
+        ref = names.index(reference) if reference in names else None
+        for i, name in enumerate(names):
+            p = np.nan if tukey is None or ref is None or i == ref else float(tukey[ref, i])
+            rows.append(
+                (
+                    *((key,) if len(keys) == 1 else key),
+                    name,
+                    part.metric.iloc[0],
+                    float(means[i]),
+                    float(samples[i].std(ddof=1)) if len(samples[i]) > 1 else np.nan,
+                    int(order[i]),
+                    float(anova),
+                    p,
+                )
+            )
+    columns = [*keys, "embedding", "metric", "mean", "sd", "rank", "anova_p", "tukey_p"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def baseline_embeddings(
