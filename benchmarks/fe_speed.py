@@ -84,14 +84,21 @@ def matmul_gflops(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def time_reference(values: np.ndarray, n_batches: int, batch_size: int = 10_000) -> float:
-    """Seconds per value of the reference design (after one warm-up batch)."""
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_reference(
+    values: np.ndarray, n_batches: int, batch_size: int = 10_000, device: str = "cpu"
+) -> float:
+    """Seconds per value of the reference design (after one warm-up batch) on ``device``."""
     built = time.perf_counter()
     data = PairRows(values)
     print(f"reference index table: {len(data):,} rows built in {time.perf_counter() - built:.1f} s")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = ReferenceFE(values.shape[1], values.shape[0])
+        model = ReferenceFE(values.shape[1], values.shape[0]).to(device)
         loader = torch.utils.data.DataLoader(
             data, batch_size=batch_size, shuffle=True, num_workers=1
         )
@@ -100,15 +107,17 @@ def time_reference(values: np.ndarray, n_batches: int, batch_size: int = 10_000)
         seen, start = 0, 0.0
         for step, (inputs, targets) in enumerate(loader):
             if step == 1:
+                _synchronize(device)
                 seen, start = 0, time.perf_counter()
-            pred = model(inputs.float())
-            loss = criterion(pred, targets.float().reshape(-1, 1))
+            pred = model(inputs.float().to(device))
+            loss = criterion(pred, targets.float().reshape(-1, 1).to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             seen += len(targets)
             if step == n_batches:
                 break
+    _synchronize(device)
     return (time.perf_counter() - start) / seen
 
 
@@ -137,7 +146,13 @@ def time_reference_compute(values: np.ndarray, n_batches: int, batch_size: int =
     return (time.perf_counter() - start) / seen
 
 
-def time_ours(values: np.ndarray, n_blocks: int, precision: str, blocks: tuple[int, int]) -> float:
+def time_ours(
+    values: np.ndarray,
+    n_blocks: int,
+    precision: str,
+    blocks: tuple[int, int],
+    accelerator: str = "cpu",
+) -> float:
     """Seconds per value of the block design through the training engine."""
     n_samples, n_genes = values.shape
     with torch.random.fork_rng(devices=[]):
@@ -152,7 +167,8 @@ def time_ours(values: np.ndarray, n_blocks: int, precision: str, blocks: tuple[i
         batch_size=1,
         lr=1e-3,
         weight_decay=1e-5,
-        accelerator="cpu",
+        accelerator=accelerator,
+        devices=1,
         precision=precision,
     )
     warm = torch.utils.data.Subset(train, range(3))
