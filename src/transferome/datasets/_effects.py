@@ -60,7 +60,7 @@ import numpy as np
 from transferome.data.schema import split_combination
 
 if TYPE_CHECKING:
-    from transferome.datasets.simulator import GenerativeParams
+    from transferome.datasets._params import GenerativeParams
 
 __all__ = [
     "EffectModel",

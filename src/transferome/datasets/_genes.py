@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from transferome.datasets.simulator import GenerativeParams
+    from transferome.datasets._params import GenerativeParams
 
 __all__ = ["SpeciesGenes", "draw_loadings", "evolve_genes", "ortholog_tables"]
 

@@ -37,7 +37,7 @@ from transferome.datasets._effects import EffectModel, headroom, saturate
 from transferome.datasets._genes import SpeciesGenes
 
 if TYPE_CHECKING:
-    from transferome.datasets.simulator import GenerativeParams
+    from transferome.datasets._params import GenerativeParams
 
 __all__ = [
     "bulk_design",
