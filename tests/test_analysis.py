@@ -132,6 +132,9 @@ def test_embedding_benchmark_tasks_and_missing_labels() -> None:
     assert set(drug_rows.metric) == {"accuracy"}
     alone = knn_scores(x[dose > 0], drug[dose > 0].astype(str), n_splits=4)
     np.testing.assert_allclose(drug_rows.score.to_numpy(), alone.score.to_numpy())
+    nullable = pd.Series(drug, dtype="string").to_numpy()  # pd.NA marks the missing labels
+    again = embedding_benchmark({"x": x}, {"drug": nullable}, n_splits=4)
+    np.testing.assert_allclose(again.score.to_numpy(), alone.score.to_numpy())
     with pytest.raises(DataValidationError, match="not among"):
         embedding_benchmark({"x": x}, labels, tasks={"time": "regression"})
     with pytest.raises(DataValidationError, match="different numbers of samples"):

@@ -120,10 +120,8 @@ def knn_scores(
 
 
 def _missing(labels: np.ndarray) -> np.ndarray:
-    """Samples without a label: NaN, None or the empty string."""
-    return np.array(
-        [v is None or v == "" or (isinstance(v, float) and np.isnan(v)) for v in labels]
-    )
+    """Samples without a label: NaN, None, ``pd.NA`` or the empty string."""
+    return np.array([(isinstance(v, str) and v == "") or bool(pd.isna(v)) for v in labels])
 
 
 def embedding_benchmark(
