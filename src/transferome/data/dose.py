@@ -172,7 +172,7 @@ def condition_table(
             contexts = contexts.astype(object)
     perturbations = obs_labels(adata, schema.perturbation_key)
     is_control = perturbations == schema.control
-    positions_raw, levels = axis_values(adata, key, axis)
+    positions_raw, levels = axis_values(adata, key, what=axis)
     treated_values = positions_raw[~is_control]
     bad = ~np.isfinite(treated_values) | (treated_values <= 0)
     if bad.any():
@@ -183,12 +183,12 @@ def condition_table(
             f"needs a positive {axis} for the {axis} tasks"
         )
     dose = (
-        axis_values(adata, schema.dose_key, "dose")[0]
+        axis_values(adata, schema.dose_key, what="dose")[0]
         if schema.dose_key and schema.dose_key in adata.obs.columns
         else np.full(adata.n_obs, np.nan)
     )
     time = (
-        axis_values(adata, schema.time_key, "time")[0]
+        axis_values(adata, schema.time_key, what="time")[0]
         if schema.time_key and schema.time_key in adata.obs.columns
         else np.full(adata.n_obs, np.nan)
     )

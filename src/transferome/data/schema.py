@@ -296,7 +296,7 @@ def _check_labels(adata: AnnData, key: str) -> np.ndarray:
     return labels
 
 
-def axis_values(adata: AnnData, key: str, what: str = "dose") -> tuple[np.ndarray, tuple]:
+def axis_values(adata: AnnData, key: str, *, what: str = "dose") -> tuple[np.ndarray, tuple]:
     """Numeric positions of a dose or time column, and the level names of an ordered one.
 
     Numbers are returned as floats (NaN where missing). An ordered categorical gives each
@@ -336,7 +336,7 @@ def _check_axis(
     if key is None:
         return ()
     what = name.removesuffix("_key")
-    positions, levels = axis_values(adata, key, what)
+    positions, levels = axis_values(adata, key, what=what)
     treated = positions[~is_control]
     if np.isinf(treated).any():
         raise DataValidationError(

@@ -296,7 +296,7 @@ class UniversalGeneEmbedding(Estimator):
         blocks: list[SpeciesBlock] = []
         offsets, start = {}, 0
         for species, adata in data.items():
-            description = validate_block(adata, schema, species)
+            description = validate_block(adata, schema, species=species)
             values = dense_values(adata)
             blocks.append(
                 SpeciesBlock(
@@ -558,7 +558,7 @@ class UniversalGeneEmbedding(Estimator):
                     f"gene descriptions lack {len(missing)} genes of the data, e.g. {missing[:5]}"
                 )
             return given.loc[list(map(str, adata.var_names))]
-        validate_block(adata, self.schema, "new")
+        validate_block(adata, self.schema, species="new")
         return describe_genes(adata, schema=self.schema, kind=self.gene_description)
 
     # -- genes ---------------------------------------------------------------------------------

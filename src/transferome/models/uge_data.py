@@ -74,7 +74,7 @@ def split_species(
     return out
 
 
-def validate_block(adata: AnnData, schema: Schema, species: str) -> DatasetDescription:
+def validate_block(adata: AnnData, schema: Schema, *, species: str) -> DatasetDescription:
     """Validate one species' data; the values must be log-normalised."""
     try:
         description = validate(

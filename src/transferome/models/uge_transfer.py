@@ -116,7 +116,7 @@ def predict_targets(
     if route not in ("drug", "species", "both"):
         raise DataValidationError(f"route={route!r} is not one of 'drug', 'species', 'both'")
     schema = model.schema
-    validate_block(adata, schema, species)
+    validate_block(adata, schema, species=species)
     targets = [(str(c), str(p)) for c, p in targets]
     contexts = obs_labels(adata, schema.context_key)
     is_control = obs_labels(adata, schema.perturbation_key) == schema.control
