@@ -34,10 +34,24 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {
-    # (FE samples, FE genes, FE blocks timed, reference batches, XTransfer cells, pairs,
-    #  UGE samples per species)
-    "full": (1000, 20_000, 400, 30, 100_000, 65_536, 512),
-    "quick": (40, 300, 6, 3, 4000, 64, 8),
+    "full": {
+        "fe_samples": 1000,
+        "fe_genes": 20_000,
+        "fe_blocks": 400,  # blocks of our design timed
+        "reference_batches": 30,  # batches of the authors' design timed
+        "xtransfer_cells": 100_000,
+        "xtransfer_pairs": 65_536,
+        "uge_samples": 512,  # per species
+    },
+    "quick": {
+        "fe_samples": 40,
+        "fe_genes": 300,
+        "fe_blocks": 6,
+        "reference_batches": 3,
+        "xtransfer_cells": 4000,
+        "xtransfer_pairs": 64,
+        "uge_samples": 8,
+    },
 }
 
 
@@ -71,10 +85,11 @@ def _peak_mib(device: str) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
-def check_fe(device: str, sizes: tuple) -> dict[str, object]:
+def check_fe(device: str, sizes: dict[str, int]) -> dict[str, object]:
     from fe_speed import time_ours, time_reference
 
-    n_samples, n_genes, n_blocks, n_batches = sizes[:4]
+    n_samples, n_genes = sizes["fe_samples"], sizes["fe_genes"]
+    n_blocks, n_batches = sizes["fe_blocks"], sizes["reference_batches"]
     rng = np.random.default_rng(0)
     values = np.log1p(rng.gamma(0.5, 20.0, size=(n_samples, n_genes))).astype(np.float32)
     accelerator = "gpu" if device == "cuda" else "cpu"
@@ -98,14 +113,14 @@ def check_fe(device: str, sizes: tuple) -> dict[str, object]:
     return out
 
 
-def check_xtransfer(device: str, sizes: tuple) -> dict[str, object]:
+def check_xtransfer(device: str, sizes: dict[str, int]) -> dict[str, object]:
     from transferome.data.pairing import make_pairs
     from transferome.models.xtransfer import PairRows
     from transferome.models.xtransfer_module import XTransferConfig, XTransferModule
     from transferome.training import AnnDataRows, TrainingConfig, fit_module
     from xtransfer_throughput import synthetic
 
-    n_cells, n_pairs = sizes[4], sizes[5]
+    n_cells, n_pairs = sizes["xtransfer_cells"], sizes["xtransfer_pairs"]
     adata = synthetic(n_cells, 2000)
     pairs = make_pairs(adata.obs["context"].to_numpy(), adata.obs["perturbation"].to_numpy())
     take = np.random.default_rng(0).choice(len(pairs), size=min(n_pairs, len(pairs)))
@@ -132,13 +147,13 @@ def check_xtransfer(device: str, sizes: tuple) -> dict[str, object]:
     }
 
 
-def check_uge(device: str, sizes: tuple) -> dict[str, object]:
+def check_uge(device: str, sizes: dict[str, int]) -> dict[str, object]:
     from transferome.datasets import simulate
     from transferome.models.uge import UniversalGeneEmbedding
 
     atlas = simulate()
     rng = np.random.default_rng(0)
-    per_species = sizes[6]
+    per_species = sizes["uge_samples"]
     subset = {
         s: a[np.sort(rng.choice(a.n_obs, size=min(per_species, a.n_obs), replace=False))]
         for s, a in atlas.adatas.items()
