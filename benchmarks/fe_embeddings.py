@@ -18,9 +18,10 @@ Embeddings (``--dims``, default 50, fewer when the data have fewer genes):
 - ``pca``, ``umap`` (``--dims`` dimensions) and ``tsne`` (2-d, Barnes-Hut), of the same matrix.
 
 Data (``--data``, default ``../shared/data``): log-normalised, 2,000 most variable genes where
-there are more. Single cells: Kang PBMC (cell type, condition), Baron pancreas human and mouse
-(cell type, donor). Bulk: TG-GATEs hepatocytes (compound, dose level, time), CMap (cell line,
-drug and log concentration of the treated arrays), L1000 MODZ signatures (cell line, drug),
+there are more (seurat flavour for expression, largest variance for signatures). Single cells:
+Kang PBMC (cell type, condition), Baron pancreas human and mouse (cell type, donor). Bulk:
+TG-GATEs hepatocytes (compound, dose level, time), CMap (cell line, drug and log concentration
+of the treated arrays), L1000 MODZ signatures (cell line, drug),
 Tahoe-100M rank signatures (cell line, drug; entries not ranked are missing: FE fits only the
 ranked ones, the others get 0, the neutral rank, before PCA / UMAP / t-SNE), DrugMatrix (organ).
 
@@ -75,38 +76,42 @@ def _dense(adata: AnnData, obs: list[str]) -> AnnData:
     return AnnData(X=x.astype(np.float32), obs=frame, var=pd.DataFrame(index=adata.var_names))
 
 
-def _most_variable(adata: AnnData, counts: bool = False) -> AnnData:
-    """Log-normalise counts, then keep the N_GENES most variable genes (seurat flavour)."""
+def _most_variable(adata: AnnData, n_genes: int, *, counts: bool = False) -> AnnData:
+    """Log-normalise counts, then keep the ``n_genes`` most variable genes.
+
+    Expression (non-negative log values): scanpy's seurat flavour. Signatures (signed changes
+    or ranks, NaN where not ranked), which that flavour does not fit: the largest variances.
+    """
     import scanpy as sc
 
     adata = adata.copy()
     if counts:
         sc.pp.normalize_total(adata, target_sum=1e4)
         sc.pp.log1p(adata)
-    if adata.n_vars <= N_GENES:
+    if adata.n_vars <= n_genes:
         return adata
     x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
-    if np.isnan(x).any():  # rank signatures: the most variable ranked genes
-        keep = np.argsort(-np.nanvar(x, axis=0))[:N_GENES]
+    if np.isnan(x).any() or (x < 0).any():
+        keep = np.argsort(-np.nanvar(x.astype(np.float64), axis=0), kind="stable")[:n_genes]
         return adata[:, np.sort(keep)].copy()
-    hvg = sc.pp.highly_variable_genes(adata, n_top_genes=N_GENES, flavor="seurat", inplace=False)
+    hvg = sc.pp.highly_variable_genes(adata, n_top_genes=n_genes, flavor="seurat", inplace=False)
     return adata[:, hvg["highly_variable"].to_numpy()].copy()
 
 
-def load_kang(data: Path) -> Dataset:
-    kang = _most_variable(read(data / "kang_pbmc_scgen_valid.h5ad"))
+def load_kang(data: Path, n_genes: int = N_GENES) -> Dataset:
+    kang = _most_variable(read(data / "kang_pbmc_scgen_valid.h5ad"), n_genes)
     tasks = {"cell_type": "classification", "condition": "classification"}
     return Dataset("kang", _dense(kang, list(tasks)), tasks)
 
 
-def _baron(data: Path, species: str) -> Dataset:
+def _baron(data: Path, species: str, n_genes: int = N_GENES) -> Dataset:
     baron = read(data / f"baron_pancreas_{species}.h5ad")
-    baron = _most_variable(baron, counts=True)
+    baron = _most_variable(baron, n_genes, counts=True)
     tasks = {"cell_ontology_class": "classification", "donor": "classification"}
     return Dataset(f"baron_{species}", _dense(baron, list(tasks)), tasks)
 
 
-def load_tggates(data: Path) -> Dataset:
+def load_tggates(data: Path, n_genes: int = N_GENES) -> Dataset:
     tg = read(data / "tggates_hepatocyte_small.h5ad")
     adata = _dense(tg, ["treatmentid", "dose_level", "duration", "batchid", "individual_id"])
     levels = {"Control": 0.0, "Low": 1.0, "Middle": 2.0, "High": 3.0}
@@ -117,7 +122,7 @@ def load_tggates(data: Path) -> Dataset:
     return Dataset("tggates", adata, tasks, descriptors=["batchid", "individual_id"])
 
 
-def load_cmap(data: Path) -> Dataset:
+def load_cmap(data: Path, n_genes: int = N_GENES) -> Dataset:
     cmap = read(data / "cmap_small.h5ad")
     adata = _dense(cmap, ["sampleid", "treatmentid", "concentration_M", "batchid", "scanner"])
     treated = adata.obs.treatmentid.to_numpy() != "nan"  # drug and dose: treated arrays only
@@ -131,7 +136,7 @@ def load_cmap(data: Path) -> Dataset:
     return Dataset("cmap", adata, tasks, descriptors=["batchid", "scanner"])
 
 
-def load_l1000(data: Path) -> Dataset:
+def load_l1000(data: Path, n_genes: int = N_GENES) -> Dataset:
     l1000 = read(data / "l1000_modz_3drugs_65lines.gct")
     adata = _dense(l1000, ["cell_id", "pert_iname"])
     lines = adata.obs.cell_id.value_counts()
@@ -141,21 +146,22 @@ def load_l1000(data: Path) -> Dataset:
     return Dataset("l1000", adata, tasks)
 
 
-def load_tahoe(data: Path) -> Dataset:
-    tahoe = _most_variable(read(data / "sigrecon_tahoe_rank_signatures.h5ad"))
+def load_tahoe(data: Path, n_genes: int = N_GENES) -> Dataset:
+    tahoe = _most_variable(read(data / "sigrecon_tahoe_rank_signatures.h5ad"), n_genes)
     tasks = {"context": "classification", "perturbation": "classification"}
     return Dataset("tahoe", _dense(tahoe, list(tasks)), tasks)
 
 
-def load_drugmatrix(data: Path) -> Dataset:
-    dm = _most_variable(read(data / "sigrecon_drugmatrix_rank_signatures.h5ad"))
+def load_drugmatrix(data: Path, n_genes: int = N_GENES) -> Dataset:
+    dm = _most_variable(read(data / "sigrecon_drugmatrix_rank_signatures.h5ad"), n_genes)
     return Dataset("drugmatrix", _dense(dm, ["organ"]), {"organ": "classification"})
 
 
-LOADERS: dict[str, Callable[[Path], Dataset]] = {
+# Dataset loaders: (data folder, genes kept where there are more) -> Dataset.
+LOADERS: dict[str, Callable[..., Dataset]] = {
     "kang": load_kang,
-    "baron_human": lambda d: _baron(d, "human"),
-    "baron_mouse": lambda d: _baron(d, "mouse"),
+    "baron_human": lambda d, n_genes=N_GENES: _baron(d, "human", n_genes),
+    "baron_mouse": lambda d, n_genes=N_GENES: _baron(d, "mouse", n_genes),
     "tggates": load_tggates,
     "cmap": load_cmap,
     "l1000": load_l1000,
@@ -209,9 +215,9 @@ def score_dataset(ds: Dataset, embedded: dict, repeats: int, seed: int) -> pd.Da
     return table
 
 
-def ranks(summary: pd.DataFrame, variant: str) -> pd.DataFrame:
-    """Rank of ``variant`` among itself and the baselines, per task (1 = best mean)."""
-    part = summary[summary.embedding.isin([variant, *BASELINES])].copy()
+def ranks(summary: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The rows of ``names``, ranked among themselves per task (1 = best mean; equal means tie)."""
+    part = summary[summary.embedding.isin(names)].copy()
     part["rank"] = (
         part.assign(m=part["mean"].round(12))
         .groupby(["dataset", "label"])
@@ -226,7 +232,7 @@ def report(summary: pd.DataFrame) -> None:
     )
     order = [c for c in ["fe", "fe (random start)", "fe + descriptors", *BASELINES] if c in table]
     table = table[order]
-    best = ranks(summary, "fe").pivot_table(
+    best = ranks(summary, ["fe", *BASELINES]).pivot_table(
         index=["dataset", "label"], columns="embedding", values="rank", sort=False
     )
     lines = ["| dataset | task | metric | " + " | ".join(order) + " | FE rank | FE vs pca p |"]
@@ -253,7 +259,7 @@ def report(summary: pd.DataFrame) -> None:
     for variant in ["fe", "fe (random start)", "fe + descriptors"]:
         if variant not in summary.embedding.values:
             continue
-        part = ranks(summary, variant)
+        part = ranks(summary, [variant, *BASELINES])
         mine = part[part.embedding == variant]
         n = len(mine)
         first, second = int((mine["rank"] == 1).sum()), int((mine["rank"] == 2).sum())
@@ -280,12 +286,7 @@ def plot_ranks(summary: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [n for n in ["fe", "fe (random start)", *BASELINES] if n in summary.embedding.values]
-    part = summary[summary.embedding.isin(names)].copy()
-    part["rank"] = (
-        part.assign(m=part["mean"].round(12))
-        .groupby(["dataset", "label"])
-        .m.rank(ascending=False, method="min")
-    )
+    part = ranks(summary, names)
     counts = part.groupby("embedding")["rank"].value_counts().unstack(fill_value=0)
     counts = counts.reindex(names).fillna(0)
     share = counts.div(counts.sum(axis=1), axis=0)

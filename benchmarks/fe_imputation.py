@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from crossspecies_common import markdown
+from fe_embeddings import LOADERS
 from transferome.analysis import (
     hide_entries,
     imputation_scores,
@@ -47,7 +48,6 @@ from transferome.analysis import (
     impute_knn,
     impute_soft,
 )
-from transferome.data import read
 
 ROOT = Path(__file__).resolve().parents[1]
 N_GENES = 2000
@@ -68,53 +68,23 @@ GENES_MODE = 0.3
 METHODS = ("gene mean", "knn", "soft-impute", "fe")
 
 
-def _dense(matrix: object) -> np.ndarray:
-    matrix = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
-    return np.asarray(matrix, dtype=np.float64)
+def _loader(key: str, n_genes: int) -> Callable[[Path], np.ndarray]:
+    """The matrix of ``benchmarks/fe_embeddings.py``'s loader (float64, NaN = not measured)."""
 
-
-def _hvg(adata: object, n_genes: int) -> np.ndarray:
-    import scanpy as sc
-
-    hvg = sc.pp.highly_variable_genes(adata, n_top_genes=n_genes, flavor="seurat", inplace=False)
-    return _dense(adata.X[:, hvg["highly_variable"].to_numpy()])
-
-
-def _most_variable(x: np.ndarray, n_genes: int) -> np.ndarray:
-    if x.shape[1] <= n_genes:
-        return x
-    order = np.argsort(-np.nanvar(x, axis=0), kind="stable")[:n_genes]
-    return x[:, np.sort(order)]
-
-
-def load_kang(data: Path, n_genes: int = N_GENES_LARGE) -> np.ndarray:
-    return _hvg(read(data / "kang_pbmc_scgen_valid.h5ad"), n_genes)
-
-
-def load_baron(data: Path, n_genes: int = N_GENES_LARGE) -> np.ndarray:
-    import scanpy as sc
-
-    adata = read(data / "baron_pancreas_human.h5ad")
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    return _hvg(adata, n_genes)
-
-
-def load_plain(name: str, n_default: int = N_GENES) -> Callable[[Path, int], np.ndarray]:
-    def load(data: Path, n_genes: int = n_default) -> np.ndarray:
-        return _most_variable(_dense(read(data / name).X), n_genes)
+    def load(data: Path) -> np.ndarray:
+        return np.asarray(LOADERS[key](data, n_genes).adata.X, dtype=np.float64)
 
     return load
 
 
-DATASETS: dict[str, Callable[[Path, int], np.ndarray]] = {
-    "kang": load_kang,
-    "baron": load_baron,
-    "tggates": load_plain("tggates_hepatocyte_small.h5ad"),
-    "cmap": load_plain("cmap_small.h5ad"),
-    "l1000": load_plain("l1000_modz_3drugs_65lines.gct"),
-    "tahoe": load_plain("sigrecon_tahoe_rank_signatures.h5ad", N_GENES_LARGE),
-    "drugmatrix": load_plain("sigrecon_drugmatrix_rank_signatures.h5ad"),
+DATASETS: dict[str, Callable[[Path], np.ndarray]] = {
+    "kang": _loader("kang", N_GENES_LARGE),
+    "baron": _loader("baron_human", N_GENES_LARGE),
+    "tggates": _loader("tggates", N_GENES),
+    "cmap": _loader("cmap", N_GENES),
+    "l1000": _loader("l1000", N_GENES),
+    "tahoe": _loader("tahoe", N_GENES_LARGE),
+    "drugmatrix": _loader("drugmatrix", N_GENES),
 }
 SMALL = ("tggates", "cmap", "l1000", "drugmatrix")
 
