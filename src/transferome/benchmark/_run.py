@@ -14,7 +14,7 @@ from anndata import AnnData
 
 from transferome._logging import get_logger
 from transferome.benchmark._tasks import HOLDOUT_TEXT, get_task
-from transferome.data._backed import in_memory
+from transferome.data._backed import in_memory, is_backed, lazy
 from transferome.data.schema import Schema, obs_labels, validate
 from transferome.data.splits import Split
 from transferome.errors import DataValidationError, TransferomeError
@@ -327,10 +327,12 @@ def run_task(
         raise TransferomeError("give splits or task_options, not both")
     task = get_task(task_name)
     specs = _instantiate(models, model_params or {})
-    # every split copies its training rows and the scores read every group: a backed AnnData
-    # is read into memory once, in its stored dtype (a clear error when it does not fit)
-    adata = in_memory(adata, what="run_task")
     delta = values == "delta"
+    # X on disk stays there: the splits are views of it, and the validation, group means and
+    # scores stream it a block of rows at a time (once per group; see data._stream). Change data
+    # gain zero controls first, which needs them in memory.
+    streamed = is_backed(adata) and not delta
+    adata = lazy(adata) if streamed else in_memory(adata, what="run_task")
     keys = schema.to_dict()
     if delta:
         data = with_zero_controls(adata, schema=schema)
@@ -357,7 +359,7 @@ def run_task(
     last: dict[str, Estimator] = {}
     skipped: dict[str, str] = {}
     for number, split in enumerate(splits, start=1):
-        train = data[split.train].copy()
+        train = data[split.train] if streamed else data[split.train].copy()
         where = f"split {number}/{len(splits)} ({split.name})"
         split_start = time.perf_counter()
         for label, cls, params in specs:

@@ -439,6 +439,29 @@ _READER_OPTIONS = {
 }
 
 
+def add_backed_argument(parser: argparse.ArgumentParser) -> None:
+    """``--backed``: keep the matrix of an ``.h5ad`` input on disk and stream it."""
+    parser.add_argument(
+        "--backed",
+        action="store_true",
+        help=".h5ad input: keep X and the layers on disk and read them a block of rows at a "
+        "time (for data larger than memory; validation, group means, the mean-based models and "
+        "the scores stream, the neural models read their batches from the file)",
+    )
+
+
+def read_data(path: str, *, backed: bool) -> AnnData:
+    """Read ``path`` (any format), on disk with ``backed`` (an ``.h5ad`` file only)."""
+    from transferome.data.io import format_of, read
+    from transferome.errors import ReaderError
+
+    if not backed:
+        return read(path)
+    if format_of(path) != "h5ad":
+        raise ReaderError(f"{path}: --backed applies to .h5ad input, not {format_of(path)}")
+    return read(path, backed=True)
+
+
 def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the CSV / TSV table and 10x folder readers (see ``transferome.data.read``)."""
     group = parser.add_argument_group("reading tables and 10x folders")
@@ -477,6 +500,10 @@ def read_input(args: argparse.Namespace) -> AnnData:
 
     kind = format_of(args.file)
     kwargs: dict[str, Any] = {}
+    if getattr(args, "backed", False):
+        if kind != "h5ad":
+            raise ReaderError(f"{args.file}: --backed applies to .h5ad input, not {kind}")
+        kwargs["backed"] = True
     for dest, (keyword, formats) in _READER_OPTIONS.items():
         value = getattr(args, dest, None)
         if value is None:

@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 from transferome.cli._common import (
+    add_backed_argument,
     add_key_arguments,
     add_match_controls_argument,
     add_preset_argument,
     add_values_argument,
     check_output,
     preset_params,
+    read_data,
     schema_from_args,
 )
 
@@ -35,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "time point), dose_transfer (every dose of a perturbation in one context)",
     )
     parser.add_argument("--data", required=True, help="dataset (.h5ad, .gct, ...)")
+    add_backed_argument(parser)
     parser.add_argument(
         "--models",
         default=None,
@@ -117,11 +120,13 @@ def _dose_tasks() -> tuple[str, ...]:
 
 def _run_dose(args: argparse.Namespace, models: list[str], params: dict) -> object:
     from transferome.benchmark.dose import run_dose_task
-    from transferome.data import prepare_values, read
+    from transferome.data import prepare_values
     from transferome.errors import TransferomeError
 
     schema = schema_from_args(args)
-    prepared = prepare_values(read(args.data), args.values, where=args.data)
+    prepared = prepare_values(
+        read_data(args.data, backed=args.backed), args.values, where=args.data
+    )
     if prepared.values == "delta":
         raise TransferomeError(
             f"{args.task} needs expression values with control observations, not changes "
@@ -149,7 +154,7 @@ def _check_out(out: Path, *, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from transferome.benchmark import run_task
-    from transferome.data import prepare_values, read
+    from transferome.data import prepare_values
     from transferome.errors import TransferomeError
 
     check_output(args.out, overwrite=args.overwrite, inputs=(args.data,), folder=True)
@@ -177,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
     params = {name: preset_params(name, args.preset, params.get(name)) for name in models}
     options = _task_options(args)
     schema = schema_from_args(args)
-    prepared = prepare_values(read(args.data), args.values, where=args.data)
+    prepared = prepare_values(
+        read_data(args.data, backed=args.backed), args.values, where=args.data
+    )
     result = run_task(
         args.task,
         prepared.adata,

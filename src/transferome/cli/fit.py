@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from transferome.cli._common import (
+    add_backed_argument,
     add_key_arguments,
     add_preset_argument,
     add_reader_arguments,
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", default=None, help="use this layer instead of X")
     add_values_argument(parser)
     add_key_arguments(parser, unused=("dose_key", "time_key", "sample_key"))
+    add_backed_argument(parser)
     add_reader_arguments(parser)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from transferome.cli._common import (
+    add_backed_argument,
     add_data_arguments,
     add_key_arguments,
     add_reader_arguments,
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file", help="dataset: .h5ad, .csv/.tsv table, .gct, or a 10x matrix.mtx folder"
     )
+    add_backed_argument(parser)
     add_reader_arguments(parser)
     add_key_arguments(parser)
     add_data_arguments(parser)

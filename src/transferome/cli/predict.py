@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from transferome.cli._common import (
+    add_backed_argument,
     add_reader_arguments,
     add_values_argument,
     check_finite,
@@ -51,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", default=None, help="use this layer instead of X")
     add_values_argument(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_backed_argument(parser)
     add_reader_arguments(parser)
 
 

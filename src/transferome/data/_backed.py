@@ -20,10 +20,12 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
+from anndata.io import read_elem, sparse_dataset
 
+from transferome.data._stream import on_disk, stored_source
 from transferome.errors import DataValidationError
 
-__all__ = ["dense_array", "in_memory", "is_backed"]
+__all__ = ["dense_array", "in_memory", "is_backed", "lazy", "open_lazy"]
 
 _CHUNK_ROWS = 4096
 _CGROUP = Path("/sys/fs/cgroup")
@@ -31,7 +33,60 @@ _CGROUP = Path("/sys/fs/cgroup")
 
 def is_backed(adata: Any) -> bool:
     """Whether ``adata`` is an AnnData (or a view of one) whose ``X`` is on disk."""
-    return isinstance(adata, AnnData) and bool(adata.isbacked)
+    if not isinstance(adata, AnnData):
+        return False
+    return bool(adata.isbacked) or on_disk(stored_source(adata)[0])
+
+
+def lazy(adata: AnnData) -> AnnData:
+    """``adata`` as an AnnData whose ``X`` stays on disk and whose views can be viewed again.
+
+    anndata refuses a view of a view of a backed AnnData; the splits of a benchmark and the
+    models' own subsets need exactly that. The result reads ``X`` from the same open file (its
+    obs, var and uns are copies; nothing is read from ``X``). Other AnnData are returned as
+    they are.
+    """
+    if not adata.isbacked:
+        return adata
+    if adata.is_view:
+        root = adata._adata_ref
+        return lazy(root)[adata._oidx, adata._vidx]
+    return AnnData(
+        X=adata.X,
+        obs=adata.obs.copy(),
+        var=adata.var.copy(),
+        uns=dict(adata.uns),
+        obsm=dict(adata.obsm),
+        varm=dict(adata.varm),
+        layers=dict(adata.layers),
+    )
+
+
+def open_lazy(path: str | os.PathLike[str]) -> AnnData:
+    """Open an ``.h5ad`` file with ``X`` and every layer left on disk (read-only).
+
+    obs, var, uns, obsm and varm are read into memory; ``X`` and the layers are h5py or
+    anndata sparse datasets, read a block of rows at a time by the paths that stream (see
+    :mod:`transferome.data._stream`). The file stays open as long as the AnnData is used.
+    """
+    handle = h5py.File(path, "r")
+    try:
+        parts: dict[str, Any] = {}
+        for name in ("obs", "var", "uns", "obsm", "varm"):
+            if name in handle:
+                parts[name] = read_elem(handle[name])
+        x = _dataset(handle["X"]) if "X" in handle else None
+        layers = {}
+        if "layers" in handle:
+            layers = {name: _dataset(node) for name, node in handle["layers"].items()}
+    except Exception:
+        handle.close()
+        raise
+    return AnnData(X=x, layers=layers, **parts)
+
+
+def _dataset(node: Any) -> Any:
+    return node if isinstance(node, h5py.Dataset) else sparse_dataset(node)
 
 
 def _available_bytes() -> int | None:
@@ -76,15 +131,15 @@ def _check_fits(n_bytes: float, shape: tuple[int, int], what: str) -> None:
 
 def _stored_x_bytes(adata: AnnData) -> float:
     """Bytes ``X`` of a backed AnnData (or view) takes once read into memory."""
-    try:
-        node = adata.file["X"]
-    except KeyError:
+    matrix, _, _ = stored_source(adata)
+    if matrix is None:
         return 0.0
-    if isinstance(node, h5py.Dataset):
-        shape = node.shape
-        total = float(node.size) * node.dtype.itemsize
+    if isinstance(matrix, h5py.Dataset):
+        shape = matrix.shape
+        total = float(matrix.size) * matrix.dtype.itemsize
     else:  # a sparse group: data, indices, indptr
-        shape = tuple(int(n) for n in node.attrs["shape"])
+        node = matrix.group
+        shape = tuple(int(n) for n in matrix.shape)
         total = float(sum(node[k].size * node[k].dtype.itemsize for k in node))
     if len(shape) != 2 or not shape[0] or not shape[1]:
         return total
@@ -117,7 +172,20 @@ def in_memory(adata: AnnData, *, what: str, copy: bool = False) -> AnnData:
     if not is_backed(adata):
         return adata.copy() if copy else adata
     _check_fits(_stored_x_bytes(adata), (adata.n_obs, adata.n_vars), what)
-    return adata.to_memory(copy=copy)
+    if adata.isbacked:
+        return adata.to_memory(copy=copy)
+    loaded = adata.to_memory() if not adata.is_view else adata.copy()
+    # anndata reads on-disk datasets of a view; those of a whole AnnData it may keep
+    if on_disk(loaded.X):
+        loaded.X = _loaded(loaded.X)
+    for name in list(loaded.layers):
+        if on_disk(loaded.layers[name]):
+            loaded.layers[name] = _loaded(loaded.layers[name])
+    return loaded
+
+
+def _loaded(matrix: Any) -> Any:
+    return matrix[...] if isinstance(matrix, h5py.Dataset) else matrix.to_memory()
 
 
 def _rows_block(matrix: Any, start: int, stop: int) -> np.ndarray:

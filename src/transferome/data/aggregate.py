@@ -12,6 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from transferome.data._stream import on_disk, row_stats, stored_source
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 
@@ -44,8 +45,17 @@ def group_means(
             f"group(s) {missing[:5]} have no observations in obs[{schema.context_key!r}] x "
             f"obs[{schema.perturbation_key!r}]"
         )
-    row_of = {g: i for i, g in enumerate(wanted)}
-    means = code_means(adata.X, np.array([row_of.get(g, -1) for g in codes]), len(wanted))
+    if wanted.is_unique:
+        group_codes = np.asarray(wanted.get_indexer(codes), dtype=np.int64)
+    else:  # a group listed twice: its rows count for the last listing
+        row_of = {g: i for i, g in enumerate(wanted)}
+        group_codes = np.array([row_of.get(g, -1) for g in codes], dtype=np.int64)
+    if on_disk(stored_source(adata)[0]):
+        # streamed from the file, a block of rows at a time (statistics cached per group)
+        stats = row_stats(adata, group_codes, len(wanted))
+        means = np.vstack([s.means for s in stats]) if stats else np.zeros((0, adata.n_vars))
+    else:
+        means = code_means(adata.X, group_codes, len(wanted))
     index = pd.MultiIndex.from_tuples(
         list(wanted), names=[schema.context_key, schema.perturbation_key]
     )
@@ -108,11 +118,18 @@ def _nan_means(indicator: sp.csr_matrix, matrix: Any) -> np.ndarray:
 def control_means(adata: AnnData, *, schema: Schema) -> pd.DataFrame:
     """Mean control profile of each context that has controls (rows: contexts)."""
     labels = obs_labels(adata, schema.perturbation_key)
-    controls = adata[labels == schema.control]
-    if controls.n_obs == 0:
+    is_control = labels == schema.control
+    if not is_control.any():
         raise DataValidationError(
             f"no {schema.control!r} observations in obs[{schema.perturbation_key!r}]"
         )
-    means = group_means(controls, schema=schema)
+    if schema.context_key not in adata.obs.columns:
+        raise DataValidationError(
+            f"obs key {schema.context_key!r} is missing; obs has columns "
+            f"{list(map(str, adata.obs.columns))}"
+        )
+    # the control groups of the AnnData itself (no subset: views of on-disk data stay views)
+    contexts = sorted(set(obs_labels(adata, schema.context_key)[is_control]))
+    means = group_means(adata, schema=schema, groups=[(c, schema.control) for c in contexts])
     means.index = means.index.get_level_values(0)
     return means

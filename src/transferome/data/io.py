@@ -15,6 +15,7 @@ import anndata as ad
 from anndata import AnnData
 
 from transferome.data._atomic import atomic_path
+from transferome.data._backed import open_lazy
 from transferome.data._gct import read_gct, write_gct
 from transferome.data._mtx import find_mtx, read_10x_mtx, write_10x_mtx
 from transferome.data._tables import read_metadata, read_table, write_table
@@ -53,14 +54,19 @@ def read_h5ad(path: str | os.PathLike[str], *, backed: bool = False) -> AnnData:
     path
         The file.
     backed
-        Keep ``X`` on disk (read-only) instead of loading it into memory.
+        Keep ``X`` and the layers on disk (read-only) instead of loading them into memory:
+        validation, group means, the mean-based models, scores and the neural models'
+        training read them a block of rows at a time. The AnnData's views can be viewed again
+        (unlike anndata's ``backed="r"``); ``obs``, ``var`` and ``uns`` are in memory.
     """
     p = existing_file(path)
     try:
         with warnings.catch_warnings():
             # duplicated names are reported, precisely, by validation
             warnings.filterwarnings("ignore", "(Observation|Variable) names are not unique")
-            return ad.read_h5ad(p, backed="r" if backed else None)
+            if backed:
+                return open_lazy(p)
+            return ad.read_h5ad(p)
     except Exception as exc:  # h5py and anndata raise many types for corrupt files
         raise ReaderError(f"{p}: not a readable .h5ad file ({type(exc).__name__}: {exc})") from exc
 

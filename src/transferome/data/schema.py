@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from transferome.data._stream import ValueSummary, on_disk, row_stats, stored_source
 from transferome.errors import DataValidationError
 
 __all__ = [
@@ -215,52 +216,43 @@ def detect_value_type(
         NaN (unless ``allow_nan``) or infinite values, or negative values when
         ``allow_negative`` is false.
     """
-    integer = True
-    negative = False
-    vmax = 0.0
+    summary = ValueSummary.empty()
     for values in iter_value_chunks(matrix):
-        if values.size == 0:
-            continue
-        if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.bool_):
-            raise DataValidationError(
-                f"expression values must be numbers, found dtype {values.dtype}"
+        summary = summary.merge(ValueSummary.of(values))
+    return value_type_of(summary, allow_negative=allow_negative, allow_nan=allow_nan)
+
+
+def value_type_of(
+    summary: ValueSummary, *, allow_negative: bool = False, allow_nan: bool = False
+) -> ValueType:
+    """Classify values from their :class:`ValueSummary`; the checks of :func:`detect_value_type`."""
+    kind = summary.kind
+    if kind not in "fiuc":
+        raise DataValidationError(f"expression values must be numbers, found dtype {summary.dtype}")
+    if kind == "c":
+        raise DataValidationError("expression values must be real numbers, found complex")
+    n_nan, n_inf = summary.n_nan, summary.n_inf
+    if n_inf or (n_nan and not allow_nan):
+        raise DataValidationError(
+            f"expression values contain {n_nan} NaN and {n_inf} infinite entries; "
+            "remove or impute them before use"
+            + (
+                " (pass allow_nan=True / values='delta' for signature data with unmeasured genes)"
+                if n_nan and not n_inf
+                else ""
             )
-        if np.issubdtype(values.dtype, np.complexfloating):
-            raise DataValidationError("expression values must be real numbers, found complex")
-        finite = np.isfinite(values)
-        if not finite.all():
-            n_nan = int(np.isnan(values).sum())
-            n_inf = int((~finite).sum()) - n_nan
-            if n_inf or not allow_nan:
-                raise DataValidationError(
-                    f"expression values contain {n_nan} NaN and {n_inf} infinite entries; "
-                    "remove or impute them before use"
-                    + (
-                        " (pass allow_nan=True / values='delta' for signature data with "
-                        "unmeasured genes)"
-                        if n_nan and not n_inf
-                        else ""
-                    )
-                )
-            values = values[finite]
-            if values.size == 0:
-                continue
-        if (values < 0).any():
-            negative = True
-            if not allow_negative:
-                raise DataValidationError(
-                    f"expression values contain {int((values < 0).sum())} negative entries "
-                    f"(minimum {float(values.min()):.4g}); counts and log-normalised values "
-                    "are non-negative (pass allow_negative=True for changes or z-scores)"
-                )
-        if integer and np.issubdtype(values.dtype, np.floating):
-            integer = bool(np.all(values == np.round(values)))
-        vmax = max(vmax, float(np.abs(values).max()))
-    if negative:
+        )
+    if summary.n_negative:
+        if not allow_negative:
+            raise DataValidationError(
+                f"expression values contain {summary.n_negative} negative entries "
+                f"(minimum {summary.minimum:.4g}); counts and log-normalised values "
+                "are non-negative (pass allow_negative=True for changes or z-scores)"
+            )
         return "signed"
-    if integer:
+    if summary.integer:
         return "counts"
-    return "log" if vmax <= _LOG_MAX else "linear"
+    return "log" if summary.abs_max <= _LOG_MAX else "linear"
 
 
 def _resolve_schema(adata: AnnData, schema: Schema) -> Schema:
@@ -470,10 +462,21 @@ def validate(
 
     if layer is not None and layer not in adata.layers:
         raise DataValidationError(f"layer {layer!r} not found; layers: {list(adata.layers)}")
-    matrix = adata.layers[layer] if layer is not None else adata.X
+    # the stored matrix: for a view of on-disk data its root's (adata.X would read the rows)
+    matrix = stored_source(adata, layer)[0]
     if matrix is None:
         raise DataValidationError("adata.X is empty (None); pass layer= to use a layer")
-    value_type = detect_value_type(matrix, allow_negative=allow_negative, allow_nan=allow_nan)
+    if on_disk(matrix):
+        # one streamed pass, per (context, perturbation) group so that the fits on unions of
+        # the same groups (the splits of a benchmark) reuse the statistics instead of rereading
+        codes = pd.MultiIndex.from_arrays([contexts, perturbations]).factorize()[0]
+        n_groups = int(codes.max()) + 1
+        summary = ValueSummary.empty()
+        for stats in row_stats(adata, codes, n_groups, layer=layer):
+            summary = summary.merge(stats.values)
+        value_type = value_type_of(summary, allow_negative=allow_negative, allow_nan=allow_nan)
+    else:
+        value_type = detect_value_type(matrix, allow_negative=allow_negative, allow_nan=allow_nan)
     if require_counts and value_type != "counts":
         raise DataValidationError(
             f"raw counts are required but {'X' if layer is None else f'layer {layer!r}'} holds "

@@ -22,6 +22,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from transferome.data._backed import is_backed
+from transferome.data._stream import read_rows
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 from transferome.metrics._regression import top_degs
@@ -38,6 +40,17 @@ CEILING_COLUMNS = [
     "reliability",
 ]
 _CHUNK_ROWS = 1024
+
+
+class _StoredRows:
+    """Rows of an on-disk ``X`` (of an AnnData or a view of it) by position: ``matrix[rows]``."""
+
+    def __init__(self, adata: AnnData) -> None:
+        self.adata = adata
+        self.shape = (adata.n_obs, adata.n_vars)
+
+    def __getitem__(self, rows: np.ndarray) -> Any:
+        return read_rows(self.adata, rows)
 
 
 def _half_sums(
@@ -243,11 +256,14 @@ def noise_ceiling(
         else [(str(c), str(p)) for c, p in groups]
     )
     var_names = list(map(str, truth.var_names))
-    matrix = truth.X
-    if matrix is None:
-        raise DataValidationError("truth.X is empty (None)")
-    if sp.issparse(matrix):
-        matrix = matrix.tocsr()
+    if is_backed(truth):
+        matrix: Any = _StoredRows(truth)  # read from the file a group at a time
+    else:
+        matrix = truth.X
+        if matrix is None:
+            raise DataValidationError("truth.X is empty (None)")
+        if sp.issparse(matrix):
+            matrix = matrix.tocsr()
     rows_of = pd.DataFrame({"c": contexts, "p": perturbations}).groupby(["c", "p"]).indices
     fixed = (
         None

@@ -17,6 +17,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from transferome.data._backed import is_backed
+from transferome.data.aggregate import group_means
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 
@@ -122,6 +124,16 @@ def change_tensor(adata: AnnData, *, schema: Schema) -> ChangeTensor:
     values = np.full((len(with_controls), len(perturbations), n_genes), np.nan)
     measured = np.zeros((len(with_controls), len(perturbations)), dtype=bool)
     controls = np.zeros((len(with_controls), n_genes))
+    if is_backed(adata):
+        # X on disk: every group's mean from one streamed pass (statistics cached per group)
+        wanted = [(c, schema.control) for c in with_controls] + sorted(groups)
+        means = group_means(adata, schema=schema, groups=wanted).to_numpy()
+        controls[:] = means[: len(with_controls)]
+        for k, (context, perturbation) in enumerate(sorted(groups)):
+            i, j = c_pos[context], p_pos[perturbation]
+            values[i, j] = means[len(with_controls) + k] - controls[i]
+            measured[i, j] = True
+        return ChangeTensor(tuple(with_controls), tuple(perturbations), values, measured, controls)
     members = pd.DataFrame({"c": contexts, "p": labels}).groupby(["c", "p"], sort=True).indices
     for context in with_controls:
         rows = members[(context, schema.control)]

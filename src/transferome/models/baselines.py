@@ -26,7 +26,6 @@ import pandas as pd
 from anndata import AnnData
 
 from transferome._logging import get_logger
-from transferome.data._backed import in_memory
 from transferome.data.aggregate import control_means, group_means
 from transferome.data.schema import Schema, split_combination, validate
 from transferome.errors import DataValidationError, ModelFileError
@@ -52,12 +51,11 @@ def _validated_schema(adata: AnnData, schema: Schema | None) -> Schema:
     return description.schema
 
 
-def _context_deltas(adata: AnnData, schema: Schema, *, what: str) -> pd.DataFrame:
+def _context_deltas(adata: AnnData, schema: Schema) -> pd.DataFrame:
     """Mean change of every perturbed group whose context has controls (MultiIndex rows).
 
-    The group means take every row: ``X`` of a backed AnnData is read into memory once.
+    ``X`` of a backed AnnData is streamed from its file a block of rows at a time.
     """
-    adata = in_memory(adata, what=what)
     means = group_means(adata, schema=schema)
     controls = control_means(adata, schema=schema)
     perturbed = [(c, p) for c, p in means.index if p != schema.control and c in controls.index]
@@ -238,7 +236,7 @@ class AdditiveBaseline(_Baseline):
         self.groups_: list[tuple[str, str]] = []
         self.group_deltas_ = np.zeros((0, len(self.var_names_)))
         try:
-            own = _context_deltas(adata, schema, what="the additive baseline")
+            own = _context_deltas(adata, schema)
             rows += [(p, own.iloc[i].to_numpy()) for i, (_, p) in enumerate(own.index)]
             self.groups_ = [(str(c), str(p)) for c, p in own.index]
             self.group_deltas_ = own.to_numpy(dtype=np.float64)
@@ -247,7 +245,7 @@ class AdditiveBaseline(_Baseline):
                 raise
         if source is not None:
             source_schema = _validated_schema(source, schema)
-            theirs = _context_deltas(source, source_schema, what="the additive baseline")
+            theirs = _context_deltas(source, source_schema)
             mapping = mapping_matrix(gene_map, list(theirs.columns), self.var_names_)
             mapped = theirs.to_numpy() @ mapping.T
             mapped[:, mapping.sum(axis=1) == 0] = np.nan
@@ -381,7 +379,7 @@ class LinearBaseline(_Baseline):
         """Fit the effects on the training changes; returns ``self``."""
         self._check_params()
         schema = self._start_fit(adata, schema)
-        deltas = _context_deltas(adata, schema, what="the linear baseline")
+        deltas = _context_deltas(adata, schema)
         unmeasured = int(np.isnan(deltas.to_numpy()).sum())
         if unmeasured:
             raise DataValidationError(

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
+from transferome.data._stream import on_disk, stored_source
 from transferome.errors import DataValidationError
 
 __all__ = ["AnnDataRows", "IndexBatchSampler", "TensorRows", "supports_batched_indexing"]
@@ -90,12 +91,14 @@ class AnnDataRows(torch.utils.data.Dataset):
         if not isinstance(adata, AnnData):
             raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
         self.n_obs, self.n_vars = adata.n_obs, adata.n_vars
-        self.backed = bool(adata.isbacked)
         if layer is not None and layer not in adata.layers:
             raise DataValidationError(
                 f"layer {layer!r} not found; the AnnData has layers {sorted(adata.layers)}"
             )
-        matrix = adata.layers[layer] if layer is not None else adata.X
+        # a view of on-disk data reads its rows (and columns) from the stored matrix
+        stored, self._stored_rows, self._stored_cols = stored_source(adata, layer)
+        self.backed = on_disk(stored)
+        matrix = stored if self.backed else (adata.layers[layer] if layer else adata.X)
         if matrix is None:
             raise DataValidationError("the AnnData has no X; pass layer= to read a layer")
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
@@ -138,7 +141,8 @@ class AnnDataRows(torch.utils.data.Dataset):
         block = self._cache.get(chunk)
         if block is None:
             start = chunk * self.chunk_size
-            block = _in_memory(self._matrix[start : min(start + self.chunk_size, self.n_obs)])
+            stop = min(start + self.chunk_size, int(self._matrix.shape[0]))
+            block = _in_memory(self._matrix[start:stop])
             self._cache[chunk] = block
             if len(self._cache) > self.cache_chunks:
                 self._cache.popitem(last=False)
@@ -148,14 +152,16 @@ class AnnDataRows(torch.utils.data.Dataset):
 
     def _read_backed(self, index: np.ndarray) -> np.ndarray:
         """Gather rows from on-disk chunks; each chunk is read once while it stays cached."""
-        out = np.empty((len(index), self.n_vars), dtype=np.float32)
-        chunks = index // self.chunk_size
+        stored = index if self._stored_rows is None else self._stored_rows[index]
+        width = self._matrix.shape[1]
+        out = np.empty((len(index), width), dtype=np.float32)
+        chunks = stored // self.chunk_size
         for chunk in np.unique(chunks):
             mask = chunks == chunk
-            local = index[mask] - chunk * self.chunk_size
+            local = stored[mask] - chunk * self.chunk_size
             block = self._chunk(int(chunk))
             out[mask] = _sparse_rows_dense(block, local) if sp.issparse(block) else block[local]
-        return out
+        return out if self._stored_cols is None else out[:, self._stored_cols]
 
     def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
         scalar = isinstance(index, (int, np.integer)) or (

@@ -1,0 +1,234 @@
+"""On-disk data are streamed, never loaded: a backed file goes through validation, the group means,
+every mean-based model, the scores and the noise ceiling a block of rows at a time, the reads are
+bounded, a second pass over the same groups reads nothing, and the results are those of the same
+data in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anndata
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
+from anndata._core.sparse_dataset import BaseCompressedSparseDataset
+
+import transferome.data._stream as stream
+from transferome.benchmark import run_task
+from transferome.data import read_h5ad, validate
+from transferome.data._backed import in_memory, is_backed, lazy
+from transferome.data.aggregate import code_means, control_means, group_means
+from transferome.data.schema import Schema, detect_value_type, value_type_of
+from transferome.datasets import simulate
+from transferome.errors import DataValidationError
+from transferome.models import get_model
+
+CHUNK = 64
+MODELS = ["control", "additive", "linear", "similar", "collaborative", "stacked"]
+
+
+@pytest.fixture(scope="module")
+def cells() -> AnnData:
+    adata = simulate("single_cell", seed=3, n_genes=150, cells_per_group=12).adatas["human"]
+    del adata.layers["counts"]
+    return adata
+
+
+@pytest.fixture(scope="module", params=["sparse", "dense"])
+def stored(cells: AnnData, request, tmp_path_factory) -> tuple[AnnData, Path]:
+    memory = cells.copy()
+    if request.param == "dense":
+        memory.X = memory.X.toarray()
+    path = tmp_path_factory.mktemp("stream") / f"{request.param}.h5ad"
+    memory.write_h5ad(path)
+    return memory, path
+
+
+class Reads:
+    """Rows read from on-disk matrices, one entry per read; loading a matrix whole fails."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.rows: list[int] = []
+        sparse_get = BaseCompressedSparseDataset.__getitem__
+        dense_get = h5py.Dataset.__getitem__
+        reads = self
+
+        def count(index, n_rows: int) -> int:
+            first = index[0] if isinstance(index, tuple) else index
+            if isinstance(first, slice):
+                return len(range(*first.indices(n_rows)))
+            if first is Ellipsis:
+                return n_rows
+            return int(np.size(first))
+
+        def sparse(self, index):
+            reads.rows.append(count(index, self.shape[0]))
+            return sparse_get(self, index)
+
+        def dense(self, index):
+            if self.ndim == 2:
+                reads.rows.append(count(index, self.shape[0]))
+            return dense_get(self, index)
+
+        def whole(self, *args, **kwargs):
+            raise AssertionError("an on-disk matrix was loaded whole")
+
+        monkeypatch.setattr(BaseCompressedSparseDataset, "__getitem__", sparse)
+        monkeypatch.setattr(BaseCompressedSparseDataset, "to_memory", whole)
+        monkeypatch.setattr(h5py.Dataset, "__getitem__", dense)
+        monkeypatch.setattr(h5py.Dataset, "__array__", whole)
+        monkeypatch.setattr(stream, "CHUNK_ROWS", CHUNK)
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows)
+
+
+@pytest.fixture
+def backed(stored) -> Iterator[AnnData]:
+    _, path = stored
+    stream.clear_cache()
+    adata = read_h5ad(path, backed=True)
+    yield adata
+    stream.clear_cache()
+
+
+def test_reader_keeps_x_and_layers_on_disk(cells: AnnData, tmp_path: Path) -> None:
+    with_layer = cells.copy()
+    with_layer.layers["counts"] = with_layer.X.copy()
+    path = tmp_path / "layer.h5ad"
+    with_layer.write_h5ad(path)
+    adata = read_h5ad(path, backed=True)
+    assert is_backed(adata)
+    assert stream.on_disk(adata.X)
+    assert stream.on_disk(adata.layers["counts"])
+    pd.testing.assert_frame_equal(adata.obs, cells.obs)
+    loaded = in_memory(adata, what="test")
+    assert not is_backed(loaded)
+    np.testing.assert_array_equal(loaded.layers["counts"].toarray(), cells.X.toarray())
+
+
+def test_run_task_streams_a_backed_file(stored, backed, monkeypatch) -> None:
+    memory, _ = stored
+    options = {"models": MODELS, "task_options": {"max_splits": 4}}
+    expected = run_task("transfer", memory, **options)
+    reads = Reads(monkeypatch)
+    got = run_task("transfer", backed, **options)
+    pd.testing.assert_frame_equal(got.results, expected.results, check_exact=False, rtol=1e-9)
+    assert reads.rows, "nothing was read from the file"
+    assert max(reads.rows) <= CHUNK
+    # one pass for the group statistics, and the held-out groups' rows again for the ceiling
+    assert reads.total <= 2 * backed.n_obs
+    assert is_backed(backed)
+
+
+def test_second_pass_over_the_same_groups_reads_nothing(backed, monkeypatch) -> None:
+    reads = Reads(monkeypatch)
+    first = validate(backed)
+    after_validation = reads.total
+    assert after_validation == backed.n_obs
+    assert validate(backed) == first
+    means = group_means(backed, schema=first.schema)
+    model = get_model("additive")().fit(backed[backed.obs["context"] != "A549"])
+    model.predict(backed, [("A549", "drug_01")])
+    assert reads.total == after_validation
+    assert means.shape == (len(first.group_counts), backed.n_vars)
+
+
+def test_group_means_of_views_match_memory(stored, backed) -> None:
+    memory, _ = stored
+    schema = Schema()
+    keep = np.flatnonzero(memory.obs["perturbation"].isin(["control", "drug_02", "drug_05"]))
+    rng = np.random.default_rng(0)
+    partial = np.sort(rng.choice(memory.n_obs, memory.n_obs // 3, replace=False))
+    for rows in (keep, partial, keep[::-1]):
+        view = lazy(backed)[rows]
+        pd.testing.assert_frame_equal(
+            group_means(view, schema=schema), group_means(memory[rows], schema=schema)
+        )
+        pd.testing.assert_frame_equal(
+            control_means(view[:, 10:60], schema=schema),
+            control_means(memory[rows][:, 10:60], schema=schema),
+        )
+
+
+def test_iter_row_blocks_reads_each_wanted_row_once(stored, backed) -> None:
+    memory, _ = stored
+    dense = memory.X.toarray() if sp.issparse(memory.X) else memory.X
+    rng = np.random.default_rng(1)
+    scattered = rng.choice(memory.n_obs, 20, replace=False)  # read row by row
+    for rows in (None, scattered, np.arange(5, memory.n_obs, 2)):
+        seen = []
+        for positions, block in stream.iter_row_blocks(backed, rows=rows, chunk_rows=CHUNK):
+            block = block.toarray() if sp.issparse(block) else block
+            np.testing.assert_array_equal(block, dense[positions])
+            seen.extend(positions.tolist())
+        wanted = range(memory.n_obs) if rows is None else rows
+        assert sorted(seen) == sorted(wanted)
+    np.testing.assert_array_equal(
+        np.asarray(sp.csr_matrix(stream.read_rows(backed, scattered)).toarray()), dense[scattered]
+    )
+
+
+def test_row_stats_leave_nan_out_like_code_means(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 40)).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[:, 3] = np.nan  # a gene nobody measured
+    codes = rng.integers(-1, 5, size=300)
+    path = tmp_path / "nan.h5ad"
+    AnnData(X=x).write_h5ad(path)
+    on_disk = read_h5ad(path, backed=True)
+    stats = stream.row_stats(on_disk, codes, 5)
+    np.testing.assert_allclose(np.vstack([s.means for s in stats]), code_means(x, codes, 5))
+    assert [s.n_rows for s in stats] == [int((codes == g).sum()) for g in range(5)]
+    assert all(s.values.n_nan == int(np.isnan(x[codes == g]).sum()) for g, s in enumerate(stats))
+
+
+@pytest.mark.parametrize(
+    ("values", "options", "message"),
+    [
+        (np.array([[1.0, np.nan]]), {}, "1 NaN and 0 infinite"),
+        (np.array([[1.0, np.inf]]), {"allow_nan": True}, "0 NaN and 1 infinite"),
+        (np.array([[1.0, -2.5]]), {}, "1 negative entries .minimum -2.5"),
+        (np.array([[True, False]]), {}, "must be numbers, found dtype bool"),
+    ],
+)
+def test_value_checks_from_summaries_match_the_scan(values, options, message) -> None:
+    summary = stream.ValueSummary.of(values.reshape(-1))
+    for check in (
+        lambda: detect_value_type(values, **options),
+        lambda: value_type_of(summary, **options),
+    ):
+        with pytest.raises(DataValidationError, match=message):
+            check()
+
+
+def test_value_summaries_merge_as_one_scan() -> None:
+    rng = np.random.default_rng(4)
+    parts = [rng.poisson(3, 50).astype(np.float32), np.log1p(rng.random(50)).astype(np.float32)]
+    merged = stream.ValueSummary.of(parts[0]).merge(stream.ValueSummary.of(parts[1]))
+    assert merged == stream.ValueSummary.of(np.concatenate(parts))
+    assert value_type_of(stream.ValueSummary.of(parts[0])) == "counts"
+    assert value_type_of(merged) == "log"
+
+
+def test_anndata_backed_file_and_its_views(stored) -> None:
+    memory, path = stored
+    opened = anndata.read_h5ad(path, backed="r")
+    try:
+        half = opened[: opened.n_obs // 2]
+        schema = Schema()
+        # anndata cannot view a view of a backed AnnData; control_means needs no subset
+        pd.testing.assert_frame_equal(
+            control_means(half, schema=schema),
+            control_means(memory[: memory.n_obs // 2], schema=schema),
+        )
+        assert lazy(half)[:10].n_obs == 10
+        assert opened.isbacked
+    finally:
+        opened.file.close()
