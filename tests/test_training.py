@@ -143,6 +143,34 @@ def test_anndata_rows_backed_h5ad_matches_in_memory(tmp_path) -> None:
         backed.file.close()
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_anndata_rows_of_a_view_of_an_on_disk_file_read_its_own_rows(tmp_path, dense) -> None:
+    from transferome.data import read_h5ad
+
+    adata = make_adata(n_obs=600)
+    if dense:
+        adata.X = adata.X.toarray()
+    path = tmp_path / "cells.h5ad"
+    adata.write_h5ad(path)
+    on_disk = read_h5ad(path, backed=True)
+    keep = np.flatnonzero(np.arange(600) % 3 != 1)
+    cols = np.arange(2, adata.n_vars)
+    view = on_disk[keep][:, cols]
+    expected = np.asarray(adata.X[keep][:, cols].todense() if not dense else adata.X[keep][:, cols])
+    rows = AnnDataRows(view, chunk_size=64, cache_chunks=2)
+    assert rows.backed
+    assert rows.n_vars == cols.size
+    rng = np.random.default_rng(0)
+    # whole chunks (contiguous rows), scattered rows read in one go, repeats, any order
+    for index in (
+        np.arange(30, 200),
+        rng.choice(keep.size, 25, replace=False),
+        np.array([7, 7, 0]),
+    ):
+        np.testing.assert_array_equal(rows[index]["x"].numpy(), expected[index])
+    assert len(rows._cache) <= 2
+
+
 def test_anndata_rows_errors_name_the_problem() -> None:
     adata = make_adata()
     with pytest.raises(Exception, match="layer 'missing'"):

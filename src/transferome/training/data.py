@@ -25,6 +25,8 @@ __all__ = ["AnnDataRows", "IndexBatchSampler", "TensorRows", "supports_batched_i
 # Rows per on-disk read of a backed AnnData, and how many such chunks stay in memory.
 DEFAULT_CHUNK_SIZE = 1024
 DEFAULT_CACHE_CHUNKS = 16
+# A batch wanting fewer than this share of an uncached chunk's rows reads those rows alone.
+_WHOLE_CHUNK = 0.125
 
 
 def supports_batched_indexing(dataset: Any) -> bool:
@@ -156,11 +158,21 @@ class AnnDataRows(torch.utils.data.Dataset):
         width = self._matrix.shape[1]
         out = np.empty((len(index), width), dtype=np.float32)
         chunks = stored // self.chunk_size
+        scattered = np.zeros(len(index), dtype=bool)
         for chunk in np.unique(chunks):
             mask = chunks == chunk
+            if int(chunk) not in self._cache and mask.sum() < _WHOLE_CHUNK * self.chunk_size:
+                scattered |= mask  # a few rows of a chunk not in memory: read on their own
+                continue
             local = stored[mask] - chunk * self.chunk_size
             block = self._chunk(int(chunk))
             out[mask] = _sparse_rows_dense(block, local) if sp.issparse(block) else block[local]
+        if scattered.any():
+            # random access (e.g. training pairs): every such row of the batch in one read
+            wanted, inverse = np.unique(stored[scattered], return_inverse=True)
+            block = _in_memory(self._matrix[wanted])
+            dense = _sparse_rows_dense(block, inverse) if sp.issparse(block) else block[inverse]
+            out[scattered] = dense
         return out if self._stored_cols is None else out[:, self._stored_cols]
 
     def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
