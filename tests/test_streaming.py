@@ -26,6 +26,7 @@ from transferome.data.schema import Schema, detect_value_type, value_type_of
 from transferome.datasets import simulate
 from transferome.errors import DataValidationError
 from transferome.models import get_model
+from transferome.training.data import DEFAULT_CHUNK_SIZE
 
 CHUNK = 64
 MODELS = ["control", "additive", "linear", "similar", "collaborative", "stacked"]
@@ -232,3 +233,79 @@ def test_anndata_backed_file_and_its_views(stored) -> None:
         assert opened.isbacked
     finally:
         opened.file.close()
+
+
+def _cli_file(cells: AnnData, tmp_path: Path) -> Path:
+    path = tmp_path / "cells.h5ad"
+    cells.write_h5ad(path)
+    return path
+
+
+def test_cli_commands_read_a_backed_file_as_in_memory(cells, tmp_path, capsys, monkeypatch) -> None:
+    from transferome.cli import main
+
+    path = str(_cli_file(cells, tmp_path))
+    for command in (["validate", path], ["info", path]):
+        assert main(command) == 0
+        expected = capsys.readouterr().out
+        assert main([*command, "--backed"]) == 0
+        assert capsys.readouterr().out == expected
+    bench = ["benchmark", "transfer", "--data", path, "--models", "additive,similar,stacked"]
+    bench += ["--max-splits", "3"]
+    assert main([*bench, "--out", str(tmp_path / "memory")]) == 0
+    stream.clear_cache()
+    reads = Reads(monkeypatch)
+    assert main([*bench, "--backed", "--out", str(tmp_path / "backed")]) == 0
+    assert reads.rows
+    assert max(reads.rows) <= CHUNK
+    monkeypatch.undo()
+    got = pd.read_csv(tmp_path / "backed" / "results.csv")
+    expected = pd.read_csv(tmp_path / "memory" / "results.csv")
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
+    for backed in (False, True):
+        flag = ["--backed"] if backed else []
+        folder = str(tmp_path / f"model_{backed}")
+        assert main(["fit", path, "--out", folder, *flag]) == 0
+        out = str(tmp_path / f"pred_{backed}.h5ad")
+        assert main(["predict", folder, path, "--target", "A549:drug_03", "--out", out, *flag]) == 0
+    capsys.readouterr()
+    got, expected = (
+        anndata.read_h5ad(tmp_path / "pred_True.h5ad"),
+        anndata.read_h5ad(tmp_path / "pred_False.h5ad"),
+    )
+    np.testing.assert_allclose(np.asarray(got.X), np.asarray(expected.X), rtol=1e-6)
+    pd.testing.assert_frame_equal(got.obs, expected.obs)
+
+
+def test_cli_backed_applies_to_h5ad_only(cells, tmp_path, capsys) -> None:
+    from transferome.cli import main
+    from transferome.data import write_gct
+
+    path = tmp_path / "cells.gct"
+    write_gct(cells[:40, :20].copy(), path)
+    assert main(["validate", str(path), "--backed"]) == 2
+    assert "--backed applies to .h5ad input, not gct" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("xtransfer", {"max_epochs": 2, "batch_size": 128, "early_stopping": None}),
+        ("fe", {"max_epochs": 2, "batch_size": 60, "gene_block": 100}),
+        ("uge", {"max_epochs": 2, "batch_size": 64}),
+    ],
+)
+def test_neural_models_read_a_backed_file_in_blocks(stored, backed, monkeypatch, name, params):
+    """XTransfer reads its training batches from the file; FE and UGE need every value at
+    once by design and read it into one dense array a block of rows at a time."""
+    memory, _ = stored
+    cls = get_model(name)
+    targets = [("A549", "drug_02"), ("K562", "drug_05")]
+    expected = cls(**{**cls.fast_params, **params}).fit(memory).predict(memory, targets)
+    reads = Reads(monkeypatch)
+    got = cls(**{**cls.fast_params, **params}).fit(backed).predict(backed, targets)
+    assert reads.rows
+    # the training rows read chunks of their own size (cached), the rest CHUNK rows at most
+    assert max(reads.rows) <= max(CHUNK, DEFAULT_CHUNK_SIZE)
+    assert reads.total < 30 * backed.n_obs
+    np.testing.assert_allclose(np.asarray(got.X), np.asarray(expected.X), rtol=1e-4, atol=1e-5)

@@ -22,10 +22,10 @@ import scipy.sparse as sp
 from anndata import AnnData
 from anndata.io import read_elem, sparse_dataset
 
-from transferome.data._stream import on_disk, stored_source
+from transferome.data._stream import iter_row_blocks, on_disk, stored_source
 from transferome.errors import DataValidationError
 
-__all__ = ["dense_array", "in_memory", "is_backed", "lazy", "open_lazy"]
+__all__ = ["dense_array", "dense_values", "in_memory", "is_backed", "lazy", "open_lazy"]
 
 _CHUNK_ROWS = 4096
 _CGROUP = Path("/sys/fs/cgroup")
@@ -217,4 +217,36 @@ def dense_array(matrix: Any, dtype: Any = np.float32, *, what: str) -> np.ndarra
     for start in range(0, n_rows, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, n_rows)
         out[start:stop] = _rows_block(matrix, start, stop)
+    return out
+
+
+def dense_values(
+    adata: AnnData,
+    columns: np.ndarray | None = None,
+    *,
+    layer: str | None = None,
+    what: str,
+) -> np.ndarray:
+    """A new dense float32 array of ``X`` (or a layer) of ``adata``, optionally some columns.
+
+    An on-disk matrix (of a backed AnnData or a view of one) is read a block of rows at a
+    time straight into the result, after checking that the result fits in the memory
+    available (``what`` names the function or model in the message); in-memory data are
+    converted as they are.
+    """
+    matrix, _, _ = stored_source(adata, layer)
+    if matrix is None:
+        raise DataValidationError("the AnnData has no X; pass layer= to use a layer")
+    if not on_disk(matrix):
+        matrix = adata.X if layer is None else adata.layers[layer]
+        part = matrix if columns is None else matrix[:, columns]
+        part = part.toarray() if sp.issparse(part) else part
+        return np.array(part, dtype=np.float32, copy=True)
+    n_cols = adata.n_vars if columns is None else len(columns)
+    _check_fits(4.0 * adata.n_obs * n_cols, (adata.n_obs, n_cols), what)
+    out = np.empty((adata.n_obs, n_cols), dtype=np.float32)
+    for positions, block in iter_row_blocks(adata, layer=layer):
+        if columns is not None:
+            block = block[:, columns]
+        out[positions] = block.toarray() if sp.issparse(block) else block
     return out

@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from transferome.data import _stream
 from transferome.data._stream import ValueSummary, on_disk, row_stats, stored_source
 from transferome.errors import DataValidationError
 
@@ -174,7 +175,7 @@ def obs_labels(adata: AnnData, key: str) -> np.ndarray:
     return adata.obs[key].astype(str).to_numpy()
 
 
-def iter_value_chunks(matrix: Any, chunk_rows: int = 4096) -> Iterator[np.ndarray]:
+def iter_value_chunks(matrix: Any, chunk_rows: int | None = None) -> Iterator[np.ndarray]:
     """Yield the stored values of a dense, sparse or backed matrix in row chunks.
 
     For sparse matrices only the explicitly stored values are yielded (implicit zeros are
@@ -187,6 +188,7 @@ def iter_value_chunks(matrix: Any, chunk_rows: int = 4096) -> Iterator[np.ndarra
         yield matrix.reshape(-1)
         return
     n_rows = matrix.shape[0]
+    chunk_rows = int(chunk_rows or _stream.CHUNK_ROWS)
     for start in range(0, n_rows, chunk_rows):
         block = matrix[start : start + chunk_rows]
         if sp.issparse(block):

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from transferome.data._backed import dense_array, in_memory
+from transferome.data._backed import dense_values, in_memory
 from transferome.data.schema import Schema, split_combination
 from transferome.errors import DataValidationError
 from transferome.models._persist import (
@@ -733,8 +733,7 @@ def _values_and_mask(
         raise DataValidationError(f"the data are empty ({adata.n_obs} x {adata.n_vars})")
     if layer is not None and layer not in adata.layers:
         raise DataValidationError(f"layer {layer!r} not found; layers: {list(adata.layers)}")
-    matrix = adata.X if layer is None else adata.layers[layer]
-    values = dense_array(matrix, np.float32, what="FactorizedEmbedding")
+    values = dense_values(adata, layer=layer, what="FactorizedEmbedding")
     if isinstance(mask, str):
         if mask not in adata.layers:
             raise DataValidationError(

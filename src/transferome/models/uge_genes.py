@@ -24,9 +24,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 
+from transferome.data._backed import dense_values as _dense_values
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 
@@ -46,11 +46,9 @@ DescriptionKind = Literal["auto", "profile", "reactome", "both"]
 
 
 def dense_values(adata: AnnData, columns: np.ndarray | None = None) -> np.ndarray:
-    """``X`` (optionally a subset of columns) as a dense float32 array (a copy)."""
-    matrix = adata.X if columns is None else adata.X[:, columns]
-    if sp.issparse(matrix):
-        matrix = matrix.toarray()
-    return np.asarray(matrix, dtype=np.float32).copy()
+    """``X`` (optionally a subset of columns) as a dense float32 array (a copy); an on-disk
+    ``X`` is read a block of rows at a time, after checking that the array fits in memory."""
+    return _dense_values(adata, columns, what="UniversalGeneEmbedding")
 
 
 def _group_means(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
