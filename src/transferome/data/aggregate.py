@@ -75,7 +75,7 @@ def code_means(matrix: Any, codes: np.ndarray, n_rows: int) -> np.ndarray:
         shape=(n_rows, matrix.shape[0]),
     )
     if not sp.issparse(matrix):
-        matrix = np.asarray(matrix, dtype=np.float64)
+        return _dense_code_means(indicator, np.asarray(matrix))
     if _has_nan(matrix):
         return _nan_means(indicator, matrix)
     sums = indicator @ matrix
@@ -83,6 +83,26 @@ def code_means(matrix: Any, codes: np.ndarray, n_rows: int) -> np.ndarray:
     sizes = np.asarray(indicator.sum(axis=1)).ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / sizes[:, None]
+
+
+def _dense_code_means(
+    indicator: sp.csr_matrix, matrix: np.ndarray, chunk_rows: int = 4096
+) -> np.ndarray:
+    """Group means of a dense matrix, NaN-aware, in float64 a block of rows at a time (a
+    float32 matrix is never copied whole to float64)."""
+    sums = np.zeros((indicator.shape[0], matrix.shape[1]))
+    counts = np.zeros_like(sums)
+    for start in range(0, matrix.shape[0], chunk_rows):
+        block = np.asarray(matrix[start : start + chunk_rows], dtype=np.float64)
+        part = indicator[:, start : start + chunk_rows]
+        missing = np.isnan(block)
+        if missing.any():
+            sums += np.asarray(part @ np.where(missing, 0.0, block))
+            counts += np.asarray(part @ (~missing).astype(np.float64))
+        else:
+            sums += np.asarray(part @ block)
+            counts += np.asarray(part.sum(axis=1))
+    return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
 
 
 def _has_nan(matrix: Any, chunk_rows: int = 4096) -> bool:

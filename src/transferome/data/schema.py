@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from transferome.data import _stream
+import transferome.data._stream as _stream
 from transferome.data._stream import ValueSummary, on_disk, row_stats, stored_source
 from transferome.errors import DataValidationError
 
@@ -184,9 +184,10 @@ def iter_value_chunks(matrix: Any, chunk_rows: int | None = None) -> Iterator[np
     if sp.issparse(matrix):
         yield np.asarray(matrix.data)
         return
-    if isinstance(matrix, np.ndarray):
+    if isinstance(matrix, np.ndarray) and matrix.ndim != 2:
         yield matrix.reshape(-1)
         return
+    # dense arrays too: the checks make temporary copies of what they are given
     n_rows = matrix.shape[0]
     chunk_rows = int(chunk_rows or _stream.CHUNK_ROWS)
     for start in range(0, n_rows, chunk_rows):

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 
-from transferome.data._backed import is_backed
 from transferome.data.aggregate import group_means
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
@@ -77,19 +75,6 @@ class ChangeTensor:
         return ChangeTensor(contexts, perturbations, values, measured, controls)
 
 
-def _dense_rows(matrix, rows: np.ndarray) -> np.ndarray:
-    block = matrix[rows]
-    block = block.toarray() if sp.issparse(block) else np.asarray(block)
-    return block.astype(np.float64, copy=False)
-
-
-def _mean(block: np.ndarray) -> np.ndarray:
-    finite = np.isfinite(block)
-    count = finite.sum(axis=0)
-    total = np.where(finite, block, 0.0).sum(axis=0)
-    return np.divide(total, count, out=np.full(block.shape[1], np.nan), where=count > 0)
-
-
 def change_tensor(adata: AnnData, *, schema: Schema) -> ChangeTensor:
     """Changes of every perturbed group whose context has controls.
 
@@ -124,24 +109,13 @@ def change_tensor(adata: AnnData, *, schema: Schema) -> ChangeTensor:
     values = np.full((len(with_controls), len(perturbations), n_genes), np.nan)
     measured = np.zeros((len(with_controls), len(perturbations)), dtype=bool)
     controls = np.zeros((len(with_controls), n_genes))
-    if is_backed(adata):
-        # X on disk: every group's mean from one streamed pass (statistics cached per group)
-        wanted = [(c, schema.control) for c in with_controls] + sorted(groups)
-        means = group_means(adata, schema=schema, groups=wanted).to_numpy()
-        controls[:] = means[: len(with_controls)]
-        for k, (context, perturbation) in enumerate(sorted(groups)):
-            i, j = c_pos[context], p_pos[perturbation]
-            values[i, j] = means[len(with_controls) + k] - controls[i]
-            measured[i, j] = True
-        return ChangeTensor(tuple(with_controls), tuple(perturbations), values, measured, controls)
-    members = pd.DataFrame({"c": contexts, "p": labels}).groupby(["c", "p"], sort=True).indices
-    for context in with_controls:
-        rows = members[(context, schema.control)]
-        controls[c_pos[context]] = _mean(_dense_rows(adata.X, rows))
-    for context, perturbation in sorted(groups):
-        rows = members[(context, perturbation)]
+    # every group's mean in one pass (an on-disk X is streamed, its group statistics cached)
+    wanted = [(c, schema.control) for c in with_controls] + sorted(groups)
+    means = group_means(adata, schema=schema, groups=wanted).to_numpy()
+    controls[:] = means[: len(with_controls)]
+    for k, (context, perturbation) in enumerate(sorted(groups)):
         i, j = c_pos[context], p_pos[perturbation]
-        values[i, j] = _mean(_dense_rows(adata.X, rows)) - controls[i]
+        values[i, j] = means[len(with_controls) + k] - controls[i]
         measured[i, j] = True
     return ChangeTensor(tuple(with_controls), tuple(perturbations), values, measured, controls)
 
