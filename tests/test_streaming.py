@@ -309,3 +309,24 @@ def test_neural_models_read_a_backed_file_in_blocks(stored, backed, monkeypatch,
     assert max(reads.rows) <= max(CHUNK, DEFAULT_CHUNK_SIZE)
     assert reads.total < 30 * backed.n_obs
     np.testing.assert_allclose(np.asarray(got.X), np.asarray(expected.X), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_group_value_summaries_equal_one_scan_of_each_group(sparse) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.poisson(2.0, size=(120, 30)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = -1.5
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[3, 4] = np.inf
+    x[rng.random(x.shape) < 0.1] += 0.25
+    x[7] = 0.0  # an empty row of a sparse matrix
+    groups = rng.integers(0, 4, size=120)
+    block = sp.csr_matrix(x) if sparse else x
+    accumulated = stream._GroupValues(4)
+    for start in range(0, 120, 50):  # in blocks, as a scan reads them
+        part = block[start : start + 50]
+        accumulated.add(part, groups[start : start + 50])
+    for g in range(4):
+        rows = block[groups == g]
+        values = rows.data if sparse else rows.reshape(-1)
+        assert accumulated.summary(g) == stream.ValueSummary.of(values)

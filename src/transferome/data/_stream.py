@@ -335,8 +335,77 @@ def _digest(array: np.ndarray | None) -> str:
     ).hexdigest()
 
 
-def _block_values(block: Any) -> np.ndarray:
-    return np.asarray(block.data) if sp.issparse(block) else np.asarray(block).reshape(-1)
+class _GroupValues:
+    """:class:`ValueSummary` of several groups of rows, added up a block of rows at a time.
+
+    Every statistic is taken per row first (``reduceat`` over a CSR block's rows, or along
+    a dense block's rows), then per group, so a block holding many groups is read once.
+    """
+
+    def __init__(self, n_groups: int) -> None:
+        self.n_values = np.zeros(n_groups, dtype=np.int64)
+        self.n_nan = np.zeros(n_groups, dtype=np.int64)
+        self.n_inf = np.zeros(n_groups, dtype=np.int64)
+        self.n_negative = np.zeros(n_groups, dtype=np.int64)
+        self.n_fraction = np.zeros(n_groups, dtype=np.int64)  # finite non-whole values
+        self.minimum = np.full(n_groups, np.inf)
+        self.abs_max = np.zeros(n_groups)
+        self.dtypes: list[str | None] = [None] * n_groups
+
+    def add(self, block: Any, groups: np.ndarray) -> None:
+        """Add ``block``'s stored values; ``groups[i]`` is the group of its row ``i``."""
+        n_rows, size = block.shape[0], len(self.n_values)
+        if sp.issparse(block):
+            values = np.asarray(block.data)
+            lengths = np.diff(block.indptr)
+        else:
+            values = np.asarray(block).reshape(-1)
+            lengths = np.full(n_rows, block.shape[1] if block.ndim == 2 else 1)
+        self.n_values += np.bincount(groups, weights=lengths, minlength=size).astype(np.int64)
+        dtype = str(values.dtype)
+        for g in np.unique(groups[lengths > 0]):
+            self.dtypes[g] = (
+                dtype if self.dtypes[g] is None else _merged_dtype(self.dtypes[g], dtype)
+            )
+        if values.dtype.kind not in "fiu" or not values.size:
+            return
+        row = np.repeat(np.arange(n_rows), lengths)
+
+        def count(flags: np.ndarray) -> np.ndarray:
+            per_row = np.bincount(row[flags], minlength=n_rows)
+            return np.bincount(groups, weights=per_row, minlength=size).astype(np.int64)
+
+        if values.dtype.kind == "f":
+            nan = np.isnan(values)
+            inf = np.isinf(values)
+            if nan.any() or inf.any():
+                self.n_nan += count(nan)
+                self.n_inf += count(inf)
+                keep = ~(nan | inf)
+                values, row = values[keep], row[keep]
+                lengths = np.bincount(row, minlength=n_rows)
+            self.n_fraction += count(values != np.round(values))
+        self.n_negative += count(values < 0)
+        filled = lengths > 0
+        if not filled.any():
+            return
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[filled]
+        row_min = np.minimum.reduceat(values, starts).astype(np.float64)
+        row_max = np.maximum.reduceat(np.abs(values), starts).astype(np.float64)
+        np.minimum.at(self.minimum, groups[filled], row_min)
+        np.maximum.at(self.abs_max, groups[filled], row_max)
+
+    def summary(self, g: int) -> ValueSummary:
+        return ValueSummary(
+            n_values=int(self.n_values[g]),
+            dtype=self.dtypes[g] or "float32",
+            n_nan=int(self.n_nan[g]),
+            n_inf=int(self.n_inf[g]),
+            n_negative=int(self.n_negative[g]),
+            minimum=float(self.minimum[g]),
+            abs_max=float(self.abs_max[g]),
+            integer=not self.n_fraction[g],
+        )
 
 
 def row_stats(
@@ -384,32 +453,29 @@ def _scan(
     sums = np.zeros((len(groups), n_genes))
     nans = np.zeros((len(groups), n_genes))
     any_nan = np.zeros(len(groups), dtype=bool)
-    summaries = [ValueSummary.empty() for _ in groups]
+    summaries = _GroupValues(len(groups))
     wanted = np.concatenate([members[g] for g in groups]) if groups else np.zeros(0, np.int64)
     for positions, block in iter_row_blocks(adata, layer=layer, rows=np.sort(wanted)):
         local = slot[codes[positions]]
-        for s in np.unique(local):
-            inside = local == s
-            part = block[inside] if not inside.all() else block
-            summaries[s] = summaries[s].merge(ValueSummary.of(_block_values(part)))
+        summaries.add(block, local)
         if block.dtype.kind not in "fiu":
             continue  # the caller reports the dtype; nothing to add up
-        indicator = sp.csr_matrix(
-            (np.ones(local.size), (local, np.arange(local.size))), shape=(len(groups), local.size)
-        )
         if sp.issparse(block):
+            # every stored value into its (group, gene) cell: one bincount, no sparse product
             data = block.data
+            cell = np.repeat(local, np.diff(block.indptr)) * n_genes + block.indices
+            cells = len(groups) * n_genes
             missing = np.isnan(data) if data.dtype.kind == "f" else None
             if missing is not None and missing.any():
-                layout = (block.indices, block.indptr)
-                measured = sp.csr_matrix((np.where(missing, 0.0, data), *layout), block.shape)
-                absent = sp.csr_matrix((missing.astype(np.float64), *layout), block.shape)
-                sums += (indicator @ measured).toarray()
-                nans += (indicator @ absent).toarray()
+                data = np.where(missing, 0.0, data)
+                nans += np.bincount(cell[missing], minlength=cells).reshape(nans.shape)
                 any_nan[np.unique(local)] = True
-            else:
-                sums += (indicator @ block.astype(np.float64)).toarray()
+            sums += np.bincount(cell, weights=data, minlength=cells).reshape(sums.shape)
         else:
+            indicator = sp.csr_matrix(
+                (np.ones(local.size), (local, np.arange(local.size))),
+                shape=(len(groups), local.size),
+            )
             values = np.asarray(block, dtype=np.float64)
             missing = np.isnan(values)
             if missing.any():
@@ -422,7 +488,7 @@ def _scan(
             n_rows=int(members[g].size),
             sums=sums[s],
             n_nan=nans[s].astype(np.int64) if any_nan[s] else None,
-            values=summaries[s],
+            values=summaries.summary(s),
         )
         for s, g in enumerate(groups)
     ]
