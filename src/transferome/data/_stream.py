@@ -124,6 +124,10 @@ def iter_row_blocks(
             if wanted.size != span:
                 block = block[wanted - first]
         else:
+            # rows scattered over the file (a group of a shuffled atlas): up to chunk_rows of
+            # them, wherever they are, in one read
+            stop = min(start + chunk_rows, stored.size)
+            wanted = stored[start:stop]
             block = _as_block(matrix[wanted])
         if cols is not None:
             block = block[:, cols]
@@ -145,8 +149,8 @@ def read_rows(adata: AnnData, rows: np.ndarray, *, layer: str | None = None) -> 
     stacked = sp.vstack(parts, format="csr") if sp.issparse(parts[0]) else np.vstack(parts)
     # back to the order asked for: position k of the result is rows[k]
     found = np.concatenate(where)
-    rank = {int(p): i for i, p in enumerate(found)}
-    return stacked[np.array([rank[int(r)] for r in rows], dtype=np.int64)]
+    order = np.argsort(found, kind="stable")
+    return stacked[order[np.searchsorted(found[order], rows)]]
 
 
 def _is_sparse(matrix: Any) -> bool:
