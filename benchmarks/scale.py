@@ -241,11 +241,10 @@ def _fe_throughput(adata, n_blocks: int) -> dict:
     """FE keeps the values dense in memory (its blocks index any sample and gene): the matrix
     is read whole, from the file or from memory, then ``n_blocks`` blocks are trained."""
     from fe_speed import time_ours
-    from transferome.data._backed import dense_array
-    from transferome.data._stream import stored_source
+    from transferome.data._backed import dense_values
 
     start, cpu = time.perf_counter(), time.process_time()
-    values = dense_array(stored_source(adata)[0], np.float32, what="FactorizedEmbedding")
+    values = dense_values(adata, what="FactorizedEmbedding")
     seconds_per_value = time_ours(values, n_blocks, "32-true", (32, 256))
     return {"start": start, "cpu": cpu, "cells_per_s": 1.0 / seconds_per_value / adata.n_vars}
 

@@ -19,7 +19,7 @@ from anndata import AnnData
 import transferome.data._backed as backed_module
 from transferome.benchmark import run_task
 from transferome.data import prepare_values, preprocess, project_genes, validate
-from transferome.data._backed import dense_array, in_memory
+from transferome.data._backed import dense_values, in_memory
 from transferome.datasets import simulate
 from transferome.errors import DataValidationError
 from transferome.models import get_model
@@ -199,7 +199,7 @@ def test_backed_dense_file_is_never_read_whole_as_another_dtype(
     loaded = in_memory(log_backed, what="test")
     assert loaded.X.dtype == np.float32
     assert not loaded.isbacked
-    assert dense_array(log_backed.X, np.float32, what="test").dtype == np.float32
+    assert dense_values(log_backed, what="test").dtype == np.float32
     run_task("transfer", log_backed, models=["additive"], task_options={"max_splits": 2})
 
 

@@ -1,13 +1,15 @@
-"""Backed AnnData (``anndata.read_h5ad(path, backed="r")``) at the boundaries of the library.
+"""AnnData whose matrix is on disk, at the boundaries of the library.
 
-In a backed AnnData ``X`` stays on disk: ``adata.X`` is an h5py dataset (dense) or an anndata
-sparse dataset, and neither numpy nor scipy take them as a matrix. Paths that read some rows
-at a time (validation, the source-weighting models, XTransfer, UGE) read them from the file
-as they go. Paths that need every value at once load ``X`` a single time, in the dtype stored
-in the file (float32 stays float32), through :func:`in_memory` or :func:`dense_array`, after
-checking that it fits in the memory available; otherwise they stop with a
-:class:`~transferome.errors.DataValidationError` that says how to proceed. The user's AnnData
-and file are never modified.
+Two kinds: anndata's ``read_h5ad(path, backed="r")`` and transferome's
+``read_h5ad(path, backed=True)`` (:func:`open_lazy`), whose layers stay on disk too and whose
+views can be viewed again (:func:`lazy` turns the first into the second). ``X`` is then an h5py
+dataset (dense) or an anndata sparse dataset, which neither numpy nor scipy take as a matrix.
+Validation, the group means and everything built on them, the ceiling and the training rows
+read the file a block of rows at a time (:mod:`transferome.data._stream`). Paths that need
+every value at once load ``X`` a single time, in the dtype stored in the file (float32 stays
+float32), through :func:`in_memory` or :func:`dense_values`, after checking that it fits in
+the memory available; otherwise they stop with a :class:`~transferome.errors.DataValidationError`
+that says how to proceed. The user's AnnData and file are never modified.
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ from anndata.io import read_elem, sparse_dataset
 from transferome.data._stream import iter_row_blocks, on_disk, stored_source
 from transferome.errors import DataValidationError
 
-__all__ = ["dense_array", "dense_values", "in_memory", "is_backed", "lazy", "open_lazy"]
+__all__ = ["dense_values", "in_memory", "is_backed", "lazy", "open_lazy"]
 
-_CHUNK_ROWS = 4096
 _CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -186,38 +187,6 @@ def in_memory(adata: AnnData, *, what: str, copy: bool = False) -> AnnData:
 
 def _loaded(matrix: Any) -> Any:
     return matrix[...] if isinstance(matrix, h5py.Dataset) else matrix.to_memory()
-
-
-def _rows_block(matrix: Any, start: int, stop: int) -> np.ndarray:
-    block = matrix[start:stop]
-    return block.toarray() if sp.issparse(block) else np.asarray(block)
-
-
-def dense_array(matrix: Any, dtype: Any = np.float32, *, what: str) -> np.ndarray:
-    """A new dense ``dtype`` array of a dense, sparse or backed matrix.
-
-    A backed matrix (an h5py dataset or an anndata sparse dataset) is read a block of rows at
-    a time into the result, so it never passes through a whole copy of another dtype.
-    ``what`` names the function or model in the message.
-
-    Raises
-    ------
-    DataValidationError
-        ``matrix`` is on disk (a backed AnnData's ``X`` or layer) and the array does not fit
-        in the memory available.
-    """
-    dtype = np.dtype(dtype)
-    if isinstance(matrix, np.ndarray):
-        return np.array(matrix, dtype=dtype, copy=True)
-    if sp.issparse(matrix):
-        return np.asarray(matrix.toarray(), dtype=dtype)
-    n_rows, n_cols = (int(n) for n in matrix.shape)
-    _check_fits(float(n_rows) * n_cols * dtype.itemsize, (n_rows, n_cols), what)
-    out = np.empty((n_rows, n_cols), dtype=dtype)
-    for start in range(0, n_rows, _CHUNK_ROWS):
-        stop = min(start + _CHUNK_ROWS, n_rows)
-        out[start:stop] = _rows_block(matrix, start, stop)
-    return out
 
 
 def dense_values(
