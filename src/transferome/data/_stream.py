@@ -127,8 +127,11 @@ def iter_row_blocks(
             # rows scattered over the file (a group of a shuffled atlas): up to chunk_rows of
             # them, wherever they are, in one read
             stop = min(start + chunk_rows, stored.size)
-            wanted = stored[start:stop]
-            block = _as_block(matrix[wanted])
+            # h5py takes increasing indices without repeats
+            unique, inverse = np.unique(stored[start:stop], return_inverse=True)
+            block = _as_block(matrix[unique])
+            if unique.size != stop - start:
+                block = block[inverse]
         if cols is not None:
             block = block[:, cols]
         yield local[start:stop], block
