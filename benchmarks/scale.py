@@ -126,7 +126,7 @@ def write_cells(path: Path, n_cells: int, base, seed: int) -> None:
 # --- one step, in its own process -------------------------------------------------------
 
 
-def _held_out(adata) -> list[tuple[str, str]]:
+def _held_out() -> list[tuple[str, str]]:
     """One perturbed group per cell line, different drugs (the same for every size)."""
     drugs = [f"drug_{i:02d}" for i in range(1, 13)]
     return [(line, drugs[i]) for i, line in enumerate(CELL_LINES)]
@@ -161,7 +161,7 @@ def _step(name: str, path: Path, mode: str, args: argparse.Namespace) -> dict:
     elif name in ("additive", "similar", "stacked"):
         from transferome.models import get_model
 
-        targets = _held_out(adata)
+        targets = _held_out()
         import pandas as pd
 
         labels = pd.MultiIndex.from_arrays(

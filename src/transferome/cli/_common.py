@@ -450,16 +450,17 @@ def add_backed_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_data(path: str, *, backed: bool) -> AnnData:
-    """Read ``path`` (any format), on disk with ``backed`` (an ``.h5ad`` file only)."""
+def read_data(path: str, *, backed: bool, **kwargs: Any) -> AnnData:
+    """Read ``path`` (any format, reader options ``kwargs``), on disk with ``backed`` (an
+    ``.h5ad`` file only)."""
     from transferome.data.io import format_of, read
     from transferome.errors import ReaderError
 
     if not backed:
-        return read(path)
+        return read(path, **kwargs)
     if format_of(path) != "h5ad":
         raise ReaderError(f"{path}: --backed applies to .h5ad input, not {format_of(path)}")
-    return read(path, backed=True)
+    return read(path, backed=True, **kwargs)
 
 
 def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
@@ -495,15 +496,11 @@ def read_input(args: argparse.Namespace) -> AnnData:
 
     An option that does not apply to the file's format is an error rather than ignored.
     """
-    from transferome.data.io import format_of, read
+    from transferome.data.io import format_of
     from transferome.errors import ReaderError
 
     kind = format_of(args.file)
     kwargs: dict[str, Any] = {}
-    if getattr(args, "backed", False):
-        if kind != "h5ad":
-            raise ReaderError(f"{args.file}: --backed applies to .h5ad input, not {kind}")
-        kwargs["backed"] = True
     for dest, (keyword, formats) in _READER_OPTIONS.items():
         value = getattr(args, dest, None)
         if value is None:
@@ -514,4 +511,4 @@ def read_input(args: argparse.Namespace) -> AnnData:
                 f"{args.file}: {flag} applies to {', '.join(formats)} input, not {kind}"
             )
         kwargs[keyword] = value
-    return read(args.file, **kwargs)
+    return read_data(args.file, backed=getattr(args, "backed", False), **kwargs)

@@ -175,18 +175,8 @@ def in_memory(adata: AnnData, *, what: str, copy: bool = False) -> AnnData:
     _check_fits(_stored_x_bytes(adata), (adata.n_obs, adata.n_vars), what)
     if adata.isbacked:
         return adata.to_memory(copy=copy)
-    loaded = adata.to_memory() if not adata.is_view else adata.copy()
-    # anndata reads on-disk datasets of a view; those of a whole AnnData it may keep
-    if on_disk(loaded.X):
-        loaded.X = _loaded(loaded.X)
-    for name in list(loaded.layers):
-        if on_disk(loaded.layers[name]):
-            loaded.layers[name] = _loaded(loaded.layers[name])
-    return loaded
-
-
-def _loaded(matrix: Any) -> Any:
-    return matrix[...] if isinstance(matrix, h5py.Dataset) else matrix.to_memory()
+    # X and the layers on disk outside anndata's backed mode: copying reads them
+    return adata.copy() if adata.is_view else adata.to_memory()
 
 
 def dense_values(
