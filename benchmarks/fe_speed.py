@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -154,14 +155,26 @@ def time_ours(
     accelerator: str = "cpu",
 ) -> float:
     """Seconds per value of the block design through the training engine."""
-    n_samples, n_genes = values.shape
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        module = FEModule(FEConfig(n_samples=n_samples, n_genes=n_genes))
+    n_samples = values.shape[0]
     train = FEBlocks(
         values, None, np.zeros((n_samples, 0)), sample_block=blocks[0], gene_block=blocks[1], seed=0
     )
-    subset = torch.utils.data.Subset(train, range(min(n_blocks, len(train))))
+    picked = range(min(n_blocks, len(train)))
+    return time_blocks(train, values.shape, picked, precision, accelerator)
+
+
+def time_blocks(
+    train: torch.utils.data.Dataset,
+    shape: tuple[int, int],
+    picked: Sequence[int],
+    precision: str,
+    accelerator: str = "cpu",
+) -> float:
+    """Seconds per value of training the blocks ``picked`` of ``train`` (a dataset of FE
+    blocks over a ``shape`` matrix) through the training engine, after 3 warm-up blocks."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = FEModule(FEConfig(n_samples=shape[0], n_genes=shape[1]))
     config = TrainingConfig(
         max_epochs=1,
         batch_size=1,
@@ -171,11 +184,13 @@ def time_ours(
         devices=1,
         precision=precision,
     )
-    warm = torch.utils.data.Subset(train, range(3))
+    picked = list(picked)
+    warm = torch.utils.data.Subset(train, picked[:3])
     fit_module(module, warm, config=config, collate_fn=FEBlocks.collate)
+    subset = torch.utils.data.Subset(train, picked)
     result = fit_module(module, subset, config=config, collate_fn=FEBlocks.collate)
     elapsed = float(result.history["seconds"].iloc[0])  # the epoch itself, not Trainer setup
-    return elapsed / sum(int(train[i]["x"].numel()) for i in range(len(subset)))
+    return elapsed / sum(int(train[i]["x"].numel()) for i in picked)
 
 
 def main() -> None:

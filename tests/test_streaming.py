@@ -25,7 +25,7 @@ from transferome.data.aggregate import code_means, control_means, group_means
 from transferome.data.schema import Schema, detect_value_type, value_type_of
 from transferome.datasets import simulate
 from transferome.errors import DataValidationError
-from transferome.models import get_model
+from transferome.models import fe_data, get_model
 from transferome.training.data import DEFAULT_CHUNK_SIZE
 
 CHUNK = 64
@@ -292,13 +292,12 @@ def test_cli_backed_applies_to_h5ad_only(cells, tmp_path, capsys) -> None:
     ("name", "params"),
     [
         ("xtransfer", {"max_epochs": 2, "batch_size": 128, "early_stopping": None}),
-        ("fe", {"max_epochs": 2, "batch_size": 60, "gene_block": 100}),
         ("uge", {"max_epochs": 2, "batch_size": 64}),
     ],
 )
 def test_neural_models_read_a_backed_file_in_blocks(stored, backed, monkeypatch, name, params):
-    """XTransfer reads its training batches from the file; FE and UGE need every value at
-    once by design and read it into one dense array a block of rows at a time."""
+    """XTransfer reads its training batches from the file; UGE needs every value at once by
+    design and reads it into one dense array a block of rows at a time."""
     memory, _ = stored
     cls = get_model(name)
     targets = [("A549", "drug_02"), ("K562", "drug_05")]
@@ -331,3 +330,132 @@ def test_group_value_summaries_equal_one_scan_of_each_group(sparse) -> None:
         rows = block[groups == g]
         values = rows.data if sparse else rows.reshape(-1)
         assert accumulated.summary(g) == stream.ValueSummary.of(values)
+
+
+FE_PARAMS = {"max_epochs": 3, "batch_size": 60, "gene_block": 100}
+
+
+def _fe_fit(adata, *, mask=None, **params):
+    cls = get_model("fe")
+    return cls(**{**cls.fast_params, **FE_PARAMS, **params}).fit(adata, mask=mask)
+
+
+def test_fe_trains_from_a_backed_file_a_chunk_of_rows_at_a_time(stored, backed, monkeypatch):
+    """The training blocks come from chunks of rows read once per epoch, never the whole
+    matrix; the fit is as good as in memory (the blocks are drawn differently)."""
+    memory, _ = stored
+    monkeypatch.setattr(fe_data, "CHUNK_ROWS", 256)
+    targets = [("A549", "drug_02"), ("K562", "drug_05")]
+    expected_model = _fe_fit(memory)
+    reads = Reads(monkeypatch)
+    model = _fe_fit(backed)
+    got = model.predict(backed, targets)
+    assert max(reads.rows) <= 256
+    # the PCA start (the drawn rows, then a projection of all) and one read per epoch
+    assert reads.total <= (2 + FE_PARAMS["max_epochs"]) * backed.n_obs
+    monkeypatch.undo()
+    expected = expected_model.predict(memory, targets)
+    loss, expected_loss = (m.history_["train_loss"].iloc[-1] for m in (model, expected_model))
+    assert loss < 1.15 * expected_loss
+    assert np.corrcoef(np.ravel(got.X), np.ravel(expected.X))[0, 1] > 0.97
+    assert model.sample_embeddings_.index.tolist() == list(memory.obs_names)
+
+
+def test_fe_stored_start_is_the_pca_of_the_matrix(stored, backed, monkeypatch) -> None:
+    from transferome.models.fe_module import pca_embeddings
+
+    memory, _ = stored
+    values = np.asarray(memory.X.toarray() if sp.issparse(memory.X) else memory.X)
+    (samples, genes), mean = fe_data.stored_start(
+        backed, layer=None, mask_layer=None, dim=8, pca=True, seed=0
+    )
+    want_samples, want_genes = pca_embeddings(values, None, 8, seed=0)
+    np.testing.assert_allclose(samples, want_samples, atol=2e-4)
+    np.testing.assert_allclose(genes, want_genes, atol=2e-4)
+    assert mean == pytest.approx(values.mean(), rel=1e-6)
+    # from a sample of the rows: the same subspace (leading components agree in direction)
+    monkeypatch.setattr(fe_data, "PCA_ROWS", 400)
+    (drawn_samples, drawn_genes), _ = fe_data.stored_start(
+        backed, layer=None, mask_layer=None, dim=8, pca=True, seed=0
+    )
+    for k in range(2):
+        cosine = drawn_genes[:, k] @ want_genes[:, k]
+        cosine /= np.linalg.norm(drawn_genes[:, k]) * np.linalg.norm(want_genes[:, k])
+        assert abs(cosine) > 0.97
+        assert abs(np.corrcoef(drawn_samples[:, k], want_samples[:, k])[0, 1]) > 0.97
+
+
+@pytest.mark.parametrize("held", [None, (0.3, "train"), (0.3, "val")])
+def test_stored_blocks_cover_every_observed_entry_once(tmp_path, held) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(203, 17)).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    path = tmp_path / "nan.h5ad"
+    AnnData(x).write_h5ad(path)
+    adata = read_h5ad(path, backed=True)
+    blocks = fe_data.StoredBlocks(
+        adata,
+        layer=None,
+        mask_layer=None,
+        obs_factors=np.arange(203)[:, None],
+        sample_block=10,
+        gene_block=5,
+        held=held,
+        chunk_rows=64,
+        stripe_rows=8,
+    )
+    seen = np.zeros(x.shape, dtype=int)
+    used = np.zeros(x.shape, dtype=bool)
+    for i in range(len(blocks)):
+        item = blocks.collate([blocks[i]])
+        rows, cols = item["sample"].numpy(), item["gene"].numpy()
+        np.testing.assert_array_equal(item["obs_factors"][:, 0].numpy(), rows)
+        seen[np.ix_(rows, cols)] += 1
+        observed = item["mask"].numpy() if "mask" in item else np.ones((len(rows), len(cols)), bool)
+        used[np.ix_(rows, cols)] = observed
+        block = x[np.ix_(rows, cols)]
+        np.testing.assert_array_equal(item["x"].numpy()[observed], block[observed])
+    assert (seen == 1).all()  # every entry in exactly one block
+    finite = np.isfinite(x)
+    assert not (used & ~finite).any()
+    if held is None:
+        np.testing.assert_array_equal(used, finite)
+    else:
+        share = used.sum() / finite.sum()
+        assert share == pytest.approx(0.7 if held[1] == "train" else 0.3, abs=0.05)
+    if held is not None and held[1] == "train":  # the train and val parts split the entries
+        other = fe_data.StoredBlocks(
+            adata,
+            layer=None,
+            mask_layer=None,
+            obs_factors=np.zeros((203, 0)),
+            sample_block=10,
+            gene_block=5,
+            held=(0.3, "val"),
+            chunk_rows=64,
+            stripe_rows=8,
+        )
+        val = np.zeros(x.shape, dtype=bool)
+        for i in range(len(other)):
+            item = other[i]
+            if "mask" in item:
+                val[np.ix_(item["sample"].numpy(), item["gene"].numpy())] = item["mask"].numpy()
+        np.testing.assert_array_equal(val | used, finite)
+        assert not (val & used).any()
+
+
+def test_fe_streams_with_a_mask_layer_and_early_stopping(cells, tmp_path) -> None:
+    adata = cells[:, :60].copy()
+    adata.X = adata.X.toarray()
+    hidden = np.random.default_rng(0).random(adata.shape) < 0.2
+    adata.layers["observed"] = ~hidden
+    adata.X[hidden] = 1e6  # never read: the mask leaves them out
+    path = tmp_path / "masked.h5ad"
+    adata.write_h5ad(path)
+    backed = read_h5ad(path, backed=True)
+    model = _fe_fit(backed, mask="observed", early_stopping=5, max_epochs=4)
+    assert model.history_["val_loss"].notna().all()
+    assert model.history_["train_loss"].iloc[-1] < 10
+    assert np.isfinite(model.sample_embeddings_.to_numpy()).all()
+    with pytest.raises(DataValidationError, match="mask layer 'nope' not found"):
+        _fe_fit(backed, mask="nope")

@@ -34,6 +34,7 @@ __all__ = [
     "RowStats",
     "ValueSummary",
     "clear_cache",
+    "dense_rows",
     "iter_row_blocks",
     "on_disk",
     "read_rows",
@@ -154,6 +155,25 @@ def read_rows(adata: AnnData, rows: np.ndarray, *, layer: str | None = None) -> 
     found = np.concatenate(where)
     order = np.argsort(found, kind="stable")
     return stacked[order[np.searchsorted(found[order], rows)]]
+
+
+def dense_rows(matrix: Any, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of an in-memory CSR matrix (canonical: no duplicate entries) or ndarray as
+    a new dense float32 array, without an intermediate sparse matrix."""
+    if not sp.issparse(matrix):
+        return np.asarray(matrix[rows], dtype=np.float32)  # fancy indexing copies
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    starts, stops = indptr[rows], indptr[rows + 1]
+    lengths = stops - starts
+    out = np.zeros((len(rows), matrix.shape[1]), dtype=np.float32)
+    total = int(lengths.sum())
+    if total == 0:
+        return out
+    row_of = np.repeat(np.arange(len(rows)), lengths)
+    offsets = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    positions = np.repeat(starts, lengths) + offsets
+    out[row_of, indices[positions]] = data[positions]
+    return out
 
 
 def _is_sparse(matrix: Any) -> bool:

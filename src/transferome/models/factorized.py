@@ -4,7 +4,9 @@
 extra descriptor (obs keys such as tissue, species, drug or donor; var keys such as a gene
 family), and an MLP that predicts each value from the embeddings of its descriptors
 (Trofimov et al. 2020). Training runs on the shared engine over blocks of samples x genes
-(:mod:`transferome.models.fe_module`), fits only observed entries (a mask), and the fitted
+(:mod:`transferome.models.fe_module`), read from memory or, for a file opened with
+``read_h5ad(path, backed=True)``, from the file a chunk of rows at a time
+(:mod:`transferome.models.fe_data`); it fits only observed entries (a mask), and the fitted
 model imputes missing values, embeds new samples with the network frozen, moves samples
 between contexts by vector arithmetic and predicts unmeasured (context, perturbation) cells.
 
@@ -33,11 +35,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from transferome.data._backed import dense_values, in_memory
+from transferome.data._backed import in_memory
 from transferome.data.schema import Schema, split_combination
 from transferome.errors import DataValidationError
 from transferome.models._persist import (
@@ -49,13 +50,8 @@ from transferome.models._persist import (
     write_model_files,
 )
 from transferome.models.base import Estimator, Target, prediction_adata
-from transferome.models.fe_module import (
-    FEBlocks,
-    FEConfig,
-    FEModule,
-    embed_samples,
-    pca_embeddings,
-)
+from transferome.models.fe_data import check_matrix, training_data, values_and_mask
+from transferome.models.fe_module import FEBlocks, FEConfig, FEModule, embed_samples
 
 __all__ = ["FactorizedEmbedding"]
 
@@ -76,8 +72,10 @@ class FactorizedEmbedding(Estimator):
         ``"tanh"`` (paper), ``"relu"`` or ``"gelu"``.
     init
         Start of the sample and gene embeddings: ``"pca"`` (scores and loadings of a PCA of
-        the training data, see :func:`~transferome.models.fe_module.pca_embeddings`) or
-        ``"random"`` (``N(0, 1)``, as the paper).
+        the training data, see :func:`~transferome.models.fe_module.pca_embeddings`; of an
+        on-disk file, loadings from up to 8,192 rows drawn at random and every row projected
+        onto them, see :func:`~transferome.models.fe_data.stored_start`) or ``"random"``
+        (``N(0, 1)``, as the paper).
     embedding_lr
         Learning rate of the sample and gene tables (default ``lr``). A sample's embedding is
         updated once per epoch (once per gene block holding it), so a larger rate than the
@@ -206,7 +204,7 @@ class FactorizedEmbedding(Estimator):
         if self.init not in ("pca", "random"):
             raise DataValidationError(f"init={self.init!r}; expected 'pca' or 'random'")
         schema = Schema() if schema is None else schema
-        values, observed = _values_and_mask(adata, layer, mask)
+        check_matrix(adata, layer)
         if factors is None:
             factors = [
                 k for k in (schema.context_key, schema.perturbation_key) if k in adata.obs.columns
@@ -235,23 +233,30 @@ class FactorizedEmbedding(Estimator):
             hidden=tuple(int(h) for h in self.hidden),
             activation=self.activation,
         )
+        data = training_data(
+            adata,
+            layer=layer,
+            mask=mask,
+            obs_factors=self._codes(obs_labels, adata.n_obs),
+            dim=config.embedding_dim,
+            pca=self.init == "pca",
+            sample_block=int(self.batch_size),
+            gene_block=int(self.gene_block),
+            validation_fraction=(
+                None if self.early_stopping is None else float(self.validation_fraction)
+            ),
+            seed=int(self.random_state),
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.random_state))
             module = FEModule(config, embedding_lr=self.embedding_lr)
-        if self.init == "pca":
-            samples, genes = pca_embeddings(
-                values, observed, config.embedding_dim, seed=int(self.random_state)
-            )
-            with torch.no_grad():
-                module.sample_embedding.weight.copy_(torch.as_tensor(samples))
-                module.gene_embedding.weight.copy_(torch.as_tensor(genes))
-        module.var_factor_codes.copy_(torch.as_tensor(self._var_codes(var_labels)))
-        with torch.no_grad():  # start the output at the mean value: fewer epochs to fit offsets
-            module.last.bias.fill_(
-                float(values.mean() if observed is None else values[observed].mean())
-            )
-        codes = self._codes(obs_labels, adata.n_obs)
-
+        with torch.no_grad():
+            if data.start is not None:
+                module.sample_embedding.weight.copy_(torch.as_tensor(data.start[0]))
+                module.gene_embedding.weight.copy_(torch.as_tensor(data.start[1]))
+            module.var_factor_codes.copy_(torch.as_tensor(self._var_codes(var_labels)))
+            # start the output at the mean value: fewer epochs to fit offsets
+            module.last.bias.fill_(data.mean_value)
         training = TrainingConfig(
             max_epochs=int(self.max_epochs),
             batch_size=1,
@@ -266,23 +271,10 @@ class FactorizedEmbedding(Estimator):
             random_state=int(self.random_state),
             progress=bool(self.progress),
         )
-        train_mask, val_mask = observed, None
-        if self.early_stopping is not None:
-            rng = np.random.default_rng(self.random_state)
-            held = rng.random(values.shape) < float(self.validation_fraction)
-            all_observed = np.ones_like(held) if observed is None else observed
-            train_mask, val_mask = all_observed & ~held, all_observed & held
-        blocks = {"sample_block": int(self.batch_size), "gene_block": int(self.gene_block)}
-        train = FEBlocks(values, train_mask, codes, **blocks, seed=int(self.random_state))
-        val = (
-            None
-            if val_mask is None
-            else FEBlocks(values, val_mask, codes, **blocks, seed=int(self.random_state))
-        )
         result = fit_module(
             module,
-            train,
-            val,
+            data.train,
+            data.val,
             config=training,
             collate_fn=FEBlocks.collate,
             checkpoint_dir=checkpoint_dir,
@@ -407,7 +399,7 @@ class FactorizedEmbedding(Estimator):
         kept as they are.
         """
         self._check_fitted()
-        values, observed = _values_and_mask(adata, layer, mask)
+        values, observed = values_and_mask(adata, layer=layer, mask=mask)
         z, codes = self._embed(adata, layer=layer, mask=mask)
         predicted = self._predict_rows(z, self._factor_vectors(codes))
         # Nothing missing: the data come back unchanged.
@@ -637,7 +629,9 @@ class FactorizedEmbedding(Estimator):
         z[rows >= 0] = learned[rows[rows >= 0]]
         new = np.flatnonzero(rows < 0)
         if len(new):
-            values, observed = _values_and_mask(adata[new], layer, _subset_mask(mask, new))
+            values, observed = values_and_mask(
+                adata[new], layer=layer, mask=_subset_mask(mask, new)
+            )
             z[new] = embed_samples(
                 self.module_,
                 values,
@@ -721,46 +715,6 @@ def _subset_mask(mask: np.ndarray | str | None, rows: np.ndarray) -> np.ndarray 
     if mask is None or isinstance(mask, str):
         return mask
     return np.asarray(mask)[rows]
-
-
-def _values_and_mask(
-    adata: AnnData, layer: str | None, mask: np.ndarray | str | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Dense float32 values (missing entries set to 0) and the observed mask (None: all)."""
-    if not isinstance(adata, AnnData):
-        raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
-    if adata.n_obs == 0 or adata.n_vars == 0:
-        raise DataValidationError(f"the data are empty ({adata.n_obs} x {adata.n_vars})")
-    if layer is not None and layer not in adata.layers:
-        raise DataValidationError(f"layer {layer!r} not found; layers: {list(adata.layers)}")
-    values = dense_values(adata, layer=layer, what="FactorizedEmbedding")
-    if isinstance(mask, str):
-        if mask not in adata.layers:
-            raise DataValidationError(
-                f"mask layer {mask!r} not found; layers: {list(adata.layers)}"
-            )
-        m = adata.layers[mask]
-        mask = (m.toarray() if sp.issparse(m) else np.asarray(m)).astype(bool)
-    finite = np.isfinite(values)
-    if mask is None:
-        observed = None if finite.all() else finite
-    else:
-        observed = np.asarray(mask)
-        if observed.shape != values.shape or observed.dtype != bool:
-            raise DataValidationError(
-                f"mask must be a boolean array of shape {values.shape}, got "
-                f"{observed.dtype} {observed.shape}"
-            )
-        bad = observed & ~finite
-        if bad.any():
-            raise DataValidationError(
-                f"{int(bad.sum())} entries marked observed by the mask are NaN or infinite"
-            )
-    if observed is not None:
-        if not observed.any():
-            raise DataValidationError("the mask marks no entry as observed")
-        values[~observed] = 0.0
-    return values, observed
 
 
 def _profiles(values: np.ndarray, obs: pd.DataFrame, var_names: Sequence[str]) -> AnnData:

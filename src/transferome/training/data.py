@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from transferome.data._stream import on_disk, stored_source
+from transferome.data._stream import dense_rows, on_disk, stored_source
 from transferome.errors import DataValidationError
 
 __all__ = ["AnnDataRows", "IndexBatchSampler", "TensorRows", "supports_batched_indexing"]
@@ -136,7 +136,7 @@ class AnnDataRows(torch.utils.data.Dataset):
             return torch.from_numpy(self._matrix[index])  # fancy indexing copies the rows
         if self.backed:
             return torch.from_numpy(self._read_backed(index))
-        return torch.from_numpy(_sparse_rows_dense(self._matrix, index))
+        return torch.from_numpy(dense_rows(self._matrix, index))
 
     def _chunk(self, chunk: int) -> Any:
         """Rows ``[chunk * chunk_size, (chunk + 1) * chunk_size)`` of a backed matrix, cached."""
@@ -166,13 +166,12 @@ class AnnDataRows(torch.utils.data.Dataset):
                 continue
             local = stored[mask] - chunk * self.chunk_size
             block = self._chunk(int(chunk))
-            out[mask] = _sparse_rows_dense(block, local) if sp.issparse(block) else block[local]
+            out[mask] = dense_rows(block, local)
         if scattered.any():
             # random access (e.g. training pairs): every such row of the batch in one read
             wanted, inverse = np.unique(stored[scattered], return_inverse=True)
             block = _in_memory(self._matrix[wanted])
-            dense = _sparse_rows_dense(block, inverse) if sp.issparse(block) else block[inverse]
-            out[scattered] = dense
+            out[scattered] = dense_rows(block, inverse)
         return out if self._stored_cols is None else out[:, self._stored_cols]
 
     def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
@@ -203,22 +202,6 @@ def _in_memory(block: Any) -> Any:
         csr.sum_duplicates()
         return csr
     return np.asarray(block, dtype=np.float32)
-
-
-def _sparse_rows_dense(matrix: sp.csr_matrix, index: np.ndarray) -> np.ndarray:
-    """Densify the selected CSR rows directly, without building an intermediate sparse matrix."""
-    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
-    starts, stops = indptr[index], indptr[index + 1]
-    lengths = stops - starts
-    out = np.zeros((len(index), matrix.shape[1]), dtype=np.float32)
-    total = int(lengths.sum())
-    if total == 0:
-        return out
-    row_of = np.repeat(np.arange(len(index)), lengths)
-    offsets = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    positions = np.repeat(starts, lengths) + offsets
-    out[row_of, indices[positions]] = data[positions]
-    return out
 
 
 class TensorRows(torch.utils.data.Dataset):
