@@ -296,8 +296,8 @@ def test_cli_backed_applies_to_h5ad_only(cells, tmp_path, capsys) -> None:
     ],
 )
 def test_neural_models_read_a_backed_file_in_blocks(stored, backed, monkeypatch, name, params):
-    """XTransfer reads its training batches from the file; UGE needs every value at once by
-    design and reads it into one dense array a block of rows at a time."""
+    """XTransfer and UGE read their training batches from the file (UGE its gene statistics
+    and encodings a block of rows at a time) and fit as in memory."""
     memory, _ = stored
     cls = get_model(name)
     targets = [("A549", "drug_02"), ("K562", "drug_05")]
@@ -459,3 +459,54 @@ def test_fe_streams_with_a_mask_layer_and_early_stopping(cells, tmp_path) -> Non
     assert np.isfinite(model.sample_embeddings_.to_numpy()).all()
     with pytest.raises(DataValidationError, match="mask layer 'nope' not found"):
         _fe_fit(backed, mask="nope")
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_column_moments_streamed_in_blocks_equal_numpy(tmp_path, monkeypatch, sparse) -> None:
+    from transferome.data.aggregate import column_moments
+
+    rng = np.random.default_rng(4)
+    x = (1e4 + rng.normal(size=(300, 9))).astype(np.float32)  # a large mean
+    x[:, 3] = 0.0
+    adata = AnnData(sp.csr_matrix(x) if sparse else x)
+    path = tmp_path / "moments.h5ad"
+    adata.write_h5ad(path)
+    want = x.astype(np.float64)
+    reads = Reads(monkeypatch)  # blocks of CHUNK rows
+    for source in (adata, read_h5ad(path, backed=True)):
+        mean, variance = column_moments(source)
+        np.testing.assert_allclose(mean, want.mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(variance, want.var(axis=0), rtol=1e-9, atol=1e-12)
+        mean, variance = column_moments(source, columns=np.array([5, 1]))
+        np.testing.assert_allclose(variance, want[:, [5, 1]].var(axis=0), rtol=1e-9)
+    assert max(reads.rows) <= CHUNK
+
+
+def test_uge_rows_read_from_a_file_equal_those_in_memory(stored, backed) -> None:
+    from transferome.models.uge_data import SpeciesBlock, UGERows, token_statistics
+
+    memory, _ = stored
+    tokens, decode = np.array([0, 5, 7]), np.array([1, 2, 3, 9])
+    batches = []
+    for adata in (memory, backed):
+        half = adata.n_obs // 2
+        blocks = [
+            SpeciesBlock(s, part, None, tokens, decode[: 4 - k])
+            for k, (s, part) in enumerate((("a", adata[:half]), ("b", adata[half:])))
+        ]
+        n = {"a": half, "b": adata.n_obs - half}
+        rows = UGERows(
+            blocks,
+            {"a": 0, "b": adata.n_vars},
+            labels={s: np.arange(k) for s, k in n.items()},
+            external={s: np.zeros(k) for s, k in n.items()},
+            scaling={b.species: token_statistics(b.adata, tokens) for b in blocks},
+            rows=np.arange(0, adata.n_obs, 3),
+        )
+        batches.append(rows[np.array([0, len(rows) - 1, 5, 2])])
+    for key, value in batches[0].items():
+        np.testing.assert_allclose(batches[1][key].numpy(), value.numpy(), rtol=1e-6)
+    got = batches[0]
+    assert got["species"].tolist() == [0, 1, 0, 0]
+    assert got["decode_mask"].sum(axis=1).tolist() == [4, 3, 4, 4]  # padded to one width
+    assert got["tokens"][1].tolist() == (tokens + memory.n_vars).tolist()

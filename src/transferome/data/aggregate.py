@@ -12,11 +12,11 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from transferome.data._stream import on_disk, row_stats, stored_source
+from transferome.data._stream import iter_row_blocks, on_disk, row_stats, stored_source
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 
-__all__ = ["code_means", "control_means", "group_means"]
+__all__ = ["code_means", "column_moments", "control_means", "group_means"]
 
 
 def group_means(
@@ -153,3 +153,32 @@ def control_means(adata: AnnData, *, schema: Schema) -> pd.DataFrame:
     means = group_means(adata, schema=schema, groups=[(c, schema.control) for c in contexts])
     means.index = means.index.get_level_values(0)
     return means
+
+
+def column_moments(
+    adata: AnnData, *, columns: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) variance of each column of ``X`` (or of ``columns``), float64.
+
+    One pass a block of rows at a time (an on-disk ``X`` is never read whole); the blocks'
+    moments are merged pairwise (Chan et al.), so the variance does not lose precision to a
+    large mean.
+    """
+    n_cols = adata.n_vars if columns is None else len(columns)
+    count, mean, m2 = 0, np.zeros(n_cols), np.zeros(n_cols)
+    for positions, block in iter_row_blocks(adata):
+        if columns is not None:
+            block = block[:, columns]
+        values = block.toarray() if sp.issparse(block) else np.asarray(block)
+        values = values.astype(np.float64, copy=False)
+        n = len(positions)
+        block_mean = values.mean(axis=0)
+        block_m2 = ((values - block_mean) ** 2).sum(axis=0)
+        delta = block_mean - mean
+        total = count + n
+        mean = mean + delta * (n / total)
+        m2 = m2 + block_m2 + delta**2 * (count * n / total)
+        count = total
+    if count == 0:
+        raise DataValidationError("the data have no observations")
+    return mean, m2 / count

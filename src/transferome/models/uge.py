@@ -26,24 +26,25 @@ from transferome.models._persist import check_var_names
 from transferome.models.base import Estimator, Target
 from transferome.models.uge_data import (
     SpeciesBlock,
+    UGERows,
     category_codes,
     class_labels,
     perturbation_codes,
     species_descriptions,
     split_species,
     standardise,
+    token_rows,
     token_statistics,
     token_values,
-    training_tensors,
     validate_block,
 )
 from transferome.models.uge_genes import (
     align_columns,
     best_matches,
     cosine_similarity,
-    dense_values,
     describe_genes,
-    top_variable,
+    gene_variances,
+    top_by_variance,
 )
 from transferome.models.uge_module import ALIGNMENTS, UGEConfig, UGENetwork
 from transferome.models.uge_orthologs import ortholog_groups, ortholog_links, shared_token_genes
@@ -281,7 +282,7 @@ class UniversalGeneEmbedding(Estimator):
             Write best/last checkpoints there; continue an interrupted run from a checkpoint
             folder (see :func:`~transferome.training.fit_module`).
         """
-        from transferome.training import TensorRows, TrainingConfig, fit_module
+        from transferome.training import TrainingConfig, fit_module
 
         self._check_params()
         schema = schema or Schema()
@@ -297,14 +298,14 @@ class UniversalGeneEmbedding(Estimator):
         offsets, start = {}, 0
         for species, adata in data.items():
             description = validate_block(adata, schema, species=species)
-            values = dense_values(adata)
+            variance = gene_variances(adata)
             blocks.append(
                 SpeciesBlock(
                     species=species,
                     adata=adata,
                     description=description,
-                    tokens=top_variable(values, self.n_tokens),
-                    decode=top_variable(values, self.n_decode),
+                    tokens=top_by_variance(variance, self.n_tokens),
+                    decode=top_by_variance(variance, self.n_decode),
                 )
             )
             offsets[species] = start
@@ -316,7 +317,7 @@ class UniversalGeneEmbedding(Estimator):
             links = ortholog_links(orthologs, list(data), columns=ortholog_columns)
             groups = ortholog_groups(links, var_names, offsets)
             chosen = shared_token_genes(
-                {b.species: dense_values(b.adata).var(axis=0) for b in blocks},
+                {b.species: gene_variances(b.adata) for b in blocks},
                 groups,
                 offsets,
                 self.n_tokens,
@@ -378,11 +379,9 @@ class UniversalGeneEmbedding(Estimator):
             network.class_weights.copy_(torch.from_numpy(weights.astype(np.float32)))
         scaling = None
         if self.values == "standardised":
-            scaling = {b.species: token_statistics(dense_values(b.adata, b.tokens)) for b in blocks}
-        tensors = training_tensors(
-            blocks, offsets, labels=labels, external=external, scaling=scaling
-        )
-        train, val = self._split_rows(len(tensors["tokens"]))
+            scaling = {b.species: token_statistics(b.adata, b.tokens) for b in blocks}
+        rows = {"labels": labels, "external": external, "scaling": scaling}
+        train, val = self._split_rows(sum(b.adata.n_obs for b in blocks))
         training = TrainingConfig(
             max_epochs=max(int(self.max_epochs), 1),
             batch_size=self.batch_size,
@@ -399,8 +398,8 @@ class UniversalGeneEmbedding(Estimator):
         if int(self.max_epochs) > 0:
             history = fit_module(
                 network,
-                TensorRows(**{k: v[train] for k, v in tensors.items()}),
-                TensorRows(**{k: v[val] for k, v in tensors.items()}) if val is not None else None,
+                UGERows(blocks, offsets, **rows, rows=train),
+                UGERows(blocks, offsets, **rows, rows=val) if val is not None else None,
                 config=training,
                 checkpoint_dir=checkpoint_dir,
                 resume_from=resume_from,
@@ -479,29 +478,26 @@ class UniversalGeneEmbedding(Estimator):
         stats: tuple[np.ndarray, np.ndarray] | None = None,
         batch_size: int = 256,
     ) -> np.ndarray:
-        raw = dense_values(adata, tokens)
         if getattr(self, "values", "relative") == "standardised" and stats is None:
-            stats = token_statistics(raw)
-        values = token_values(raw, stats)
+            stats = token_statistics(adata, tokens)
         external = None
         key = self.schema.perturbation_key
         if self.perturbation_token and key in adata.obs.columns:
             external = category_codes(obs_labels(adata, key), self.external_categories_)
         token_index = torch.arange(len(tokens))
-        out = []
+        out = np.zeros((adata.n_obs, self.d_model), dtype=np.float32)
         with torch.no_grad():
-            for start in range(0, adata.n_obs, batch_size):
-                chunk = torch.from_numpy(values[start : start + batch_size])
-                ext = (
-                    torch.from_numpy(external[start : start + batch_size])
-                    if external is not None
-                    else None
-                )
-                z = self.network_.encode(
-                    token_index.expand(len(chunk), -1), chunk, ext, table=table[tokens]
-                )
-                out.append(z.numpy())
-        return np.concatenate(out, axis=0) if out else np.zeros((0, self.d_model), np.float32)
+            for positions, raw in token_rows(adata, tokens):
+                values = token_values(raw, stats)
+                for start in range(0, len(positions), batch_size):
+                    at = positions[start : start + batch_size]
+                    chunk = torch.from_numpy(values[start : start + batch_size])
+                    ext = torch.from_numpy(external[at]) if external is not None else None
+                    z = self.network_.encode(
+                        token_index.expand(len(chunk), -1), chunk, ext, table=table[tokens]
+                    )
+                    out[at] = z.numpy()
+        return out
 
     def _encode_known(self, adata: AnnData, species: str) -> np.ndarray:
         check_var_names(self.var_names_[species], adata.var_names, what=f"{species} data")
@@ -538,7 +534,7 @@ class UniversalGeneEmbedding(Estimator):
         if known is not None and gene_descriptions is None:
             return self._encode_known(adata, known)
         table = self._descriptor_table(self._descriptions_of(adata, gene_descriptions))
-        tokens = top_variable(dense_values(adata), self.n_tokens)
+        tokens = top_by_variance(gene_variances(adata), self.n_tokens)
         return self._encode(adata, table, tokens)
 
     def _maybe_known(self, adata: AnnData) -> str | None:

@@ -6,33 +6,39 @@ validated per-species blocks and the tensors the network trains on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+import torch
 from anndata import AnnData
 
+from transferome.data._stream import iter_row_blocks
+from transferome.data.aggregate import column_moments
 from transferome.data.schema import DatasetDescription, Schema, obs_labels, validate
 from transferome.errors import DataValidationError
 from transferome.models.uge_genes import (
-    dense_values,
     describe_genes,
     descriptions_through_map,
     relative_values,
 )
+from transferome.training.data import AnnDataRows
 
 __all__ = [
     "SpeciesBlock",
+    "UGERows",
     "category_codes",
     "class_labels",
     "perturbation_codes",
     "species_descriptions",
     "split_species",
     "standardise",
+    "token_rows",
     "token_statistics",
     "token_values",
-    "training_tensors",
     "validate_block",
 ]
 
@@ -100,15 +106,15 @@ def standardise(frame: pd.DataFrame, mean: np.ndarray, scale: np.ndarray) -> np.
     return ((frame.to_numpy(dtype=np.float64) - mean) / scale).astype(np.float32)
 
 
-def training_tensors(
-    blocks: list[SpeciesBlock],
-    offsets: Mapping[str, int],
-    *,
-    labels: Mapping[str, np.ndarray],
-    external: Mapping[str, np.ndarray],
-    scaling: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-) -> dict[str, np.ndarray]:
-    """Row tensors of every species stacked: tokens and values, decode genes padded to one width.
+class UGERows(torch.utils.data.Dataset):
+    """The rows the network trains on, every species stacked, built a batch at a time.
+
+    ``rows[index_array]`` gives, for those rows: ``tokens`` and ``values`` (the species' token
+    genes, as vocabulary indices, and their input values), ``decode_genes``, ``targets`` and
+    ``decode_mask`` (the genes rebuilt, padded to one width), ``label``, ``external`` and
+    ``species`` (the position of the row's species in ``blocks``). The expression values are
+    read per batch (:class:`~transferome.training.AnnDataRows`: an on-disk matrix is read a
+    batch of rows at a time, never whole; a sparse one densified a batch at a time).
 
     Parameters
     ----------
@@ -121,54 +127,80 @@ def training_tensors(
     scaling
         Per species, the mean and scale of each token gene: token values are standardised
         with them (see :func:`token_values`); ``None``: relative values (paper 3.1.2).
-
-    The rows also carry ``species``, the position of their species in ``blocks``.
+    rows
+        The stacked rows this dataset holds (default all), e.g. a training split.
     """
-    width = max(len(b.decode) for b in blocks)
-    parts: dict[str, list[np.ndarray]] = {
-        k: []
-        for k in (
-            "tokens",
-            "values",
-            "decode_genes",
-            "targets",
-            "decode_mask",
-            "label",
-            "external",
-            "species",
-        )
-    }
-    for position, block in enumerate(blocks):
-        n = block.adata.n_obs
-        offset = offsets[block.species]
-        values = dense_values(block.adata)
-        parts["tokens"].append(np.broadcast_to(block.tokens + offset, (n, len(block.tokens))))
-        stats = None if scaling is None else scaling[block.species]
-        parts["values"].append(token_values(values[:, block.tokens], stats))
-        genes = np.zeros(width, dtype=np.int64)
-        genes[: len(block.decode)] = block.decode + offset
-        mask = np.zeros(width, dtype=bool)
-        mask[: len(block.decode)] = True
-        targets = np.zeros((n, width), dtype=np.float32)
-        targets[:, : len(block.decode)] = values[:, block.decode]
-        parts["decode_genes"].append(np.broadcast_to(genes, (n, width)))
-        parts["targets"].append(targets)
-        parts["decode_mask"].append(np.broadcast_to(mask, (n, width)))
-        parts["label"].append(labels[block.species])
-        parts["external"].append(external[block.species])
-        parts["species"].append(np.full(n, position, dtype=np.int64))
-    out = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
-    out["tokens"] = out["tokens"].astype(np.int64)
-    out["label"] = out["label"].astype(np.int64)
-    out["external"] = out["external"].astype(np.int64)
-    return out
+
+    batched_indexing = True
+
+    def __init__(
+        self,
+        blocks: list[SpeciesBlock],
+        offsets: Mapping[str, int],
+        *,
+        labels: Mapping[str, np.ndarray],
+        external: Mapping[str, np.ndarray],
+        scaling: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        rows: np.ndarray | None = None,
+    ) -> None:
+        self.blocks, self.scaling = blocks, scaling
+        self.offsets = [int(offsets[b.species]) for b in blocks]
+        self.width = max(len(b.decode) for b in blocks)
+        self.starts = np.cumsum([0] + [b.adata.n_obs for b in blocks])
+        self.rows = np.arange(self.starts[-1]) if rows is None else np.asarray(rows, np.int64)
+        self.labels = np.concatenate([np.asarray(labels[b.species]) for b in blocks])
+        self.external = np.concatenate([np.asarray(external[b.species]) for b in blocks])
+        self.readers = [AnnDataRows(b.adata) for b in blocks]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
+        stacked = self.rows[np.asarray(index, dtype=np.int64)]
+        species = np.searchsorted(self.starts, stacked, side="right") - 1
+        n = len(stacked)
+        tokens = np.zeros((n, max(len(b.tokens) for b in self.blocks)), dtype=np.int64)
+        values = np.zeros(tokens.shape, dtype=np.float32)
+        genes = np.zeros((n, self.width), dtype=np.int64)
+        targets = np.zeros((n, self.width), dtype=np.float32)
+        mask = np.zeros((n, self.width), dtype=bool)
+        for position in np.unique(species):
+            at = np.flatnonzero(species == position)
+            block, offset = self.blocks[position], self.offsets[position]
+            x = self.readers[position][stacked[at] - self.starts[position]]["x"].numpy()
+            stats = None if self.scaling is None else self.scaling[block.species]
+            n_tokens, n_decode = len(block.tokens), len(block.decode)
+            tokens[at, :n_tokens] = block.tokens + offset
+            values[at, :n_tokens] = token_values(x[:, block.tokens], stats)
+            genes[at, :n_decode] = block.decode + offset
+            targets[at, :n_decode] = x[:, block.decode]
+            mask[at, :n_decode] = True
+        return {
+            "tokens": torch.from_numpy(tokens),
+            "values": torch.from_numpy(values),
+            "decode_genes": torch.from_numpy(genes),
+            "targets": torch.from_numpy(targets),
+            "decode_mask": torch.from_numpy(mask),
+            "label": torch.from_numpy(self.labels[stacked].astype(np.int64)),
+            "external": torch.from_numpy(self.external[stacked].astype(np.int64)),
+            "species": torch.from_numpy(species.astype(np.int64)),
+        }
 
 
-def token_statistics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and scale (standard deviation, 1 where it is 0) of each column, as float32."""
-    mean = values.mean(axis=0, dtype=np.float64)
-    scale = values.std(axis=0, dtype=np.float64)
+def token_statistics(adata: AnnData, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and scale (standard deviation, 1 where it is 0) of the ``tokens`` columns of
+    ``adata``, as float32, in one pass a block of rows at a time."""
+    mean, variance = column_moments(adata, columns=tokens)
+    scale = np.sqrt(variance)
     return mean.astype(np.float32), np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+
+def token_rows(adata: AnnData, tokens: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(positions, values)``: the ``tokens`` columns of the rows at ``positions`` as dense
+    float32, a block of rows at a time (an on-disk matrix is never read whole)."""
+    for positions, block in iter_row_blocks(adata):
+        part = block[:, tokens]
+        yield positions, np.asarray(part.toarray() if sp.issparse(part) else part, np.float32)
 
 
 def token_values(

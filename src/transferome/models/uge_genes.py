@@ -27,6 +27,8 @@ import pandas as pd
 from anndata import AnnData
 
 from transferome.data._backed import dense_values as _dense_values
+from transferome.data._stream import on_disk, row_stats, stored_source
+from transferome.data.aggregate import column_moments
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 
@@ -38,7 +40,11 @@ __all__ = [
     "dense_values",
     "describe_genes",
     "descriptions_through_map",
+    "gene_variances",
+    "is_stored",
+    "mean_profile",
     "relative_values",
+    "top_by_variance",
     "top_variable",
 ]
 
@@ -49,6 +55,40 @@ def dense_values(adata: AnnData, columns: np.ndarray | None = None) -> np.ndarra
     """``X`` (optionally a subset of columns) as a dense float32 array (a copy); an on-disk
     ``X`` is read a block of rows at a time, after checking that the array fits in memory."""
     return _dense_values(adata, columns, what="UniversalGeneEmbedding")
+
+
+def is_stored(adata: AnnData) -> bool:
+    """Whether ``X`` of ``adata`` is read from a file (a backed AnnData or a view of one)."""
+    return on_disk(stored_source(adata)[0])
+
+
+def mean_profile(adata: AnnData) -> np.ndarray:
+    """Mean of each gene over the observations (float32), in one pass a block of rows at a
+    time (an on-disk matrix is never read whole)."""
+    return column_moments(adata)[0].astype(np.float32)
+
+
+def gene_variances(adata: AnnData) -> np.ndarray:
+    """Variance of each gene over the observations; from a file in one streamed pass (in
+    memory as float32 values, whose ties the token choice breaks as it always has)."""
+    if is_stored(adata):
+        return column_moments(adata)[1]
+    return dense_values(adata).var(axis=0)
+
+
+def _grouped(
+    adata: AnnData, values: np.ndarray | None, rows: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique labels of the ``rows`` (a boolean mask) and their mean profiles; from
+    ``values``, or streamed from the file when ``values`` is ``None``."""
+    if values is not None:
+        return _group_means(values[rows], labels[rows])
+    groups, codes = np.unique(labels[rows], return_inverse=True)
+    full = np.full(adata.n_obs, -1, dtype=np.int64)
+    full[np.flatnonzero(rows)] = codes
+    stats = row_stats(adata, full, len(groups))
+    means = np.vstack([s.means for s in stats]) if stats else np.zeros((0, adata.n_vars))
+    return groups, means
 
 
 def _group_means(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,9 +134,9 @@ def describe_genes(
             f"a {kind!r} gene description needs perturbed observations; obs"
             f"[{schema.perturbation_key!r}] holds only {schema.control!r}"
         )
-    values = dense_values(adata)
+    values = None if is_stored(adata) else dense_values(adata)
     base = is_control if has_perturbations else np.ones(len(contexts), dtype=bool)
-    control_groups, control_means = _group_means(values[base], contexts[base])
+    control_groups, control_means = _grouped(adata, values, base, contexts)
     control_of = {c: control_means[i] for i, c in enumerate(control_groups)}
     parts: list[pd.DataFrame] = []
     if kind in ("profile", "both"):
@@ -106,10 +146,8 @@ def describe_genes(
         parts.append(pd.DataFrame(columns, index=adata.var_names.astype(str)))
     if kind in ("reactome", "both"):
         treated = ~is_control & np.isin(contexts, control_groups)
-        pair_labels = np.char.add(
-            np.char.add(contexts[treated].astype(str), "|"), perturbations[treated].astype(str)
-        )
-        pairs, pair_means = _group_means(values[treated], pair_labels)
+        pair_labels = np.char.add(np.char.add(contexts.astype(str), "|"), perturbations.astype(str))
+        pairs, pair_means = _grouped(adata, values, treated, pair_labels)
         columns = {}
         for label, mean in zip(pairs, pair_means, strict=True):
             context = str(label).split("|", 1)[0]
@@ -180,9 +218,12 @@ def descriptions_through_map(
 
 def top_variable(values: np.ndarray, n: int) -> np.ndarray:
     """Column indices (sorted) of the ``n`` columns with the largest variance."""
-    n = min(int(n), values.shape[1])
-    variance = values.var(axis=0)
-    chosen = np.argsort(-variance, kind="stable")[:n]
+    return top_by_variance(values.var(axis=0), n)
+
+
+def top_by_variance(variance: np.ndarray, n: int) -> np.ndarray:
+    """Indices (sorted) of the ``n`` largest variances (the first on ties)."""
+    chosen = np.argsort(-np.asarray(variance), kind="stable")[: min(int(n), len(variance))]
     return np.sort(chosen)
 
 

@@ -31,7 +31,7 @@ from transferome.data.schema import obs_labels, split_combination
 from transferome.errors import DataValidationError
 from transferome.models.base import Target, prediction_adata
 from transferome.models.uge_data import validate_block
-from transferome.models.uge_genes import dense_values
+from transferome.models.uge_genes import mean_profile
 
 if TYPE_CHECKING:
     from transferome.models.uge import UniversalGeneEmbedding
@@ -152,7 +152,7 @@ def predict_targets(
             )
         z_rows.append(np.mean(found, axis=0))
         base_rows.append(z_control)
-        x_rows.append(dense_values(controls).mean(axis=0))
+        x_rows.append(mean_profile(controls))
     genes = torch.arange(adata.n_vars)
     table = model._table(species)
     with torch.no_grad():
