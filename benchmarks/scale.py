@@ -22,9 +22,10 @@ with ``read_h5ad(path, backed=True)`` (``backed``: X stays on disk) and, for siz
 - ``additive`` / ``similar`` / ``stacked``: fit on every group but one held-out group per cell
   line and predict those (stacked is the default predictor);
 - ``benchmark``: ``run_task("transfer")`` with those three models, 4 splits, the noise ceiling;
-- ``xtransfer`` / ``fe``: training throughput (cells per second) of the paper networks for a
-  fixed amount of work (``--pairs`` XTransfer pairs; ``--fe-blocks`` blocks of 32 cells x 256
-  genes for FE, in the order an epoch visits them), with their rows read from the file or
+- ``xtransfer`` / ``fe`` / ``uge``: training throughput (cells per second) of the paper
+  networks for a fixed amount of work (``--pairs`` XTransfer pairs; ``--fe-blocks`` blocks of
+  32 cells x 256 genes for FE, in the order an epoch visits them; one epoch on
+  ``--uge-cells`` cells drawn over the file for UGE), with their rows read from the file or
   from memory. FE's set-up is timed apart: from the file, the streamed PCA start and the
   chunked blocks; in memory, the dense array and its blocks (the in-memory PCA start, an SVD
   of the whole matrix, is left out).
@@ -50,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 STEPS = ("open", "validate", "group_means", "additive", "similar", "stacked", "benchmark")
-NEURAL = ("xtransfer", "fe")
+NEURAL = ("xtransfer", "fe", "uge")
 CELL_LINES = tuple(f"line_{i}" for i in range(8))
 BASE_CELLS_PER_GROUP = 100
 ROOT = Path(__file__).resolve().parent
@@ -194,6 +195,9 @@ def _step(name: str, path: Path, mode: str, args: argparse.Namespace) -> dict:
     elif name == "fe":
         extra.update(_fe_throughput(adata, args.fe_blocks, streamed=mode == "backed"))
         start, cpu = extra.pop("start"), extra.pop("cpu")
+    elif name == "uge":
+        extra.update(_uge_throughput(adata, args.uge_cells))
+        start, cpu = extra.pop("start"), extra.pop("cpu")
     else:
         raise SystemExit(f"unknown step {name!r}")
     return _timed(start, cpu, extra)
@@ -280,6 +284,19 @@ def _fe_throughput(adata, n_blocks: int, *, streamed: bool) -> dict:
     }
 
 
+def _uge_throughput(adata, n_cells: int) -> dict:
+    """One epoch of UGE (the default network) on ``n_cells`` cells drawn over the whole file
+    (a view: from the file its batches are read from disk)."""
+    from transferome.models import get_model
+
+    rows = np.sort(np.random.default_rng(0).choice(adata.n_obs, n_cells, replace=False))
+    subset = adata[rows]
+    start, cpu = time.perf_counter(), time.process_time()
+    model = get_model("uge")(max_epochs=1, early_stopping=None).fit(subset)
+    seconds = float(model.history_["seconds"].iloc[0])  # the epoch itself
+    return {"start": start, "cpu": cpu, "cells_per_s": n_cells / seconds}
+
+
 # --- the driver -------------------------------------------------------------------------
 
 
@@ -297,6 +314,8 @@ def _run_step(name: str, path: Path, mode: str, args: argparse.Namespace) -> dic
         str(args.pairs),
         "--fe-blocks",
         str(args.fe_blocks),
+        "--uge-cells",
+        str(args.uge_cells),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -367,6 +386,7 @@ def main() -> None:
         default=1024,
         help="FE blocks trained (1,024 of 32 x 256: 4 chunks of 1,024 rows, each read once)",
     )
+    parser.add_argument("--uge-cells", type=int, default=1024, help="cells of the UGE epoch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--steps",
