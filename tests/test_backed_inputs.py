@@ -4,6 +4,7 @@ a clear error when it would need more memory than there is."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,8 @@ from anndata import AnnData
 
 import transferome.data._backed as backed_module
 from transferome.benchmark import run_task
-from transferome.data import prepare_values, preprocess, project_genes, validate
-from transferome.data._backed import dense_values, in_memory
+from transferome.data import prepare_values, preprocess, project_genes, read_h5ad, validate
+from transferome.data._backed import dense_values, in_memory, is_backed
 from transferome.datasets import simulate
 from transferome.errors import DataValidationError
 from transferome.models import get_model
@@ -256,18 +257,52 @@ def test_preprocess_backed_counts_file_as_in_memory(counts_pair) -> None:
         )
 
 
-def test_prepare_values_of_backed_file(counts_pair) -> None:
+def _dense(matrix) -> np.ndarray:
+    return matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+
+
+def test_prepare_values_of_backed_file(counts_pair, monkeypatch) -> None:
+    """Raw counts on disk are normalised into a new file a block of rows at a time: the
+    matrix is never held (1 KiB of memory "available"), the values are those of memory."""
     memory, backed = counts_pair
-    got = prepare_values(backed)
     expected = prepare_values(memory)
+    monkeypatch.setattr(backed_module, "_available_bytes", lambda: 1024)
+    got = prepare_values(backed)
     assert got.normalised
     assert expected.normalised
     assert got.detected == expected.detected
-    assert not got.adata.isbacked
+    assert is_backed(got.adata)
     assert backed.isbacked
-    a, b = got.adata.X, expected.adata.X
+    folder = Path(getattr(got.adata.X, "group", got.adata.X).file.filename).parent
+    assert folder.exists()
+    assert got.adata.uns["transferome"] == expected.adata.uns["transferome"]
+    pd.testing.assert_frame_equal(got.adata.obs, expected.adata.obs)
+    # every model streams it: the default predictor fits from the new file
+    _model("stacked").fit(got.adata).predict(got.adata, TARGETS)
+    monkeypatch.undo()
+    loaded = in_memory(got.adata, what="test")
+    np.testing.assert_array_equal(_dense(loaded.X), _dense(expected.adata.X))
     np.testing.assert_array_equal(
-        a.toarray() if sp.issparse(a) else a, b.toarray() if sp.issparse(b) else b
+        _dense(loaded.layers["counts"]), _dense(expected.adata.layers["counts"])
+    )
+    del got, loaded
+    gc.collect()
+    assert not folder.exists()  # the temporary file goes with the data
+
+
+def test_prepare_values_takes_a_backed_layer_without_loading_it(counts_pair, monkeypatch):
+    memory, backed = counts_pair
+    expected = prepare_values(memory, "log")
+    monkeypatch.setattr(backed_module, "_available_bytes", lambda: 1024)
+    path = Path(backed.filename)
+    with_layer = read_h5ad(path, backed=True)
+    with_layer.layers["raw"] = with_layer.X  # the same on-disk values as a layer
+    got = prepare_values(with_layer, "log", layer="raw")
+    assert is_backed(got.adata)
+    assert not got.normalised
+    monkeypatch.undo()
+    np.testing.assert_array_equal(
+        _dense(in_memory(got.adata, what="test").X), _dense(expected.adata.X)
     )
 
 

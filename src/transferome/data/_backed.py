@@ -15,6 +15,10 @@ that says how to proceed. The user's AnnData and file are never modified.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +26,13 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
-from anndata.io import read_elem, sparse_dataset
+from anndata.io import read_elem, sparse_dataset, write_elem
 
-from transferome.data._stream import iter_row_blocks, on_disk, stored_source
+from transferome.data import _stream
+from transferome.data._stream import iter_row_blocks, on_disk, read_rows, stored_source
 from transferome.errors import DataValidationError
 
-__all__ = ["dense_values", "in_memory", "is_backed", "lazy", "open_lazy"]
+__all__ = ["dense_values", "in_memory", "is_backed", "lazy", "open_lazy", "rewritten"]
 
 _CGROUP = Path("/sys/fs/cgroup")
 
@@ -209,3 +214,74 @@ def dense_values(
             block = block[:, columns]
         out[positions] = block.toarray() if sp.issparse(block) else block
     return out
+
+
+def rewritten(
+    adata: AnnData,
+    *,
+    layer: str | None,
+    transform: Callable[[Any], Any],
+    keep_input: str | None,
+    uns: dict[str, Any],
+) -> AnnData:
+    """A new on-disk AnnData whose ``X`` is ``transform`` of each block of rows of ``adata``.
+
+    The values (``X`` or ``layer``) are read a block of rows at a time, transformed (a
+    row-wise function of a CSR or dense float32 block, e.g. normalisation) and written to a
+    temporary ``.h5ad`` file, which is opened with :func:`open_lazy` and deleted when the
+    result is no longer used (or at exit). ``keep_input`` names a layer that keeps the input
+    values (float32); ``uns`` is the result's ``uns``. ``adata`` and its file are untouched.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="transferome-"))
+    path = folder / "values.h5ad"
+    try:
+        with h5py.File(path, "w") as handle:
+            handle.attrs["encoding-type"] = "anndata"
+            handle.attrs["encoding-version"] = "0.1.0"
+            write_elem(handle, "obs", adata.obs)
+            write_elem(handle, "var", adata.var)
+            write_elem(handle, "uns", uns)
+            for name in ("obsm", "varm", "obsp", "varp"):
+                write_elem(handle, name, {})
+            layers = handle.create_group("layers")
+            layers.attrs["encoding-type"] = "dict"
+            layers.attrs["encoding-version"] = "0.1.0"
+            targets = {"X": (handle, transform)}
+            if keep_input is not None:
+                targets[keep_input] = (layers, lambda block: block)
+            for name, (group, change) in targets.items():
+                _write_rows(group, name, adata, layer, change)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    out = open_lazy(path)
+    weakref.finalize(out, shutil.rmtree, folder, ignore_errors=True)
+    return out
+
+
+def _write_rows(
+    group: Any, name: str, adata: AnnData, layer: str | None, change: Callable[[Any], Any]
+) -> None:
+    """Write ``change`` of the rows of ``adata`` to ``group[name]``, a block at a time."""
+    sparse = _stream._is_sparse(stored_source(adata, layer)[0])
+    written = None
+    step = _stream.CHUNK_ROWS
+    for start in range(0, adata.n_obs, step):
+        rows = np.arange(start, min(start + step, adata.n_obs))
+        block = read_rows(adata, rows, layer=layer)
+        block = sp.csr_matrix(block, dtype=np.float32) if sparse else np.asarray(block, np.float32)
+        block = change(block)
+        if sparse:
+            if written is None:
+                write_elem(group, name, sp.csr_matrix(block))
+                written = sparse_dataset(group[name])
+            else:
+                written.append(sp.csr_matrix(block))
+        else:
+            if written is None:
+                written = group.create_dataset(
+                    name, shape=(adata.n_obs, adata.n_vars), dtype=np.float32
+                )
+                written.attrs["encoding-type"] = "array"
+                written.attrs["encoding-version"] = "0.2.0"
+            written[start : start + len(rows)] = block

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from transferome._logging import get_logger
-from transferome.data._backed import in_memory
+from transferome.data._backed import in_memory, is_backed, rewritten
 from transferome.data.schema import detect_value_type
 from transferome.errors import DataValidationError
 
@@ -213,13 +213,23 @@ def prepare_values(
     if source is None:
         raise DataValidationError(f"{where}: X is empty (None); pass a layer to use")
     out = adata
-    if layer is not None:
+    # on disk: what is written is written to a new file, a block of rows at a time
+    stored = is_backed(adata) and adata.n_obs > 0
+    if layer is not None and not stored:
         out = in_memory(adata, what="prepare_values", copy=True)
         out.X = out.layers[layer].copy()
+
+    def as_is() -> AnnData:  # the values as they are, in X
+        if layer is not None and stored:
+            return rewritten(
+                adata, layer=layer, transform=lambda b: b, keep_input=None, uns=dict(adata.uns)
+            )
+        return out
+
     if values == "delta" or (
         values == "auto" and dict(adata.uns.get(_UNS, {})).get("values") == "delta"
     ):
-        return PreparedValues(out, "delta", "changes against control", False)
+        return PreparedValues(as_is(), "delta", "changes against control", False)
     try:
         value_type = detect_value_type(source)
     except DataValidationError as exc:
@@ -234,16 +244,25 @@ def prepare_values(
         detected = "log-normalised values" if value_type == "log" else _describe(value_type, source)
         if values == "log" and value_type != "log":
             _log.info("%s: holds %s; used as they are (values='log')", where, detected)
-        return PreparedValues(out, "log", detected, False)
+        return PreparedValues(as_is(), "log", detected, False)
     detected = _describe(value_type, source) if value_type != "log" else "log-like values"
-    # X of a backed AnnData is read into memory here, once (X holds the layer's values)
-    normalised = in_memory(adata, what="prepare_values", copy=True) if out is adata else out
-    counts = _as_float(normalised.X)
-    normalised.layers["counts"] = counts.copy()
-    normalised.X = _normalize_log(counts, target_sum)
-    record = dict(normalised.uns.get(_UNS, {}))
+    record = dict(adata.uns.get(_UNS, {}))
     record["input_values"] = {"detected": detected, "target_sum": float(target_sum)}
-    normalised.uns[_UNS] = record
+    if stored:
+        # a new file on disk, written a block of rows at a time: the matrix is never held
+        normalised = rewritten(
+            adata,
+            layer=layer,
+            transform=lambda block: _normalize_log(block, target_sum),
+            keep_input="counts",
+            uns={**adata.uns, _UNS: record},
+        )
+    else:
+        normalised = out if out is not adata else adata.copy()
+        counts = _as_float(normalised.X)
+        normalised.layers["counts"] = counts.copy()
+        normalised.X = _normalize_log(counts, target_sum)
+        normalised.uns[_UNS] = record
     _log.warning(
         "%s: %s holds %s; normalised them%s (normalize_total to %g + log1p; the input "
         "values are kept in layers['counts']); pass --values log (values='log') to use "
