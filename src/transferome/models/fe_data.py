@@ -203,8 +203,9 @@ def _canonical(block: Any) -> Any:
     return np.asarray(block)
 
 
-def _unit_rms(part: np.ndarray, sum_sq: float) -> float:
-    return max(float(np.sqrt(sum_sq / max(part.size, 1))), 1e-12)
+def _rms(sum_sq: float, size: int) -> float:
+    """Root mean square of ``size`` values whose squares sum to ``sum_sq`` (never 0)."""
+    return max(float(np.sqrt(sum_sq / max(size, 1))), 1e-12)
 
 
 def stored_start(
@@ -245,7 +246,7 @@ def stored_start(
         genes = rng.normal(0.0, 0.1, (n_genes, int(dim)))
         if k:
             part = vt[:k].T * np.sqrt(s[:k])[None, :]
-            genes[:, :k] = part / _unit_rms(part, float(np.sum(part**2)))
+            genes[:, :k] = part / _rms(float(np.sum(part**2)), part.size)
             basis = vt[:k].T / np.sqrt(s[:k])[None, :]
         genes = genes.astype(np.float32)
     samples = np.empty((n, int(dim)), dtype=np.float32) if pca else None
@@ -265,7 +266,7 @@ def stored_start(
     if count == 0:
         raise DataValidationError("the mask marks no entry as observed")
     if samples is not None and basis is not None:
-        samples[:, :k] /= _unit_rms(samples[:, :k], sum_sq)
+        samples[:, :k] /= _rms(sum_sq, n * k)
     start = None if samples is None else (samples, genes)
     return start, total / count
 
