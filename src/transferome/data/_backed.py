@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from anndata.io import read_elem, sparse_dataset, write_elem
 
-from transferome.data import _stream
+import transferome.data._stream as _stream
 from transferome.data._stream import iter_row_blocks, on_disk, read_rows, stored_source
 from transferome.errors import DataValidationError
 
