@@ -5,11 +5,13 @@ Two kinds: anndata's ``read_h5ad(path, backed="r")`` and transferome's
 views can be viewed again (:func:`lazy` turns the first into the second). ``X`` is then an h5py
 dataset (dense) or an anndata sparse dataset, which neither numpy nor scipy take as a matrix.
 Validation, the group means and everything built on them, the ceiling and the training rows
-read the file a block of rows at a time (:mod:`transferome.data._stream`). Paths that need
-every value at once load ``X`` a single time, in the dtype stored in the file (float32 stays
-float32), through :func:`in_memory` or :func:`dense_values`, after checking that it fits in
-the memory available; otherwise they stop with a :class:`~transferome.errors.DataValidationError`
-that says how to proceed. The user's AnnData and file are never modified.
+read the file a block of rows at a time (:mod:`transferome.data._stream`), and a row-wise
+change of the values (the normalisation of raw counts) is written to a new temporary file the
+same way (:func:`rewritten`). Paths that need every value at once load ``X`` a single time, in
+the dtype stored in the file (float32 stays float32), through :func:`in_memory` or
+:func:`dense_values`, after checking that it fits in the memory available; otherwise they stop
+with a :class:`~transferome.errors.DataValidationError` that says how to proceed. The user's
+AnnData and file are never modified.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from anndata import AnnData
 
 from transferome._logging import get_logger
 from transferome.data._backed import in_memory, is_backed, rewritten
-from transferome.data.schema import detect_value_type
+from transferome.data.schema import check_matrix, detect_value_type
 from transferome.errors import DataValidationError
 
 __all__ = ["VALUES", "GeneSet", "PreparedValues", "prepare_values", "preprocess", "project_genes"]
@@ -364,12 +364,7 @@ def preprocess(
     but not logged values) are normalised and logged like counts, with a warning, as
     :func:`prepare_values` does; negative values (changes, z-scores) are an error.
     """
-    if not isinstance(adata, AnnData):
-        raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
-    if adata.n_obs == 0 or adata.n_vars == 0:
-        raise DataValidationError(f"the data are empty ({adata.n_obs} x {adata.n_vars})")
-    if layer is not None and layer not in adata.layers:
-        raise DataValidationError(f"layer {layer!r} not found; layers: {list(adata.layers)}")
+    check_matrix(adata, layer)
     for axis, names in (("obs", adata.obs_names), ("var", adata.var_names)):
         if names.duplicated().any():
             shown = list(dict.fromkeys(map(str, names[names.duplicated()])))[:5]

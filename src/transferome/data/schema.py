@@ -27,6 +27,7 @@ __all__ = [
     "Schema",
     "ValueType",
     "axis_values",
+    "check_matrix",
     "detect_value_type",
     "iter_value_chunks",
     "obs_labels",
@@ -45,6 +46,16 @@ negative (changes against control, z-scores), only accepted with ``allow_negativ
 
 _LOG_MAX = 50.0  # log1p of any realistic count, or a log2 array intensity, stays below this
 _OPTIONAL_KEYS = ("species_key", "dose_key", "sample_key", "time_key")
+
+
+def check_matrix(adata: AnnData, layer: str | None) -> None:
+    """Refuse what no model can read: not an AnnData, no rows or genes, an unknown layer."""
+    if not isinstance(adata, AnnData):
+        raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise DataValidationError(f"the data are empty ({adata.n_obs} x {adata.n_vars})")
+    if layer is not None and layer not in adata.layers:
+        raise DataValidationError(f"layer {layer!r} not found; layers: {list(adata.layers)}")
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ import torch
 from anndata import AnnData
 
 from transferome.data._backed import in_memory
-from transferome.data.schema import Schema, split_combination
+from transferome.data.schema import Schema, check_matrix, split_combination
 from transferome.errors import DataValidationError
 from transferome.models._persist import (
     check_described,
@@ -50,7 +50,7 @@ from transferome.models._persist import (
     write_model_files,
 )
 from transferome.models.base import Estimator, Target, prediction_adata
-from transferome.models.fe_data import check_matrix, training_data, values_and_mask
+from transferome.models.fe_data import training_data, values_and_mask
 from transferome.models.fe_module import FEBlocks, FEConfig, FEModule, embed_samples
 
 __all__ = ["FactorizedEmbedding"]

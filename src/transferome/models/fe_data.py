@@ -35,6 +35,7 @@ from transferome.data._stream import (
     read_rows,
     stored_source,
 )
+from transferome.data.schema import check_matrix
 from transferome.errors import DataValidationError
 from transferome.models.fe_module import FEBlocks, pca_embeddings
 
@@ -42,7 +43,6 @@ __all__ = [
     "PCA_ROWS",
     "StoredBlocks",
     "TrainingData",
-    "check_matrix",
     "stored_start",
     "training_data",
     "values_and_mask",
@@ -76,16 +76,6 @@ class TrainingData:
     val: torch.utils.data.Dataset | None
     mean_value: float
     start: tuple[np.ndarray, np.ndarray] | None
-
-
-def check_matrix(adata: AnnData, layer: str | None) -> None:
-    """Refuse what FE cannot read: not an AnnData, no rows or genes, an unknown layer."""
-    if not isinstance(adata, AnnData):
-        raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
-    if adata.n_obs == 0 or adata.n_vars == 0:
-        raise DataValidationError(f"the data are empty ({adata.n_obs} x {adata.n_vars})")
-    if layer is not None and layer not in adata.layers:
-        raise DataValidationError(f"layer {layer!r} not found; layers: {list(adata.layers)}")
 
 
 def _check_mask_layer(adata: AnnData, mask: str) -> None:
