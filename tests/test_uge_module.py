@@ -15,7 +15,7 @@ from transferome.models.uge_genes import (
     describe_genes,
     descriptions_through_map,
     relative_values,
-    top_variable,
+    top_by_variance,
 )
 from transferome.models.uge_module import UGEConfig, UGENetwork, ecs_loss
 
@@ -154,8 +154,9 @@ def test_descriptions_through_map_average_partners():
 
 def test_token_helpers():
     values = np.array([[0.0, 2.0, 4.0], [0.0, 0.0, 0.0], [1.0, 0.0, 4.0]], dtype=np.float32)
-    assert top_variable(values, 2).tolist() == [1, 2]
-    assert top_variable(values, 10).tolist() == [0, 1, 2]
+    assert top_by_variance(values.var(axis=0), 2).tolist() == [1, 2]
+    assert top_by_variance(values.var(axis=0), 10).tolist() == [0, 1, 2]
+    assert top_by_variance(np.array([1.0, 3.0, 3.0]), 1).tolist() == [1]  # the first on ties
     rel = relative_values(values)
     assert rel[0].tolist() == [0.0, 0.5, 1.0]
     assert rel[1].tolist() == [0.0, 0.0, 0.0]

@@ -27,7 +27,8 @@ import pandas as pd
 from anndata import AnnData
 
 from transferome.data._backed import dense_values as _dense_values
-from transferome.data._stream import on_disk, row_stats, stored_source
+from transferome.data._backed import is_backed
+from transferome.data._stream import row_stats
 from transferome.data.aggregate import column_moments
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
@@ -41,11 +42,9 @@ __all__ = [
     "describe_genes",
     "descriptions_through_map",
     "gene_variances",
-    "is_stored",
     "mean_profile",
     "relative_values",
     "top_by_variance",
-    "top_variable",
 ]
 
 DescriptionKind = Literal["auto", "profile", "reactome", "both"]
@@ -57,11 +56,6 @@ def dense_values(adata: AnnData, columns: np.ndarray | None = None) -> np.ndarra
     return _dense_values(adata, columns, what="UniversalGeneEmbedding")
 
 
-def is_stored(adata: AnnData) -> bool:
-    """Whether ``X`` of ``adata`` is read from a file (a backed AnnData or a view of one)."""
-    return on_disk(stored_source(adata)[0])
-
-
 def mean_profile(adata: AnnData) -> np.ndarray:
     """Mean of each gene over the observations (float32), in one pass a block of rows at a
     time (an on-disk matrix is never read whole)."""
@@ -71,7 +65,7 @@ def mean_profile(adata: AnnData) -> np.ndarray:
 def gene_variances(adata: AnnData) -> np.ndarray:
     """Variance of each gene over the observations; from a file in one streamed pass (in
     memory as float32 values, whose ties the token choice breaks as it always has)."""
-    if is_stored(adata):
+    if is_backed(adata):
         return column_moments(adata)[1]
     return dense_values(adata).var(axis=0)
 
@@ -134,7 +128,7 @@ def describe_genes(
             f"a {kind!r} gene description needs perturbed observations; obs"
             f"[{schema.perturbation_key!r}] holds only {schema.control!r}"
         )
-    values = None if is_stored(adata) else dense_values(adata)
+    values = None if is_backed(adata) else dense_values(adata)
     base = is_control if has_perturbations else np.ones(len(contexts), dtype=bool)
     control_groups, control_means = _grouped(adata, values, base, contexts)
     control_of = {c: control_means[i] for i, c in enumerate(control_groups)}
@@ -214,11 +208,6 @@ def descriptions_through_map(
         mapped = totals > 0
         out[mapped] /= totals[mapped, None]
     return pd.DataFrame(out.astype(np.float32), index=target_index, columns=source.columns)
-
-
-def top_variable(values: np.ndarray, n: int) -> np.ndarray:
-    """Column indices (sorted) of the ``n`` columns with the largest variance."""
-    return top_by_variance(values.var(axis=0), n)
 
 
 def top_by_variance(variance: np.ndarray, n: int) -> np.ndarray:
