@@ -213,7 +213,7 @@ def prepare_values(
     if source is None:
         raise DataValidationError(f"{where}: X is empty (None); pass a layer to use")
     out = adata
-    # on disk: what is written is written to a new file, a block of rows at a time
+    # on disk, values that change (or move from a layer to X) go to a new file, block by block
     stored = is_backed(adata) and adata.n_obs > 0
     if layer is not None and not stored:
         out = in_memory(adata, what="prepare_values", copy=True)
