@@ -573,7 +573,7 @@ def test_preset_fast_and_paper(tmp_path, capsys, monkeypatch) -> None:
 
     monkeypatch.setattr(transferome.benchmark, "run_task", fake_run_task)
     bench = ["benchmark", "transfer", "--data", str(path), "--models", "linear,xtransfer"]
-    extra = ["--model-params", '{"xtransfer": {"max_epochs": 2}}', "--out", str(tmp_path / "b")]
+    extra = ["--param", "xtransfer.max_epochs=2", "--out", str(tmp_path / "b")]
     assert main([*bench, "--preset", "fast", *extra]) == 2
     assert seen == {
         "linear": dict(LinearBaseline.fast_params),
@@ -581,3 +581,28 @@ def test_preset_fast_and_paper(tmp_path, capsys, monkeypatch) -> None:
     }
     assert main([*bench, *extra]) == 2
     assert seen == {"linear": {}, "xtransfer": {"max_epochs": 2}}
+    # values are YAML; lists become tuples, as for fit
+    more = ["--param", "linear.ranks=[0, 1]", "--param", "xtransfer.lr=1e-3"]
+    assert main([*bench, *more, *extra]) == 2
+    assert seen == {"linear": {"ranks": (0, 1)}, "xtransfer": {"max_epochs": 2, "lr": 1e-3}}
+    capsys.readouterr()
+    # with one model the prefix may be left out; with several it names the model
+    single = ["benchmark", "transfer", "--data", str(path), "--models", "xtransfer"]
+    seen.clear()
+    assert main([*single, "--param", "max_epochs=3", "--out", str(tmp_path / "b")]) == 2
+    assert seen == {"xtransfer": {"max_epochs": 3}}
+    for bad, message in (
+        ("max_epochs=3", "name the model, e.g. --param linear.max_epochs=3"),
+        ("fe.max_epochs=3", "'fe' is not among --models (linear, xtransfer)"),
+        ("xtransfer.epochs=3", "epochs"),
+        ("xtransfer.max_epochs", "expected NAME=VALUE"),
+    ):
+        assert main([*bench, "--param", bad, "--out", str(tmp_path / "b")]) == 2
+        assert message in capsys.readouterr().err
+    # the dose models are checked against their own arguments
+    from transferome.cli.benchmark import _model_params
+
+    got = _model_params(["dose_response.ridge=0.5"], ["dose_response", "log_linear"])
+    assert got == {"dose_response": {"ridge": 0.5}}
+    with pytest.raises(transferome.errors.TransferomeError, match="ridges"):
+        _model_params(["dose_response.ridges=0.5"], ["dose_response"])

@@ -260,6 +260,20 @@ def test_yaml_duplicate_key_is_refused_with_its_line(
         load_config(config)
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1e-3", 1e-3), ("-2.5E+3", -2500.0), ("1.0e-3", 1e-3), ("1e", "1e"), ("12", 12)],
+)
+def test_yaml_reads_exponent_notation_as_a_number(text: str, value: object) -> None:
+    """PyYAML (YAML 1.1) leaves ``1e-3`` a string; a learning rate is written that way."""
+    from transferome.pipeline._yaml import load_yaml
+
+    got = load_yaml(text)
+    assert got == value
+    assert type(got) is type(value)
+    assert load_yaml(f"training: {{lr: {text}}}") == {"training": {"lr": value}}
+
+
 def test_config_type_error_does_not_print_a_huge_value(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -182,7 +182,7 @@ def add_preset_argument(parser: argparse.ArgumentParser) -> None:
         default="paper",
         help="model settings: paper (default) = each model's constructor defaults (the "
         "papers' sizes, many minutes per neural fit on a laptop); fast = its fast_params "
-        "(small networks, few epochs: seconds); --param / --model-params apply on top",
+        "(small networks, few epochs: seconds); --param applies on top",
     )
 
 
@@ -232,7 +232,10 @@ def parse_params(pairs: Sequence[str], model: str) -> dict[str, Any]:
                 f"--param {name}: {short_repr(value)} is not a plain value ({yaml_problem(exc)}); "
                 "give a number, a string or a list"
             ) from exc
-    checked = check_arguments(get_model(model).__init__, params, f"--param ({model})")
+    from transferome.models.dose import DOSE_MODELS
+
+    cls = DOSE_MODELS[model] if model in DOSE_MODELS else get_model(model)
+    checked = check_arguments(cls.__init__, params, f"--param ({model})")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in checked.items()}
 
 

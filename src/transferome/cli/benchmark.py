@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from transferome.cli._common import (
@@ -13,6 +12,7 @@ from transferome.cli._common import (
     add_preset_argument,
     add_values_argument,
     check_output,
+    parse_params,
     preset_params,
     read_data,
     schema_from_args,
@@ -56,10 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits")
     parser.add_argument("--n-degs", type=int, default=50, help="DEGs per group")
     parser.add_argument(
-        "--model-params",
-        default=None,
-        help='JSON of hyperparameters per model, e.g. \'{"linear": {"ranks": [0, 1]}}\' '
-        "(applied over the --preset)",
+        "--param",
+        action="append",
+        default=[],
+        metavar="MODEL.NAME=VALUE",
+        help="a hyperparameter of one model (repeatable; the value is read as YAML), e.g. "
+        "--param linear.ranks=[0,1] --param xtransfer.max_epochs=30, applied over the "
+        "--preset; with a single model the MODEL. prefix may be left out",
     )
     add_preset_argument(parser)
     group = parser.add_argument_group("transfer task: what is held out")
@@ -110,6 +113,29 @@ def _task_options(args: argparse.Namespace) -> dict[str, object]:
             given[name] = [v.strip() for v in str(given[name]).split(",") if v.strip()]
     given.setdefault("holdout", "group")
     return given
+
+
+def _model_params(pairs: list[str], models: list[str]) -> dict[str, dict]:
+    """``--param MODEL.NAME=VALUE`` options, per model (see :func:`parse_params`)."""
+    from transferome.errors import TransferomeError
+
+    given: dict[str, list[str]] = {m: [] for m in models}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        model, dot, param = name.strip().partition(".")
+        if not dot:
+            if len(models) != 1:
+                raise TransferomeError(
+                    f"--param {pair}: name the model, e.g. --param {models[0]}.{pair} "
+                    f"(the models are {', '.join(models)})"
+                )
+            model, param = models[0], name.strip()
+        if model not in given:
+            raise TransferomeError(
+                f"--param {pair}: {model!r} is not among --models ({', '.join(models)})"
+            )
+        given[model].append(f"{param}{sep}{value}")
+    return {m: parse_params(p, m) for m, p in given.items() if p}
 
 
 def _dose_tasks() -> tuple[str, ...]:
@@ -169,12 +195,7 @@ def run(args: argparse.Namespace) -> int:
 
         args.models = ",".join(DEFAULT_DOSE_MODELS) if dose_task else _DEFAULT_MODELS
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    try:
-        params = json.loads(args.model_params) if args.model_params else {}
-    except json.JSONDecodeError as exc:
-        raise TransferomeError(f"--model-params is not valid JSON: {exc}") from exc
-    if not isinstance(params, dict):
-        raise TransferomeError("--model-params must be a JSON object of model name -> params")
+    params = _model_params(args.param, models)
     if dose_task:
         _task_options(args)  # refuses the transfer task's options
         result = _run_dose(args, models, params)

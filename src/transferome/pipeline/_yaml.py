@@ -1,8 +1,10 @@
 """Reading YAML safely: no anchors or aliases (an alias bomb expands to gigabytes) and no
-duplicate keys (YAML would silently keep the last one)."""
+duplicate keys (YAML would silently keep the last one). Numbers in exponent notation without
+a point (``1e-3``, as YAML 1.2 and Python write them) are floats, not strings."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -42,6 +44,13 @@ class _StrictLoader(yaml.SafeLoader):
                     )
                 seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 (PyYAML) reads 1e-3 as a string; a learning rate is written that way
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789")
+)
 
 
 def load_yaml(text: str) -> Any:
