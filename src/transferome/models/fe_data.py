@@ -134,7 +134,6 @@ def training_data(
     docstring). ``validation_fraction`` ``None``: no validation blocks.
     """
     check_matrix(adata, layer)
-    blocks = {"sample_block": int(sample_block), "gene_block": int(gene_block)}
     stored, _, _ = stored_source(adata, layer)
     if on_disk(stored) and not isinstance(mask, np.ndarray):
         if isinstance(mask, str):
@@ -142,13 +141,23 @@ def training_data(
         start, mean_value = stored_start(
             adata, layer=layer, mask_layer=mask, dim=dim, pca=pca, seed=seed
         )
-        read = {"layer": layer, "mask_layer": mask, "obs_factors": obs_factors, "seed": seed}
+
+        def stored_blocks(held: tuple[float, str] | None) -> StoredBlocks:
+            return StoredBlocks(
+                adata,
+                layer=layer,
+                mask_layer=mask,
+                obs_factors=obs_factors,
+                sample_block=sample_block,
+                gene_block=gene_block,
+                seed=seed,
+                held=held,
+            )
+
         if validation_fraction is None:
-            return TrainingData(StoredBlocks(adata, **read, **blocks), None, mean_value, start)
-        train, val = (
-            StoredBlocks(adata, **read, **blocks, held=(float(validation_fraction), part))
-            for part in ("train", "val")
-        )
+            return TrainingData(stored_blocks(None), None, mean_value, start)
+        fraction = float(validation_fraction)
+        train, val = (stored_blocks((fraction, part)) for part in ("train", "val"))
         return TrainingData(train, val, mean_value, start)
 
     values, observed = values_and_mask(adata, layer=layer, mask=mask)
@@ -160,9 +169,19 @@ def training_data(
         held = rng.random(values.shape) < float(validation_fraction)
         all_observed = np.ones_like(held) if observed is None else observed
         train_mask, val_mask = all_observed & ~held, all_observed & held
-    train = FEBlocks(values, train_mask, obs_factors, **blocks, seed=seed)
-    val = None if val_mask is None else FEBlocks(values, val_mask, obs_factors, **blocks, seed=seed)
-    return TrainingData(train, val, mean_value, start)
+
+    def memory_blocks(part_mask: np.ndarray | None) -> FEBlocks:
+        return FEBlocks(
+            values,
+            part_mask,
+            obs_factors,
+            sample_block=int(sample_block),
+            gene_block=int(gene_block),
+            seed=seed,
+        )
+
+    val_blocks = None if val_mask is None else memory_blocks(val_mask)
+    return TrainingData(memory_blocks(train_mask), val_blocks, mean_value, start)
 
 
 def _observed_block(
@@ -257,8 +276,9 @@ def stored_start(
         raise DataValidationError("the mask marks no entry as observed")
     if samples is not None and basis is not None:
         samples[:, :k] /= _rms(sum_sq, n * k)
-    start = None if samples is None else (samples, genes)
-    return start, total / count
+    if samples is None or genes is None:
+        return None, total / count
+    return (samples, genes), total / count
 
 
 class StoredBlocks(torch.utils.data.Dataset):
