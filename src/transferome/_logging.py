@@ -34,9 +34,9 @@ def configure(verbosity: int = 0) -> None:
     """
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     logger = logging.getLogger(_ROOT)
-    for handler in list(logger.handlers):
-        if not isinstance(handler, logging.NullHandler):
-            logger.removeHandler(handler)
+    for old in list(logger.handlers):
+        if not isinstance(old, logging.NullHandler):
+            logger.removeHandler(old)
     try:
         from rich.logging import RichHandler
 

@@ -70,7 +70,7 @@ class Reactome:
     @property
     def pairs(self) -> pd.MultiIndex:
         """All (context, perturbation) pairs, measured or not."""
-        return self.values.columns  # type: ignore[return-value]
+        return self.values.columns
 
     @property
     def measured(self) -> pd.Series:
@@ -81,7 +81,7 @@ class Reactome:
 
     def measured_pairs(self) -> pd.MultiIndex:
         """Pairs with a measured value."""
-        return self.pairs[self.measured.to_numpy()]  # type: ignore[return-value]
+        return self.pairs[self.measured.to_numpy()]
 
     def replace(self, **changes: Any) -> Reactome:
         """A copy with some fields replaced (e.g. completed ``values``)."""

@@ -434,14 +434,16 @@ def row_stats(
         col_key = _digest(cols)
         for g, rows in enumerate(members):
             stored = rows if root_rows is None else root_rows[rows]
-            keys[g] = (*identity, col_key, _digest(np.sort(stored)))
-            result[g] = _CACHE.get(keys[g])
+            key = (*identity, col_key, _digest(np.sort(stored)))
+            keys[g] = key
+            result[g] = _CACHE.get(key)
     todo = [g for g in range(n_groups) if result[g] is None]
     if todo:
         for g, stats in zip(todo, _scan(adata, codes, todo, members, n_genes, layer), strict=True):
             result[g] = stats
-            if keys[g] is not None:
-                _CACHE.put(keys[g], stats)
+            key = keys[g]
+            if key is not None:
+                _CACHE.put(key, stats)
     return [r for r in result if r is not None]
 
 

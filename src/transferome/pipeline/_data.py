@@ -88,10 +88,10 @@ def load_data(section: Mapping[str, Any], schema: Schema) -> RunData:
         if isinstance(kwargs.get("combinations"), list):
             kwargs["combinations"] = tuple(kwargs["combinations"])
         atlas = simulate(**kwargs)
-        adatas = dict(atlas.adatas)
-        shapes = ", ".join(f"{s} {a.n_obs} x {a.n_vars}" for s, a in adatas.items())
+        simulated = dict(atlas.adatas)
+        shapes = ", ".join(f"{s} {a.n_obs} x {a.n_vars}" for s, a in simulated.items())
         origin = f"built-in simulated atlas ({atlas.mode}, seed {atlas.seed}): {shapes}"
-        return RunData(adatas, schema, atlas.orthologs, atlas, origin)
+        return RunData(simulated, schema, atlas.orthologs, atlas, origin)
     paths = section["path"]
     layer = section.get("layer")
     adatas: dict[str, AnnData] = {}

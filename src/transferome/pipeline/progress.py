@@ -53,7 +53,7 @@ class Progress:
 
     def _print(self, text: str) -> None:
         if self.stream is not None:
-            stream = sys.stderr if self.stream == "stderr" else self.stream
+            stream = sys.stderr if isinstance(self.stream, str) else self.stream
             print(text, file=stream, flush=True)
 
     def plan(self, stages: Sequence[tuple[str, float]]) -> None:
