@@ -441,9 +441,9 @@ def row_stats(
     if todo:
         for g, stats in zip(todo, _scan(adata, codes, todo, members, n_genes, layer), strict=True):
             result[g] = stats
-            key = keys[g]
-            if key is not None:
-                _CACHE.put(key, stats)
+            kept = keys[g]
+            if kept is not None:
+                _CACHE.put(kept, stats)
     return [r for r in result if r is not None]
 
 

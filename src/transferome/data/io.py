@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import anndata as ad
@@ -110,7 +111,13 @@ def read(path: str | os.PathLike[str], **kwargs) -> AnnData:
     reader; one it does not take is a :class:`ReaderError`.
     """
     kind = format_of(path)
-    reader = {"h5ad": read_h5ad, "table": read_table, "gct": read_gct, "10x": read_10x_mtx}[kind]
+    readers: dict[str, Callable[..., AnnData]] = {
+        "h5ad": read_h5ad,
+        "table": read_table,
+        "gct": read_gct,
+        "10x": read_10x_mtx,
+    }
+    reader = readers[kind]
     try:
         return reader(path, **kwargs)
     except TypeError as exc:

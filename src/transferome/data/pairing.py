@@ -156,7 +156,7 @@ def make_pairs(
         else:
             in_a = np.isin(labels, sorted(group_a))
             if in_a.all() or not in_a.any():
-                local_a, _ = split_perturbations(unique, rng)
+                local_a, _ = split_perturbations(list(unique), rng)
                 in_a = np.isin(labels, sorted(local_a))
             first, second = _draw_cross(treated[in_a], treated[~in_a], rng)
         n = first.size

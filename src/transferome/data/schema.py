@@ -273,7 +273,7 @@ def _resolve_schema(adata: AnnData, schema: Schema) -> Schema:
     """Check the keys exist; drop optional keys left at their default name but absent."""
     defaults = Schema()
     columns = list(map(str, adata.obs.columns))
-    updates: dict[str, None] = {}
+    updates: dict[str, Any] = {}
     for name in ("context_key", "perturbation_key", *_OPTIONAL_KEYS):
         key = getattr(schema, name)
         if key is None or key in adata.obs.columns:

@@ -270,7 +270,7 @@ def noise_ceiling(
         if control_means is None
         else _fixed_controls(control_means, [c for c, _ in wanted], var_names)
     )
-    split_controls: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}
+    split_controls: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     records = []
     for context, perturbation in wanted:
         if perturbation == schema.control:

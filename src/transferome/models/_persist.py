@@ -14,7 +14,7 @@ import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,8 @@ __all__ = [
     "stored_array",
     "write_model_files",
 ]
+
+_Module = TypeVar("_Module", bound="torch.nn.Module")
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -270,12 +272,12 @@ def _as_loaded(shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def restore_module(
-    build: Callable[[], torch.nn.Module],
+    build: Callable[[], _Module],
     arrays: Mapping[str, np.ndarray],
     where: str | os.PathLike[str],
     *,
     prefix: str,
-) -> torch.nn.Module:
+) -> _Module:
     """The network ``build()`` makes from ``model.json``, holding the arrays under ``prefix``.
 
     ``build`` is first run on PyTorch's meta device, which lays out the tensors without

@@ -304,17 +304,17 @@ class FactorizedEmbedding(Estimator):
         """Embeddings of the levels of descriptor ``key`` (an obs or var factor)."""
         self._check_fitted()
         if key in self.factor_keys_:
-            table = self.module_.obs_factor_embeddings[self.factor_keys_.index(key)]
+            table = self.module_.factor_weight("obs", self.factor_keys_.index(key))
             levels = self.factor_levels_[key]
         elif key in self.var_factor_keys_:
-            table = self.module_.var_factor_embeddings[self.var_factor_keys_.index(key)]
+            table = self.module_.factor_weight("var", self.var_factor_keys_.index(key))
             levels = self.var_factor_levels_[key]
         else:
             raise DataValidationError(
                 f"{key!r} is not a descriptor of this model; descriptors: "
                 f"{self.factor_keys_ + self.var_factor_keys_}"
             )
-        return pd.DataFrame(table.weight.detach().numpy(), index=levels)
+        return pd.DataFrame(table.detach().numpy(), index=levels)
 
     def transform(
         self,
@@ -562,8 +562,7 @@ class FactorizedEmbedding(Estimator):
         return np.stack(columns, axis=1) if columns else np.zeros((n, 0), dtype=np.int64)
 
     def _level_vector(self, key: str, level: str) -> np.ndarray:
-        table = self.module_.obs_factor_embeddings[self.factor_keys_.index(key)]
-        weight = table.weight.detach().numpy()
+        weight = self.module_.factor_weight("obs", self.factor_keys_.index(key)).detach().numpy()
         levels = self.factor_levels_[key]
         if level in levels:
             return weight[levels.index(level)]
@@ -587,7 +586,7 @@ class FactorizedEmbedding(Estimator):
                 vec = self._level_vector(key, overrides[key])
                 vectors.append(np.broadcast_to(vec, (len(codes), vec.shape[0])))
             else:
-                weight = self.module_.obs_factor_embeddings[k].weight.detach().numpy()
+                weight = self.module_.factor_weight("obs", k).detach().numpy()
                 vectors.append(weight[codes[:, k]])
         return vectors
 

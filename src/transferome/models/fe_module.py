@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -112,6 +112,8 @@ class FEModule(nn.Module):
         per block for the network, so they can take a larger rate.
     """
 
+    var_factor_codes: torch.Tensor  # (n_genes, n_var_factors) codes, a buffer
+
     def __init__(self, config: FEConfig, *, embedding_lr: float | None = None) -> None:
         super().__init__()
         self.config = config
@@ -156,8 +158,10 @@ class FEModule(nn.Module):
     ) -> torch.Tensor:
         """First-layer contribution (bias included) of sample embeddings ``(S, d)``."""
         parts = [sample_z]
+        if len(self.obs_factor_embeddings) and obs_factors is None:
+            raise ValueError("the network has sample-side factors: pass their codes")
         for k, table in enumerate(self.obs_factor_embeddings):
-            parts.append(table(obs_factors[:, k]))
+            parts.append(table(obs_factors[:, k]))  # type: ignore[index]
         return self.first_sample(torch.cat(parts, dim=1))
 
     def gene_side(self, gene: torch.Tensor) -> torch.Tensor:
@@ -167,6 +171,11 @@ class FEModule(nn.Module):
         for k, table in enumerate(self.var_factor_embeddings):
             parts.append(table(codes[:, k]))
         return self.first_gene(torch.cat(parts, dim=1))
+
+    def factor_weight(self, side: str, k: int) -> torch.Tensor:
+        """The ``(levels, dim)`` table of the ``k``-th ``"obs"`` or ``"var"`` factor."""
+        tables = self.obs_factor_embeddings if side == "obs" else self.var_factor_embeddings
+        return cast(nn.Embedding, tables[k]).weight
 
     def head(self, sample_h: torch.Tensor, gene_h: torch.Tensor) -> torch.Tensor:
         """Predictions ``(S, G)`` from first-layer sides ``(S, H)`` and ``(G, H)``."""

@@ -473,8 +473,9 @@ def _check_tasks(raw: Any, models: Mapping[str, Any]) -> dict[str, dict[str, Any
         tasks[str(name)] = check_arguments(
             STAGES[name].run, options or {}, f"tasks.{name}", skip=("context",)
         )
-        if STAGES[name].check is not None:
-            STAGES[name].check(tasks[str(name)], models, f"tasks.{name}")
+        check = STAGES[name].check
+        if check is not None:
+            check(tasks[str(name)], models, f"tasks.{name}")
     return tasks
 
 
