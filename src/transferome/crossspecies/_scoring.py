@@ -40,7 +40,7 @@ def similarity_features(
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     x = np.asarray(matrix, dtype=np.float64)
-    valid = np.isfinite(x).all(axis=1)
+    valid = np.asarray(np.isfinite(x).all(axis=1), dtype=bool)
     x = np.where(valid[:, None], x, 0.0)
     if similarity == "euclidean":
         extra = 0.5 * (x**2).sum(axis=1) if role == "source" else -np.ones(x.shape[0])

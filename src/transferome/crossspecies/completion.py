@@ -235,8 +235,8 @@ class ReactomeCompleter:
         history = []
         for _ in range(self.config.epochs):
             optimiser.zero_grad()
-            loss = sum(torch.sum(m[s] * (net(*self._blocks[s]) - y[s]) ** 2) for s in self.species_)
-            loss = loss / n_observed
+            squares = (torch.sum(m[s] * (net(*self._blocks[s]) - y[s]) ** 2) for s in self.species_)
+            loss = sum(squares, torch.zeros(())) / n_observed
             total = loss + self.config.gene_penalty * torch.mean(net.gene**2)
             total.backward()
             optimiser.step()

@@ -137,7 +137,7 @@ def reactome_ensemble(
         model = ReactomeCompleter(config, random_state=int(rng.integers(2**31 - 1)))
         members.append(model.fit(reactomes, groups=groups, hide=hide).predict())
     mean = {
-        s: sum(m[s] for m in members) / n_models  # type: ignore[misc]
+        s: sum(m[s] for m in members) / n_models
         for s in reactomes
     }
     var = {s: sum((m[s] - mean[s]) ** 2 for m in members) / (n_models - 1) for s in reactomes}
@@ -272,7 +272,7 @@ def suggest_experiments(
     scores = np.array([float(ensemble.var[s][(c, p)].mean()) for s, c, p in candidates])
     order = np.argsort(-scores, kind="stable")[:budget]
     ranks = scores.argsort(kind="stable").argsort() / max(len(scores) - 1, 1)
-    grid = (contexts, perturbations, list(reactomes))
+    labels = (contexts, perturbations, list(reactomes))
     rows = [
         {
             "rank": k + 1,
@@ -280,7 +280,7 @@ def suggest_experiments(
             "context": candidates[i][1],
             "perturbation": candidates[i][2],
             "score": scores[i],
-            "reason": _reason(candidates[i], np.sqrt(scores[i]), ranks[i], measured, grid),
+            "reason": _reason(candidates[i], np.sqrt(scores[i]), ranks[i], measured, labels),
         }
         for k, i in enumerate(order)
     ]

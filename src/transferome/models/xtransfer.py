@@ -505,6 +505,7 @@ class XTransfer(Estimator):
                     raise self._unknown(single, context, exclude_target=False)
                 p_sources.append(latents)
         else:
+            assert whole is not None  # from_singles is false
             p_sources = [whole]
         target_delta = self._decoded_delta(rows, controls, p_sources, rng)
         if self.prediction == "decoded":

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -192,7 +192,7 @@ class XTransferModule(nn.Module):
         The decoder then learns deviations from the mean profile instead of the whole
         profile from zero, which shortens training considerably.
         """
-        last = self.decoder[-2]
+        last = cast(nn.Linear, self.decoder[-2])
         if gene_means.shape != last.bias.shape:
             raise ValueError(
                 f"gene_means has shape {tuple(gene_means.shape)}, expected {tuple(last.bias.shape)}"
