@@ -136,10 +136,7 @@ def reactome_ensemble(
         hide = [cell for cell, d in zip(measured, drop, strict=True) if d]
         model = ReactomeCompleter(config, random_state=int(rng.integers(2**31 - 1)))
         members.append(model.fit(reactomes, groups=groups, hide=hide).predict())
-    mean = {
-        s: sum(m[s] for m in members) / n_models
-        for s in reactomes
-    }
+    mean = {s: sum(m[s] for m in members) / n_models for s in reactomes}
     var = {s: sum((m[s] - mean[s]) ** 2 for m in members) / (n_models - 1) for s in reactomes}
     return ReactomeEnsemble(mean, var, frozenset(measured), n_models)
 
