@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,7 @@ Task = Literal["auto", "regression", "classification"]
 _BARNES_HUT_MAX_DIM = 3
 
 
-def _as_matrix(values: object, what: str) -> np.ndarray:
+def _as_matrix(values: Any, what: str) -> np.ndarray:
     if sp.issparse(values):
         values = values.toarray()
     matrix = np.asarray(values, dtype=np.float64)
@@ -99,7 +99,7 @@ def knn_scores(
             f"n_neighbors={n_neighbors}"
         )
     splitter = ShuffleSplit(n_splits=n_splits, test_size=n_test, random_state=random_state)
-    rows = []
+    rows: list[tuple[int, str, str, float, float]] = []
     for split, (train, test) in enumerate(splitter.split(x)):
         if kind == "regression":
             target = y.astype(np.float64)

@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_key_arguments(parser, unused=("sample_key",))
 
 
-def _series(table, args) -> str:  # type: ignore[no-untyped-def]
+def _series(table, args) -> str:
     from transferome.errors import TransferomeError
 
     conditions = table.conditions
@@ -96,7 +96,7 @@ def _series(table, args) -> str:  # type: ignore[no-untyped-def]
     return names[0]
 
 
-def _positions(table, text: str) -> tuple[list[str], list[float]]:  # type: ignore[no-untyped-def]
+def _positions(table, text: str) -> tuple[list[str], list[float]]:
     import numpy as np
 
     from transferome.errors import TransferomeError

@@ -23,7 +23,7 @@ import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -84,6 +84,12 @@ class Estimator:
             raise NotFittedError(f"this {type(self).__name__} is not fitted; call fit() first")
 
     # Subclasses implement these.
+    if TYPE_CHECKING:  # each model's own signature; these tell the type checker they exist
+
+        def fit(self, adata: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+        def predict(self, adata: AnnData, *args: Any, **kwargs: Any) -> AnnData: ...
+
     def save(self, path: str | os.PathLike[str]) -> Path:  # pragma: no cover - interface
         raise TransferomeError(f"{type(self).__name__} cannot be saved")
 

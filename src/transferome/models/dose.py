@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -71,12 +71,15 @@ def _check_queries(queries: pd.DataFrame) -> pd.DataFrame:
     return queries.reset_index(drop=True)
 
 
+_Dose = TypeVar("_Dose", bound="DoseModel")
+
+
 class DoseModel(Estimator):
     """Shared plumbing: series of the training table and their peers."""
 
     name: ClassVar[str] = ""
 
-    def fit(self, table: ConditionTable) -> DoseModel:
+    def fit(self: _Dose, table: ConditionTable) -> _Dose:
         if len(table.conditions) == 0:
             raise DataValidationError("the condition table is empty: nothing to learn from")
         self.table_ = table

@@ -49,6 +49,8 @@ __all__ = ["CollaborativeBaseline", "SimilarBaseline"]
 class _SourceWeighting(_Baseline):
     """Shared plumbing: the change tensor, sources of a target, combinations, model files."""
 
+    response_temperature_: float  # set by the weightings that use response likeness
+
     def __init__(
         self,
         *,
@@ -115,7 +117,7 @@ class _SourceWeighting(_Baseline):
         tensor = self.tensor_
         j = tensor.perturbation_index()[perturbation]
         target = tensor.context_index().get(context, -1)
-        return [s for s in np.flatnonzero(tensor.measured[:, j]) if s != target]
+        return [int(s) for s in np.flatnonzero(tensor.measured[:, j]) if s != target]
 
     def _control_likeness(
         self, c: int | None, sources: Sequence[int], control: np.ndarray | None
