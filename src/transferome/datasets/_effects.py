@@ -53,7 +53,7 @@ of transferome 0.1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -206,7 +206,9 @@ def draw_effects(
     interaction = rng.normal(0.0, params.interaction_sd, size=(n_drugs, n_ctx, n_programs))
     interaction *= scale
     synergy = {
-        tuple(sorted(pair)): rng.normal(0.0, params.interaction_sd, size=n_programs)
+        cast(tuple[str, str], tuple(sorted(pair))): rng.normal(
+            0.0, params.interaction_sd, size=n_programs
+        )
         for pair in pairs
     }
     # The structured parts, from their own stream (drawn whatever their scale, so that one

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -195,7 +195,7 @@ def as_params(params: GenerativeParams | Mapping[str, Any] | str | None) -> Gene
                 f"unknown GenerativeParams fields {unknown}; known: {sorted(names)}"
             )
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-        return GenerativeParams(**values)
+        return GenerativeParams(**cast(dict[str, Any], values))
     raise DataValidationError(
         f"params must be GenerativeParams, a mapping of its fields or 'unstructured', "
         f"got {type(params).__name__}"

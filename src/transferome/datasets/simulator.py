@@ -219,6 +219,11 @@ class SimulatedAtlas:
         return f"SimulatedAtlas(mode={self.mode!r}, seed={self.seed}, {shapes})"
 
 
+def _sorted_pair(pair: Sequence[str]) -> tuple[str, str]:
+    first, second = sorted(pair)
+    return first, second
+
+
 def _labels(values, what: str) -> tuple[str, ...]:
     out = tuple(str(v) for v in values)
     if not out or len(set(out)) != len(out) or any(not v.strip() for v in out):
@@ -244,16 +249,16 @@ def _combinations(
                 f"combinations={combinations} but {len(drugs)} drugs give {len(all_pairs)} pairs"
             )
         chosen = all_pairs[:: max(1, len(all_pairs) // combinations)][:combinations]
-        return tuple(sep.join(p) for p in chosen), tuple(tuple(sorted(p)) for p in chosen)
+        return tuple(sep.join(p) for p in chosen), tuple(_sorted_pair(p) for p in chosen)
     labels = _labels(combinations, "combinations")
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for label in labels:
         parts = split_combination(label, sep)
         if len(parts) != 2 or any(p not in drugs for p in parts):
             raise DataValidationError(
                 f"combination {label!r} must join two of the drugs {list(drugs)} with {sep!r}"
             )
-        pairs.append(tuple(parts))
+        pairs.append((parts[0], parts[1]))
     return labels, tuple(pairs)
 
 

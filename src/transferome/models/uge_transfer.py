@@ -20,7 +20,7 @@ is added to the observed control mean of the target context.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ __all__ = ["drug_shift", "predict_targets", "species_shift"]
 
 def _latent_dict(latents: pd.DataFrame) -> dict[tuple[str, str, str], np.ndarray]:
     values = latents.drop(columns="n").to_numpy(dtype=np.float64)
-    return {tuple(map(str, key)): values[i] for i, key in enumerate(latents.index)}
+    return {(str(s), str(c), str(p)): values[i] for i, (s, c, p) in enumerate(latents.index)}
 
 
 def drug_shift(
@@ -87,9 +87,10 @@ def _drug_route(
     shifts = [
         drug_shift(latents, q, species=species, context=context, control=control) for q in parts
     ]
-    if len(parts) < 2 or any(s is None for s in shifts):
+    found = [s for s in shifts if s is not None]
+    if len(parts) < 2 or len(found) < len(shifts):
         return None
-    return z_control + np.sum(shifts, axis=0)
+    return z_control + np.sum(found, axis=0)
 
 
 def _species_route(latents: pd.DataFrame, species: str, context: str, p: str) -> np.ndarray | None:
@@ -165,5 +166,7 @@ def predict_targets(
                 + decoded
                 - model.network_.decode(base, genes, table=table).numpy()
             )
-    extra = {schema.species_key: [species] * len(targets)} if schema.species_key else None
+    extra: dict[str, Sequence[Any]] | None = (
+        {schema.species_key: [species] * len(targets)} if schema.species_key else None
+    )
     return prediction_adata(decoded, targets, list(adata.var_names), schema, extra_obs=extra)

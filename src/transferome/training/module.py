@@ -10,9 +10,9 @@ the best weights and writes checkpoints.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import numpy as np
@@ -97,7 +97,7 @@ class EngineModule(pl.LightningModule):
             )
         else:
             batches = IndexBatchSampler(
-                len(dataset),
+                len(cast(Sized, dataset)),
                 self.config.batch_size,
                 shuffle=train,
                 seed=self.config.random_state,
@@ -171,7 +171,7 @@ class EngineModule(pl.LightningModule):
 
     # ---------------------------------------------------------------- steps
     def _losses(self, batch: Any, stage: str) -> dict[str, torch.Tensor]:
-        losses = self.module.loss(batch)
+        losses = cast(Any, self.module).loss(batch)
         if not isinstance(losses, Mapping) or "loss" not in losses:
             raise LossError(
                 f"{type(self.module).__name__}.loss returned {type(losses).__name__}; "
@@ -185,7 +185,7 @@ class EngineModule(pl.LightningModule):
             term = value.detach().float().reshape(()) * n
             sums[name] = sums[name] + term if name in sums else term
         self._counts[stage] = self._counts.get(stage, 0) + n
-        return losses
+        return dict(losses)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self._losses(batch, "train")["loss"]
