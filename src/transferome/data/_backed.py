@@ -248,11 +248,10 @@ def rewritten(
             layers = handle.create_group("layers")
             layers.attrs["encoding-type"] = "dict"
             layers.attrs["encoding-version"] = "0.1.0"
-            targets = {"X": (handle, transform)}
+            targets = [(handle, "X", transform)]
             if keep_input is not None:
-                targets[keep_input] = (layers, lambda block: block)
-            for name, (group, change) in targets.items():
-                _write_rows(group, name, adata, layer, change)
+                targets.append((layers, keep_input, lambda block: block))
+            _write_rows(adata, layer, targets)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -262,28 +261,35 @@ def rewritten(
 
 
 def _write_rows(
-    group: Any, name: str, adata: AnnData, layer: str | None, change: Callable[[Any], Any]
+    adata: AnnData, layer: str | None, targets: list[tuple[Any, str, Callable[[Any], Any]]]
 ) -> None:
-    """Write ``change`` of the rows of ``adata`` to ``group[name]``, a block at a time."""
+    """Write ``change`` of the rows of ``adata`` to ``group[name]`` for every ``(group, name,
+    change)`` of ``targets``, in one pass a block of rows at a time."""
     sparse = _stream._is_sparse(stored_source(adata, layer)[0])
-    written = None
+    written: dict[str, Any] = {}
     step = _stream.CHUNK_ROWS
     for start in range(0, adata.n_obs, step):
         rows = np.arange(start, min(start + step, adata.n_obs))
         block = read_rows(adata, rows, layer=layer)
         block = sp.csr_matrix(block, dtype=np.float32) if sparse else np.asarray(block, np.float32)
-        block = change(block)
-        if sparse:
-            if written is None:
-                write_elem(group, name, sp.csr_matrix(block))
-                written = sparse_dataset(group[name])
-            else:
-                written.append(sp.csr_matrix(block))
+        for group, name, change in targets:
+            _append(group, name, change(block), written, adata.shape, start)
+
+
+def _append(
+    group: Any, name: str, block: Any, written: dict[str, Any], shape: tuple[int, int], start: int
+) -> None:
+    """Add a block of rows to ``group[name]`` (created by the first block)."""
+    key = f"{group.name}/{name}"
+    if sp.issparse(block):
+        if key in written:
+            written[key].append(sp.csr_matrix(block))
         else:
-            if written is None:
-                written = group.create_dataset(
-                    name, shape=(adata.n_obs, adata.n_vars), dtype=np.float32
-                )
-                written.attrs["encoding-type"] = "array"
-                written.attrs["encoding-version"] = "0.2.0"
-            written[start : start + len(rows)] = block
+            write_elem(group, name, sp.csr_matrix(block))
+            written[key] = sparse_dataset(group[name])
+        return
+    if key not in written:
+        written[key] = group.create_dataset(name, shape=shape, dtype=np.float32)
+        written[key].attrs["encoding-type"] = "array"
+        written[key].attrs["encoding-version"] = "0.2.0"
+    written[key][start : start + block.shape[0]] = block

@@ -34,8 +34,10 @@ __all__ = [
     "RowStats",
     "ValueSummary",
     "clear_cache",
+    "dense",
     "dense_rows",
     "iter_row_blocks",
+    "memory_block",
     "on_disk",
     "read_rows",
     "row_stats",
@@ -155,6 +157,23 @@ def read_rows(adata: AnnData, rows: np.ndarray, *, layer: str | None = None) -> 
     found = np.concatenate(where)
     order = np.argsort(found, kind="stable")
     return stacked[order[np.searchsorted(found[order], rows)]]
+
+
+def memory_block(block: Any) -> Any:
+    """A block read from an on-disk matrix as canonical float32 CSR (duplicates summed) or a
+    float32 ndarray, ready for :func:`dense_rows`."""
+    if hasattr(block, "to_memory"):  # anndata's lazy sparse slice
+        block = block.to_memory()
+    if sp.issparse(block):
+        csr = sp.csr_matrix(block, dtype=np.float32)
+        csr.sum_duplicates()
+        return csr
+    return np.asarray(block, dtype=np.float32)
+
+
+def dense(block: Any, dtype: Any = np.float32) -> np.ndarray:
+    """A block of rows (CSR or ndarray, as :func:`iter_row_blocks` yields) as a dense array."""
+    return np.asarray(block.toarray() if sp.issparse(block) else block, dtype=dtype)
 
 
 def dense_rows(matrix: Any, rows: np.ndarray) -> np.ndarray:

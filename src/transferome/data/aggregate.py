@@ -12,7 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from transferome.data._stream import iter_row_blocks, on_disk, row_stats, stored_source
+from transferome.data._stream import dense, iter_row_blocks, on_disk, row_stats, stored_source
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 
@@ -76,8 +76,8 @@ def code_means(matrix: Any, codes: np.ndarray, n_rows: int) -> np.ndarray:
     )
     if not sp.issparse(matrix):
         return _dense_code_means(indicator, np.asarray(matrix))
-    if _has_nan(matrix):
-        return _nan_means(indicator, matrix)
+    if np.isnan(matrix.data).any():
+        return _sparse_nan_means(indicator, matrix)
     sums = indicator @ matrix
     sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
     sizes = np.asarray(indicator.sum(axis=1)).ravel()
@@ -105,33 +105,16 @@ def _dense_code_means(
     return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
 
 
-def _has_nan(matrix: Any, chunk_rows: int = 4096) -> bool:
-    """Whether a dense or sparse matrix holds a NaN (dense ones checked in row chunks)."""
-    if sp.issparse(matrix):
-        return bool(np.isnan(matrix.data).any())
-    return any(
-        bool(np.isnan(matrix[start : start + chunk_rows]).any())
-        for start in range(0, matrix.shape[0], chunk_rows)
-    )
-
-
-def _nan_means(indicator: sp.csr_matrix, matrix: Any) -> np.ndarray:
-    """Group means over the measured (non-NaN) values; NaN where a group measured nothing.
-
-    ``matrix`` is dense or sparse; implicit zeros of a sparse matrix are measured values.
-    """
-    if sp.issparse(matrix):
-        matrix = matrix.tocsr()
-        missing = np.isnan(matrix.data)
-        layout = (matrix.indices, matrix.indptr)
-        measured = sp.csr_matrix((np.where(missing, 0.0, matrix.data), *layout), matrix.shape)
-        absent = sp.csr_matrix((missing.astype(np.float64), *layout), matrix.shape)
-        sums = (indicator @ measured).toarray()
-        counts = np.asarray(indicator.sum(axis=1)) - (indicator @ absent).toarray()
-    else:
-        missing = np.isnan(matrix)
-        sums = np.asarray(indicator @ np.where(missing, 0.0, matrix))
-        counts = np.asarray(indicator @ (~missing).astype(np.float64))
+def _sparse_nan_means(indicator: sp.csr_matrix, matrix: Any) -> np.ndarray:
+    """Group means of a sparse matrix over the measured (non-NaN) values; NaN where a group
+    measured nothing. Implicit zeros are measured values."""
+    matrix = matrix.tocsr()
+    missing = np.isnan(matrix.data)
+    layout = (matrix.indices, matrix.indptr)
+    measured = sp.csr_matrix((np.where(missing, 0.0, matrix.data), *layout), matrix.shape)
+    absent = sp.csr_matrix((missing.astype(np.float64), *layout), matrix.shape)
+    sums = (indicator @ measured).toarray()
+    counts = np.asarray(indicator.sum(axis=1)) - (indicator @ absent).toarray()
     return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
 
 
@@ -169,8 +152,7 @@ def column_moments(
     for positions, block in iter_row_blocks(adata):
         if columns is not None:
             block = block[:, columns]
-        values = block.toarray() if sp.issparse(block) else np.asarray(block)
-        values = values.astype(np.float64, copy=False)
+        values = dense(block, np.float64)
         n = len(positions)
         block_mean = values.mean(axis=0)
         block_m2 = ((values - block_mean) ** 2).sum(axis=0)

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
 from transferome.data._backed import dense_values
 from transferome.data._stream import (
+    dense,
     dense_rows,
     iter_row_blocks,
+    memory_block,
     on_disk,
     read_rows,
     stored_source,
@@ -188,12 +189,10 @@ def _observed_block(
     adata: AnnData, positions: np.ndarray, block: Any, mask_layer: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dense float32 values of a block of rows and which of them are observed."""
-    x = dense_rows(_canonical(block), np.arange(block.shape[0]))
+    x = dense(block)
     observed = np.isfinite(x)
     if mask_layer is not None:
-        marked = dense_rows(
-            _canonical(read_rows(adata, positions, layer=mask_layer)), np.arange(len(positions))
-        ).astype(bool)
+        marked = dense(read_rows(adata, positions, layer=mask_layer), bool)
         bad = marked & ~observed
         if bad.any():
             raise DataValidationError(
@@ -201,15 +200,6 @@ def _observed_block(
             )
         observed = marked
     return x, observed
-
-
-def _canonical(block: Any) -> Any:
-    """A block read from a file as canonical float32 CSR (duplicates summed) or an ndarray."""
-    if sp.issparse(block):
-        csr = sp.csr_matrix(block, dtype=np.float32)
-        csr.sum_duplicates()
-        return csr
-    return np.asarray(block)
 
 
 def _rms(sum_sq: float, size: int) -> float:
@@ -376,11 +366,10 @@ class StoredBlocks(torch.utils.data.Dataset):
             self._cache.move_to_end(c)
             return found
         rows = self._chunks[c]
-        values = _canonical(read_rows(self.adata, rows, layer=self.layer))
+        values = memory_block(read_rows(self.adata, rows, layer=self.layer))
         mask = None
         if self.mask_layer is not None:
-            marked = read_rows(self.adata, rows, layer=self.mask_layer)
-            mask = dense_rows(_canonical(marked), np.arange(len(rows))).astype(bool)
+            mask = dense(read_rows(self.adata, rows, layer=self.mask_layer), bool)
         order = np.random.default_rng([self.seed, c]).permutation(len(rows))
         found = (order, values, mask)
         self._cache[c] = found

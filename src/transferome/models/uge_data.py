@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from transferome.data._stream import iter_row_blocks
+from transferome.data._stream import dense, iter_row_blocks
 from transferome.data.aggregate import column_moments
 from transferome.data.schema import DatasetDescription, Schema, obs_labels, validate
 from transferome.errors import DataValidationError
@@ -199,8 +198,7 @@ def token_rows(adata: AnnData, tokens: np.ndarray) -> Iterator[tuple[np.ndarray,
     """``(positions, values)``: the ``tokens`` columns of the rows at ``positions`` as dense
     float32, a block of rows at a time (an on-disk matrix is never read whole)."""
     for positions, block in iter_row_blocks(adata):
-        part = block[:, tokens]
-        yield positions, np.asarray(part.toarray() if sp.issparse(part) else part, np.float32)
+        yield positions, dense(block[:, tokens])
 
 
 def token_values(

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from transferome.data._stream import dense_rows, on_disk, stored_source
+from transferome.data._stream import dense_rows, memory_block, on_disk, stored_source
 from transferome.errors import DataValidationError
 
 __all__ = ["AnnDataRows", "IndexBatchSampler", "TensorRows", "supports_batched_indexing"]
@@ -144,7 +144,7 @@ class AnnDataRows(torch.utils.data.Dataset):
         if block is None:
             start = chunk * self.chunk_size
             stop = min(start + self.chunk_size, int(self._matrix.shape[0]))
-            block = _in_memory(self._matrix[start:stop])
+            block = memory_block(self._matrix[start:stop])
             self._cache[chunk] = block
             if len(self._cache) > self.cache_chunks:
                 self._cache.popitem(last=False)
@@ -170,7 +170,7 @@ class AnnDataRows(torch.utils.data.Dataset):
         if scattered.any():
             # random access (e.g. training pairs): every such row of the batch in one read
             wanted, inverse = np.unique(stored[scattered], return_inverse=True)
-            block = _in_memory(self._matrix[wanted])
+            block = memory_block(self._matrix[wanted])
             out[scattered] = dense_rows(block, inverse)
         return out if self._stored_cols is None else out[:, self._stored_cols]
 
@@ -191,17 +191,6 @@ class AnnDataRows(torch.utils.data.Dataset):
         if scalar:
             return {name: value[0] for name, value in item.items()}
         return item
-
-
-def _in_memory(block: Any) -> Any:
-    """A slice of an on-disk matrix as canonical float32 CSR or a float32 ndarray."""
-    if hasattr(block, "to_memory"):  # anndata's lazy sparse slice
-        block = block.to_memory()
-    if sp.issparse(block):
-        csr = sp.csr_matrix(block, dtype=np.float32)
-        csr.sum_duplicates()
-        return csr
-    return np.asarray(block, dtype=np.float32)
 
 
 class TensorRows(torch.utils.data.Dataset):
