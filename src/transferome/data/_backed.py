@@ -212,9 +212,7 @@ def dense_values(
     _check_fits(4.0 * adata.n_obs * n_cols, (adata.n_obs, n_cols), what)
     out = np.empty((adata.n_obs, n_cols), dtype=np.float32)
     for positions, block in iter_row_blocks(adata, layer=layer):
-        if columns is not None:
-            block = block[:, columns]
-        out[positions] = block.toarray() if sp.issparse(block) else block
+        out[positions] = _stream.dense(block if columns is None else block[:, columns])
     return out
 
 
