@@ -47,7 +47,7 @@ from anndata import AnnData
 
 from transferome.analysis import baseline_embeddings, compare_embeddings, embedding_benchmark
 from transferome.data import read
-from transferome.models.factorized import FactorizedEmbedding
+from transferome.models.fe.estimator import FactorizedEmbedding
 
 ROOT = Path(__file__).resolve().parents[1]
 N_GENES = 2000

@@ -33,8 +33,8 @@ from scipy import stats
 from crossspecies_common import markdown
 from fe_embeddings import FE, LOADERS, fe_epochs
 from transferome.analysis import knn_scores, tau_index, tissue_emd
-from transferome.models.factorized import FactorizedEmbedding
-from transferome.models.fe_module import pca_embeddings
+from transferome.models.fe.estimator import FactorizedEmbedding
+from transferome.models.fe.network import pca_embeddings
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL_TYPE = {

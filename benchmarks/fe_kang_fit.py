@@ -24,7 +24,7 @@ from anndata import AnnData
 from fe_embeddings import FE
 from transferome.analysis import baseline_embeddings, embedding_benchmark
 from transferome.data import read
-from transferome.models.factorized import FactorizedEmbedding
+from transferome.models.fe.estimator import FactorizedEmbedding
 
 ROOT = Path(__file__).resolve().parents[1]
 

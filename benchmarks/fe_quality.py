@@ -44,7 +44,7 @@ from transferome.data.schema import Schema, obs_labels
 from transferome.data.splits import holdout_groups
 from transferome.metrics import control_means, evaluate_groups, summarize
 from transferome.models import Estimator, get_model
-from transferome.models.factorized import FactorizedEmbedding
+from transferome.models.fe.estimator import FactorizedEmbedding
 
 ROOT = Path(__file__).resolve().parents[1]
 FE = {"embedding_dim": 32, "hidden": (128, 64), "lr": 5e-3, "batch_size": 64, "gene_block": 256}

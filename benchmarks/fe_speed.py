@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from transferome.models.fe_module import FEBlocks, FEConfig, FEModule
+from transferome.models.fe.network import FEBlocks, FEConfig, FEModule
 from transferome.training import TrainingConfig, fit_module
 
 HIDDEN = (250, 150, 100, 50, 10)

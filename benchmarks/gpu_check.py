@@ -116,7 +116,7 @@ def check_fe(device: str, sizes: dict[str, int]) -> dict[str, object]:
 def check_xtransfer(device: str, sizes: dict[str, int]) -> dict[str, object]:
     from transferome.data.pairing import make_pairs
     from transferome.models.xtransfer import PairRows
-    from transferome.models.xtransfer_module import XTransferConfig, XTransferModule
+    from transferome.models.xtransfer.network import XTransferConfig, XTransferModule
     from transferome.training import AnnDataRows, TrainingConfig, fit_module
     from xtransfer_throughput import synthetic
 
@@ -149,7 +149,7 @@ def check_xtransfer(device: str, sizes: dict[str, int]) -> dict[str, object]:
 
 def check_uge(device: str, sizes: dict[str, int]) -> dict[str, object]:
     from transferome.datasets import simulate
-    from transferome.models.uge import UniversalGeneEmbedding
+    from transferome.models.uge.estimator import UniversalGeneEmbedding
 
     atlas = simulate()
     rng = np.random.default_rng(0)

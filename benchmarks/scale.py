@@ -224,7 +224,7 @@ def _timed(start: float, cpu: float, extra: dict) -> dict:
 def _xtransfer_throughput(adata, n_pairs: int) -> dict:
     from transferome.data.pairing import make_pairs
     from transferome.models.xtransfer import PairRows
-    from transferome.models.xtransfer_module import XTransferConfig, XTransferModule
+    from transferome.models.xtransfer.network import XTransferConfig, XTransferModule
     from transferome.training import AnnDataRows, TrainingConfig, fit_module
 
     pairs = make_pairs(
@@ -249,7 +249,7 @@ def _fe_throughput(adata, n_blocks: int, *, streamed: bool) -> dict:
     blocks read a chunk of rows at a time; in memory: one dense array and its blocks), then
     ``n_blocks`` blocks trained in the order of an epoch's sampler."""
     from fe_speed import time_blocks
-    from transferome.models.fe_data import training_data
+    from transferome.models.fe.data import training_data
     from transferome.training.data import IndexBatchSampler
 
     start, cpu = time.perf_counter(), time.process_time()

@@ -12,7 +12,7 @@ regression and kNN on the 2,000 most variable one-to-one orthologs (each species
 standardised within the species). Printed: accuracy per cell type, overall accuracy and
 balanced accuracy (mean over the target's cell types), fit time (CPU seconds), integration
 metrics of the shared space beside the joint ortholog-PCA space
-(:mod:`transferome.models.uge_metrics`), and a UMAP of the shared space coloured by species
+(:mod:`transferome.models.uge.metrics`), and a UMAP of the shared space coloured by species
 and cell type (``docs/figures/uge_baron_umap.png``).
 
     python benchmarks/uge_baron.py     # reads ../shared/data (or TRANSFEROME_SHARED_DATA)
@@ -32,8 +32,8 @@ import torch
 from transferome.benchmark.species import annotation_transfer, one_to_one_pairs
 from transferome.data.preprocess import preprocess
 from transferome.datasets import load_baron, load_orthologs
-from transferome.models.uge import UniversalGeneEmbedding
-from transferome.models.uge_metrics import integration_scores, ortholog_pca
+from transferome.models.uge.estimator import UniversalGeneEmbedding
+from transferome.models.uge.metrics import integration_scores, ortholog_pca
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TRANSFEROME_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -36,8 +36,8 @@ from transferome.benchmark.species import annotation_transfer, species_perturbat
 from transferome.crossspecies import map_genes
 from transferome.datasets import simulate
 from transferome.metrics import evaluate_mapping, simulation_truth
-from transferome.models.uge import UniversalGeneEmbedding
-from transferome.models.uge_genes import describe_genes, descriptions_through_map
+from transferome.models.uge.estimator import UniversalGeneEmbedding
+from transferome.models.uge.genes import describe_genes, descriptions_through_map
 
 HELD_ORGANS = ("brain", "PBMC", "lung", "heart", "pancreas")
 DRUG = "tetracycline"

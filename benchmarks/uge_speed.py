@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from transferome.datasets import simulate
-from transferome.models.uge import UniversalGeneEmbedding
+from transferome.models.uge.estimator import UniversalGeneEmbedding
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from transferome.data.schema import Schema
 from transferome.data.splits import Split
 from transferome.metrics import control_means, evaluate_groups, summarize
 from transferome.models import Estimator, get_model
-from transferome.models.xtransfer import XTransfer
+from transferome.models.xtransfer.estimator import XTransfer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -14,7 +14,7 @@ One XTransfer is fitted per split and predicts four ways: ``xtransfer`` is the p
 prediction (random pairing of source cells with target controls, profile decoded by D);
 ``xtransfer_mean`` matches with the mean latent of the source cells; ``xtransfer_delta`` and
 ``xtransfer_anchored`` are the transferome extensions (``prediction="control_plus_delta"`` and
-``"anchored"``, see :mod:`transferome.models.xtransfer`). The network is the CPU-sized
+``"anchored"``, see :mod:`transferome.models.xtransfer.estimator`). The network is the CPU-sized
 ``CPU_NETWORK`` of ``xtransfer_common.py`` unless ``--paper-size`` is given.
 """
 

@@ -27,7 +27,7 @@ from anndata import AnnData
 
 from transferome.data.pairing import make_pairs
 from transferome.models.xtransfer import PairRows
-from transferome.models.xtransfer_module import XTransferConfig, XTransferModule
+from transferome.models.xtransfer.network import XTransferConfig, XTransferModule
 from transferome.training import AnnDataRows, TrainingConfig, fit_module
 from xtransfer_common import use_cpu_threads
 

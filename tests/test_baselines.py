@@ -9,7 +9,7 @@ from anndata import AnnData
 
 from transferome.data.schema import Schema
 from transferome.errors import DataValidationError
-from transferome.models.baselines import AdditiveBaseline, ControlBaseline, LinearBaseline
+from transferome.models.baselines.means import AdditiveBaseline, ControlBaseline, LinearBaseline
 
 SCHEMA = Schema()
 

@@ -44,7 +44,7 @@ def test_transfer_and_combination_tasks() -> None:
 
 def test_explicit_splits_labels_skipped_models_and_kept_fits() -> None:
     from transferome.benchmark import get_task
-    from transferome.models.baselines import AdditiveBaseline, LinearBaseline
+    from transferome.models.baselines.means import AdditiveBaseline, LinearBaseline
 
     adata = _planted(perturbations=("control", "a", "b"))
     splits = get_task("transfer").make_splits(adata, schema=Schema(), seed=0)[:2]

@@ -9,7 +9,7 @@ from anndata import AnnData
 
 from transferome.errors import DataValidationError, ModelFileError
 from transferome.models import get_model
-from transferome.models.factorized import FactorizedEmbedding
+from transferome.models.fe.estimator import FactorizedEmbedding
 
 PARAMS = {**FactorizedEmbedding.fast_params, "max_epochs": 12, "batch_size": 6, "gene_block": 6}
 
@@ -101,6 +101,7 @@ def test_save_load_round_trip(tmp_path, data: AnnData, fitted: FactorizedEmbeddi
     assert (folder / "weights.safetensors").is_file()
     loaded = FactorizedEmbedding.load(folder)
     assert loaded.get_params() == fitted.get_params()
+    pd.testing.assert_frame_equal(loaded.history_, fitted.history_, check_dtype=False)
     np.testing.assert_array_equal(loaded.predict(data).X, fitted.predict(data).X)
     targets = [("liver", "drug_a"), ("heart", "drug_b")]
     np.testing.assert_array_equal(loaded.predict(data, targets).X, fitted.predict(data, targets).X)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from transferome.models.fe_module import (
+from transferome.models.fe.network import (
     FEBlocks,
     FEConfig,
     FEModule,

@@ -42,7 +42,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A mouse data file and xtransfer, fe and uge model folders fitted on it (tiny)."""
     import torch
 
-    from transferome.models.uge import UniversalGeneEmbedding
+    from transferome.models.uge.estimator import UniversalGeneEmbedding
 
     root = tmp_path_factory.mktemp("inputs")
     atlas = _atlas()

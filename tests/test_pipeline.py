@@ -208,7 +208,7 @@ def test_run_scores_what_the_benchmark_scores(tiny_run):
     from transferome.benchmark import get_task, run_task
     from transferome.benchmark.species import gene_pairs
     from transferome.metrics import control_means, evaluate_groups
-    from transferome.models.baselines import AdditiveBaseline, ControlBaseline
+    from transferome.models.baselines.means import AdditiveBaseline, ControlBaseline
     from transferome.pipeline._data import load_data
 
     _, result = tiny_run

@@ -8,8 +8,9 @@ import pytest
 import torch
 from anndata import AnnData
 
-from transferome.models.baselines import AdditiveBaseline, LinearBaseline
-from transferome.models.xtransfer import XTransfer, _anchor_weight
+from transferome.models.baselines.means import AdditiveBaseline, LinearBaseline
+from transferome.models.xtransfer import XTransfer
+from transferome.models.xtransfer._pairs import anchor_weight
 
 FAST = {**XTransfer.fast_params, "max_epochs": 3}
 
@@ -95,7 +96,7 @@ def test_xtransfer_transfers_a_measured_combination() -> None:
     sources = ["d1", "d2", "d3"]
     observed = np.array([_mean(adata, c, "a+b") - _mean(adata, c, "control") for c in sources])
     decoded = np.array([decoded_delta(c) for c in sources])
-    weight = _anchor_weight(observed, decoded)
+    weight = anchor_weight(observed, decoded)
     want = (
         _mean(adata, "d0", "control")
         + observed.mean(axis=0)

@@ -8,7 +8,7 @@ import pytest
 from anndata import AnnData
 
 from transferome.data.schema import Schema
-from transferome.models.similarity import CollaborativeBaseline, SimilarBaseline
+from transferome.models.baselines.similarity import CollaborativeBaseline, SimilarBaseline
 
 
 def _adata(groups: dict[tuple[str, str], np.ndarray], cells: int = 1) -> AnnData:

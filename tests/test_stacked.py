@@ -11,7 +11,7 @@ from transferome.benchmark import run_task
 from transferome.data.schema import Schema
 from transferome.errors import DataValidationError
 from transferome.models import get_model
-from transferome.models.stacked import BASE_PREDICTORS, StackedTransfer
+from transferome.models.stacked.estimator import BASE_PREDICTORS, StackedTransfer
 
 
 def _atlas(seed: int = 0, n_genes: int = 120, noise: float = 0.15) -> tuple[AnnData, dict]:
@@ -131,7 +131,7 @@ def test_a_prediction_from_one_source_has_a_wider_interval() -> None:
 
 
 def test_spread_of_few_sources_is_shrunk_towards_the_pooled_one() -> None:
-    from transferome.models.stacked import _spread
+    from transferome.models.stacked.estimator import _spread
 
     pooled = np.array([1.0, 2.0])
     # one source: nothing is known of the spread but the pooled one, widened by sqrt(2)

@@ -362,7 +362,7 @@ def test_fe_trains_from_a_backed_file_a_chunk_of_rows_at_a_time(stored, backed, 
 
 
 def test_fe_stored_start_is_the_pca_of_the_matrix(stored, backed, monkeypatch) -> None:
-    from transferome.models.fe_module import pca_embeddings
+    from transferome.models.fe.network import pca_embeddings
 
     memory, _ = stored
     values = np.asarray(memory.X.toarray() if sp.issparse(memory.X) else memory.X)
@@ -483,7 +483,7 @@ def test_column_moments_streamed_in_blocks_equal_numpy(tmp_path, monkeypatch, sp
 
 
 def test_uge_rows_read_from_a_file_equal_those_in_memory(stored, backed) -> None:
-    from transferome.models.uge_data import SpeciesBlock, UGERows, token_statistics
+    from transferome.models.uge.data import SpeciesBlock, UGERows, token_statistics
 
     memory, _ = stored
     tokens, decode = np.array([0, 5, 7]), np.array([1, 2, 3, 9])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import typing
 
 import numpy as np
 import pytest
@@ -10,6 +12,9 @@ import torch
 
 from tests.conftest import make_counts_adata
 from transferome.models import available_models, get_model
+from transferome.models._neural import TRAINING_ARGUMENTS, NeuralEstimator
+from transferome.training import TrainingConfig
+from transferome.training.config import TrainingConfigError
 
 COMMON = {
     "max_epochs",
@@ -24,15 +29,44 @@ COMMON = {
     "random_state",
     "progress",
 }
-NEURAL = [
-    name
-    for name in available_models()
-    if "max_epochs" in inspect.signature(get_model(name).__init__).parameters
-]
+NEURAL = [name for name in available_models() if issubclass(get_model(name), NeuralEstimator)]
 
 
 def test_neural_models_are_found() -> None:
     assert {"fe", "xtransfer", "uge"} <= set(NEURAL)
+    # every model that trains takes the training arguments through the base
+    for name in available_models():
+        has_epochs = "max_epochs" in inspect.signature(get_model(name).__init__).parameters
+        assert has_epochs == (name in NEURAL), name
+
+
+def test_the_base_declares_every_field_of_training_config() -> None:
+    declared = {
+        name
+        for name in typing.get_type_hints(NeuralEstimator)
+        if not name.endswith("_") and name not in ("name", "fast_params", "training_defaults")
+    }
+    assert declared == set(TRAINING_ARGUMENTS)
+    assert tuple(f.name for f in dataclasses.fields(TrainingConfig)) == TRAINING_ARGUMENTS
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_training_arguments_reach_the_training_config(name: str) -> None:
+    cls = get_model(name)
+    defaults = cls()
+    assert defaults.training_config() == TrainingConfig(
+        **{k: cls.training_default(k) for k in TRAINING_ARGUMENTS}
+    )
+    given = cls(max_epochs=3, gradient_clip=0.5, lr_step_size=2, num_nodes=1)
+    config = given.training_config()
+    assert (config.max_epochs, config.gradient_clip, config.lr_step_size) == (3, 0.5, 2)
+    assert given.get_params()["gradient_clip"] == 0.5
+    assert "gradient_clip=0.5" in repr(given)
+    assert "weight_decay" not in repr(given)  # defaults are left out
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_epoch'"):
+        cls(max_epoch=3)
+    with pytest.raises(TrainingConfigError, match="max_epochs"):
+        cls(max_epochs=-1).training_config()
 
 
 @pytest.mark.parametrize("name", NEURAL)

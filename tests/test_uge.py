@@ -10,8 +10,8 @@ from anndata import AnnData
 
 from transferome.errors import DataValidationError, ModelFileError
 from transferome.models import NotFittedError
-from transferome.models.uge import UniversalGeneEmbedding
-from transferome.models.uge_transfer import drug_shift, species_shift
+from transferome.models.uge.estimator import UniversalGeneEmbedding
+from transferome.models.uge.transfer import drug_shift, species_shift
 
 CONTEXTS = ("liver", "brain", "heart")
 PERTURBATIONS = ("control", "drug_a", "drug_b")

@@ -10,14 +10,14 @@ from anndata import AnnData
 
 from transferome.data.schema import Schema
 from transferome.errors import DataValidationError
-from transferome.models.uge_genes import (
+from transferome.models.uge.genes import (
     align_columns,
     describe_genes,
     descriptions_through_map,
     relative_values,
     top_by_variance,
 )
-from transferome.models.uge_module import UGEConfig, UGENetwork, ecs_loss
+from transferome.models.uge.network import UGEConfig, UGENetwork, ecs_loss
 
 
 def _network(n_classes: int = 3, **changes) -> UGENetwork:

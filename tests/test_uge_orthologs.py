@@ -12,10 +12,10 @@ import torch
 from tests.test_uge import N_GENES, _params, _species
 from tests.test_uge_species import ORDER
 from transferome.errors import DataValidationError
-from transferome.models.uge import UniversalGeneEmbedding
-from transferome.models.uge_metrics import integration_scores, ortholog_pca
-from transferome.models.uge_module import alignment_loss, coral_loss, mmd_loss
-from transferome.models.uge_orthologs import ortholog_groups, ortholog_links, shared_token_genes
+from transferome.models.uge.estimator import UniversalGeneEmbedding
+from transferome.models.uge.metrics import integration_scores, ortholog_pca
+from transferome.models.uge.network import alignment_loss, coral_loss, mmd_loss
+from transferome.models.uge.orthologs import ortholog_groups, ortholog_links, shared_token_genes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

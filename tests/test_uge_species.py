@@ -14,7 +14,7 @@ from transferome.benchmark.species import (
     species_perturbation,
 )
 from transferome.errors import DataValidationError
-from transferome.models.uge import UniversalGeneEmbedding
+from transferome.models.uge.estimator import UniversalGeneEmbedding
 
 ORDER = np.random.default_rng(3).permutation(N_GENES)
 

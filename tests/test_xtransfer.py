@@ -10,7 +10,8 @@ from anndata import AnnData
 
 from transferome.data.schema import Schema
 from transferome.errors import DataValidationError, ModelFileError, TransferomeError
-from transferome.models.xtransfer import XTransfer, _anchor_weight
+from transferome.models.xtransfer import XTransfer
+from transferome.models.xtransfer._pairs import anchor_weight
 
 FAST = {**XTransfer.fast_params, "max_epochs": 3}
 # enough training to learn the easy task below in a few seconds
@@ -255,7 +256,7 @@ def test_anchored_prediction(easy, fitted):
     sources = ["c1", "c2", "c3"]
     observed = np.array([mean_of(c, "d0") - mean_of(c, "control") for c in sources])
     decoded = np.array([decoded_delta(c) for c in sources])
-    weight = _anchor_weight(observed, decoded)
+    weight = anchor_weight(observed, decoded)
     correction = decoded_delta("c0") - decoded.mean(axis=0)
     expected = mean_of("c0", "control") + observed.mean(axis=0) + weight * correction
     np.testing.assert_allclose(
@@ -270,15 +271,15 @@ def test_anchored_prediction(easy, fitted):
 def test_anchor_weight_by_hand():
     # the decoded changes explain the context differences exactly: full weight
     observed = np.array([[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]])
-    assert _anchor_weight(observed, observed + 5.0) == 1.0
+    assert anchor_weight(observed, observed + 5.0) == 1.0
     # decoded differences unrelated to the observed ones: no correction (additive)
-    assert _anchor_weight(observed, np.array([[0.0, 9.0], [0.0, -9.0], [0.0, 0.0]])) == 0.0
+    assert anchor_weight(observed, np.array([[0.0, 9.0], [0.0, -9.0], [0.0, 0.0]])) == 0.0
     # opposite to the observed ones: clipped to 0; all decoded changes equal: 0
-    assert _anchor_weight(observed, -observed) == 0.0
-    assert _anchor_weight(observed, np.ones_like(observed)) == 0.0
+    assert anchor_weight(observed, -observed) == 0.0
+    assert anchor_weight(observed, np.ones_like(observed)) == 0.0
     # half the size of the observed differences: weight 2, clipped to 1
-    assert _anchor_weight(observed, observed / 2) == 1.0
+    assert anchor_weight(observed, observed / 2) == 1.0
     # twice as large: weight 0.5
-    assert _anchor_weight(observed, observed * 2) == 0.5
+    assert anchor_weight(observed, observed * 2) == 0.5
     # a single source cannot be left out
-    assert _anchor_weight(observed[:1], observed[:1]) == 1.0
+    assert anchor_weight(observed[:1], observed[:1]) == 1.0

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from transferome.models.xtransfer_module import (
+from transferome.models.xtransfer.network import (
     XTransferConfig,
     XTransferModule,
     cross_loss,

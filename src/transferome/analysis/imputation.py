@@ -6,7 +6,7 @@ take a matrix with ``NaN`` for every missing entry and return it filled:
 :func:`impute_gene_mean` (each gene's observed mean), :func:`impute_knn` (mean of the ``k``
 nearest samples, scikit-learn's ``KNNImputer``) and :func:`impute_soft` (soft-impute,
 Mazumder, Hastie & Tibshirani 2010). :func:`impute_fe` runs
-:class:`~transferome.models.factorized.FactorizedEmbedding` through the same path (a
+:class:`~transferome.models.fe.estimator.FactorizedEmbedding` through the same path (a
 mask-aware fit on the observed entries, then ``impute``). :func:`imputation_scores` scores a
 filled matrix on the hidden entries only.
 
@@ -304,10 +304,10 @@ def impute_fe(
     random_state: int = 0,
     **params: Any,
 ) -> np.ndarray:
-    """Fill missing entries with a :class:`~transferome.models.factorized.FactorizedEmbedding`.
+    """Fill missing entries with a :class:`~transferome.models.fe.estimator.FactorizedEmbedding`.
 
     The model is fitted on the observed entries only (``fit(..., factors=(), mask=...)``) and
-    its :meth:`~transferome.models.factorized.FactorizedEmbedding.impute` predicts the rest.
+    its :meth:`~transferome.models.fe.estimator.FactorizedEmbedding.impute` predicts the rest.
 
     Parameters
     ----------
@@ -327,7 +327,7 @@ def impute_fe(
     import pandas as pd
     from anndata import AnnData
 
-    from transferome.models.factorized import FactorizedEmbedding
+    from transferome.models.fe.estimator import FactorizedEmbedding
 
     x = _as_values(values)
     observed = ~np.isnan(x)

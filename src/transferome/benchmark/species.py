@@ -36,9 +36,9 @@ from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError, TransferomeError
 from transferome.metrics import control_means, per_class_accuracy, summarize
 from transferome.models.base import Estimator
-from transferome.models.uge import UniversalGeneEmbedding
-from transferome.models.uge_genes import dense_values
-from transferome.models.uge_orthologs import LONG_COLUMNS
+from transferome.models.uge.estimator import UniversalGeneEmbedding
+from transferome.models.uge.genes import dense_values
+from transferome.models.uge.orthologs import LONG_COLUMNS
 
 __all__ = [
     "annotation_transfer",
@@ -247,8 +247,8 @@ def species_perturbation(
         ``perturbation``, ``metric``, ``value``; the metrics of
         :func:`~transferome.metrics.evaluate_groups`.
     """
-    from transferome.models.baselines import AdditiveBaseline, ControlBaseline
-    from transferome.models.stacked import StackedTransfer
+    from transferome.models.baselines.means import AdditiveBaseline, ControlBaseline
+    from transferome.models.stacked.estimator import StackedTransfer
 
     schema = schema or Schema()
     target = adatas[target_species]
@@ -441,7 +441,7 @@ def species_transfer(
     BenchmarkResult
         Task ``species_transfer``; splits are named by the held-out perturbation.
     """
-    from transferome.models.baselines import AdditiveBaseline, ControlBaseline
+    from transferome.models.baselines.means import AdditiveBaseline, ControlBaseline
 
     if on_error not in ("raise", "skip"):
         raise DataValidationError(f"on_error must be 'raise' or 'skip', got {on_error!r}")

@@ -19,7 +19,7 @@ prediction the model makes for a new context. A context whose perturbations all 
 group of the global split (but which has two or more of them) is split again on its own.
 
 Everything here is torch-free and returns integer index arrays into the observations; the
-torch ``Dataset`` that serves the pairs lives in :mod:`transferome.models.xtransfer`.
+torch ``Dataset`` that serves the pairs lives in :mod:`transferome.models.xtransfer.estimator`.
 """
 
 from __future__ import annotations

@@ -346,7 +346,13 @@ def load_described(
     path: str | os.PathLike[str],
     model_class: str,
     build: Callable[[str | os.PathLike[str], dict[str, Any], dict[str, np.ndarray]], Any],
-    errors: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError, AttributeError),
+    errors: tuple[type[Exception], ...] = (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        RuntimeError,
+    ),
 ) -> Any:
     """Read a model folder and ``build(path, meta, arrays)`` the estimator from it.
 

@@ -11,7 +11,7 @@ An ortholog table links genes of two or more species. Its links are read in eith
 The genes of the training vocabulary and these links form a graph; each connected component
 that holds genes of at least two species is one *ortholog group* (a one-to-one pair, or a
 one-to-many / many-to-many family). Every gene of a group starts from the group's shared token
-vector; see :class:`~transferome.models.uge_module.UGENetwork`.
+vector; see :class:`~transferome.models.uge.network.UGENetwork`.
 """
 
 from __future__ import annotations

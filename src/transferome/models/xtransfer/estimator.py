@@ -2,7 +2,7 @@
 
 ``fit`` draws the pairs of :func:`transferome.data.pairing.make_pairs` (two perturbations of
 one context, each with a control of that context) and trains
-:class:`~transferome.models.xtransfer_module.XTransferModule` on the shared training engine.
+:class:`~transferome.models.xtransfer.network.XTransferModule` on the shared training engine.
 
 Prediction for a target ``(context, p)``: the basal states ``S`` of the target's control cells
 are added to perturbation latents ``P`` of cells that received ``p`` in *other* contexts, and
@@ -41,9 +41,7 @@ Two transferome extensions change what is returned (``prediction``):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import fields
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -53,91 +51,28 @@ from anndata import AnnData
 from transferome.data.pairing import Pairs, make_pairs
 from transferome.data.schema import Schema, obs_labels, split_combination, validate
 from transferome.errors import DataValidationError, TransferomeError
+from transferome.models._neural import NeuralEstimator
 from transferome.models._persist import (
-    check_described,
-    check_params_match,
     check_var_names,
-    load_described,
-    restore_module,
-    stored_array,
-    write_model_files,
 )
-from transferome.models.base import Estimator, Target, prediction_adata
-from transferome.models.xtransfer_module import XTransferConfig, XTransferModule
+from transferome.models.base import Target, prediction_adata
+from transferome.models.xtransfer._files import read_files, write_files
+from transferome.models.xtransfer._pairs import ENCODE_BATCH, PairRows, anchor_weight, gene_means
+from transferome.models.xtransfer.network import XTransferConfig, XTransferModule
 
-__all__ = ["PairRows", "XTransfer"]
+__all__ = ["XTransfer"]
 
 _MATCHING = ("random", "mean")
 _PREDICTION = ("decoded", "control_plus_delta", "anchored")
-_ENCODE_BATCH = 2048
-# Hyperparameters that are also fields of the network description (a saved model must agree).
-_ARCHITECTURE = tuple(f.name for f in fields(XTransferConfig) if f.name != "n_genes")
 
 
-def _gene_means(rows: Any) -> np.ndarray:
-    """Mean of every gene over all rows, read a chunk at a time."""
-    total = np.zeros(rows.n_vars, dtype=np.float64)
-    for start in range(0, len(rows), _ENCODE_BATCH):
-        chunk = rows[np.arange(start, min(start + _ENCODE_BATCH, len(rows)))]["x"]
-        total += chunk.double().sum(dim=0).numpy()
-    return (total / max(len(rows), 1)).astype(np.float32)
-
-
-def _anchor_weight(observed: np.ndarray, decoded: np.ndarray) -> float:
-    """Weight of the model's correction, fitted by leaving each source context out.
-
-    Each source context ``c`` is predicted from the others as
-    ``mean_{c' != c}(observed) + w * (decoded_c - mean_{c' != c}(decoded))``; ``w`` is the
-    least-squares weight over all sources and genes, clipped to ``[0, 1]`` (1 with fewer than
-    two sources, where nothing can be left out; 0 when the decoded changes do not differ).
-    """
-    n = observed.shape[0]
-    if n < 2:
-        return 1.0
-    cross, norm = 0.0, 0.0
-    for c in range(n):
-        rest = np.arange(n) != c
-        residual = observed[c] - observed[rest].mean(axis=0)
-        correction = decoded[c] - decoded[rest].mean(axis=0)
-        cross += float(residual @ correction)
-        norm += float(correction @ correction)
-    if norm <= 0.0:
-        return 0.0
-    return float(np.clip(cross / norm, 0.0, 1.0))
-
-
-class PairRows(torch.utils.data.Dataset):
-    """Torch dataset of training pairs: items hold ``x_a``, ``x_b``, ``control_a``, ``control_b``.
-
-    Indexed a whole batch at a time (``batched_indexing``): the rows of the four members are
-    read from ``rows`` (an :class:`~transferome.training.AnnDataRows`) in one slice.
-    """
-
-    batched_indexing = True
-
-    def __init__(self, rows: Any, pairs: Pairs) -> None:
-        self.rows = rows
-        self.index = np.stack([pairs.a, pairs.b, pairs.control_a, pairs.control_b], axis=1)
-
-    def __len__(self) -> int:
-        return int(self.index.shape[0])
-
-    def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
-        scalar = np.ndim(index) == 0
-        chosen = self.index[np.atleast_1d(np.asarray(index, dtype=np.int64))]
-        unique, inverse = np.unique(chosen.reshape(-1), return_inverse=True)
-        x = self.rows[unique]["x"][torch.from_numpy(inverse.reshape(chosen.shape))]
-        item = {name: x[:, j] for j, name in enumerate(("x_a", "x_b", "control_a", "control_b"))}
-        return {k: v[0] for k, v in item.items()} if scalar else item
-
-
-class XTransfer(Estimator):
+class XTransfer(NeuralEstimator):
     """Transfer a perturbation to a new context by adding latents: ``D(E_s(X) + E_p(X'))``.
 
     Parameters
     ----------
     hidden, latent_dim, dropout, batch_norm, n_residual, input_noise, latent_noise, latent_relu
-        Architecture, see :class:`~transferome.models.xtransfer_module.XTransferConfig`.
+        Architecture, see :class:`~transferome.models.xtransfer.network.XTransferConfig`.
         Defaults follow the paper (1024-512-256 to 128, batch norm, dropout 0.2); the authors'
         code uses ``n_residual=3`` and noise 0.1.
     w_sim, w_orth, w_reco_control, w_reco, w_cross
@@ -148,17 +83,23 @@ class XTransfer(Estimator):
     prediction
         ``"decoded"`` (the paper), or the transferome extensions ``"control_plus_delta"`` and
         ``"anchored"`` (see the module docstring).
-    max_epochs, batch_size, lr, weight_decay, lr_step_size, lr_gamma
-        Training (paper: 60 epochs, Adam lr 2e-4, weight decay 5e-4, x0.5 every 8 epochs).
-    early_stopping, validation_fraction
-        Patience in epochs on the loss of a validation share of the pairs (``None``: off).
-    accelerator, devices, strategy, precision, progress
-        Passed to the training engine (:class:`~transferome.training.TrainingConfig`).
-    random_state
-        Seed of the pairs, the initial weights, the training order and the random matching.
+    **training
+        The training arguments, the fields of :class:`~transferome.training.TrainingConfig`.
+        Defaults follow the paper: ``max_epochs=60``, Adam ``lr=2e-4``,
+        ``weight_decay=5e-4``, x0.5 every 8 epochs (``lr_step_size=8``, ``lr_gamma=0.5``);
+        and ``accelerator="cpu"``. ``early_stopping`` watches the loss of a
+        ``validation_fraction`` share of the pairs; ``random_state`` seeds the pairs, the
+        initial weights, the training order and the random matching.
     """
 
     name: ClassVar[str] = "xtransfer"
+    training_defaults: ClassVar[Mapping[str, Any]] = {
+        "max_epochs": 60,
+        "lr": 2e-4,
+        "weight_decay": 5e-4,
+        "lr_step_size": 8,
+        "accelerator": "cpu",
+    }
     fast_params: ClassVar[dict[str, Any]] = {
         "hidden": (32,),
         "latent_dim": 8,
@@ -187,21 +128,9 @@ class XTransfer(Estimator):
         w_cross: float = 1.0,
         matching: str = "random",
         prediction: str = "decoded",
-        max_epochs: int = 60,
-        batch_size: int = 128,
-        lr: float = 2e-4,
-        weight_decay: float = 5e-4,
-        lr_step_size: int | None = 8,
-        lr_gamma: float = 0.5,
-        early_stopping: int | None = None,
-        validation_fraction: float = 0.1,
-        accelerator: str = "cpu",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        precision: str = "32-true",
-        progress: bool = False,
-        random_state: int = 0,
+        **training: Any,
     ) -> None:
+        super().__init__(**training)
         self.hidden = hidden
         self.latent_dim = latent_dim
         self.dropout = dropout
@@ -217,20 +146,6 @@ class XTransfer(Estimator):
         self.w_cross = w_cross
         self.matching = matching
         self.prediction = prediction
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.lr_step_size = lr_step_size
-        self.lr_gamma = lr_gamma
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.precision = precision
-        self.progress = progress
-        self.random_state = random_state
 
     # ------------------------------------------------------------------ configuration
     def _module_config(self, n_genes: int) -> XTransferConfig:
@@ -253,26 +168,6 @@ class XTransfer(Estimator):
             )
         except ValueError as exc:
             raise TransferomeError(f"invalid XTransfer hyperparameter: {exc}") from exc
-
-    def _training_config(self) -> Any:
-        from transferome.training import TrainingConfig
-
-        return TrainingConfig(
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            early_stopping=self.early_stopping,
-            validation_fraction=self.validation_fraction,
-            lr_step_size=self.lr_step_size,
-            lr_gamma=self.lr_gamma,
-            accelerator=self.accelerator,
-            devices=self.devices,
-            strategy=self.strategy,
-            precision=self.precision,
-            random_state=self.random_state,
-            progress=self.progress,
-        )
 
     def _check_options(self) -> None:
         if self.matching not in _MATCHING:
@@ -323,13 +218,13 @@ class XTransfer(Estimator):
         pairs = make_pairs(
             contexts, perturbations, control=schema.control, random_state=self.random_state
         )
-        config = self._training_config()
-        train, val = self._split_pairs(pairs, config)
+        config = self.training_config()
+        train, val = self._split_pairs(pairs)
         rows = AnnDataRows(adata, layer=layer)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_state)
             module = XTransferModule(self._module_config(adata.n_vars))
-        module.set_output_offset(torch.from_numpy(_gene_means(rows)))
+        module.set_output_offset(torch.from_numpy(gene_means(rows)))
         result = fit_module(
             module,
             PairRows(rows, train),
@@ -353,13 +248,9 @@ class XTransfer(Estimator):
         ).astype(np.float32)
         return self
 
-    def _split_pairs(self, pairs: Pairs, config: Any) -> tuple[Pairs, Pairs | None]:
-        if self.early_stopping is None or len(pairs) < 4:
-            return pairs, None
-        rng = np.random.default_rng([self.random_state, 1])
-        order = rng.permutation(len(pairs))
-        n_val = max(1, round(config.validation_fraction * len(pairs)))
-        return pairs.take(np.sort(order[n_val:])), pairs.take(np.sort(order[:n_val]))
+    def _split_pairs(self, pairs: Pairs) -> tuple[Pairs, Pairs | None]:
+        train, val = self._validation_split(len(pairs), seed=[self.random_state, 1], minimum=4)
+        return (pairs, None) if val is None else (pairs.take(train), pairs.take(val))
 
     # ------------------------------------------------------------------ latents
     @torch.no_grad()
@@ -368,8 +259,8 @@ class XTransfer(Estimator):
         module = self.module_
         module.eval()
         s_parts, p_parts = [], []
-        for start in range(0, len(index), _ENCODE_BATCH):
-            x = rows[index[start : start + _ENCODE_BATCH]]["x"]
+        for start in range(0, len(index), ENCODE_BATCH):
+            x = rows[index[start : start + ENCODE_BATCH]]["x"]
             s, p = module.encode(x)
             s_parts.append(s.numpy())
             p_parts.append(p.numpy())
@@ -572,86 +463,9 @@ class XTransfer(Estimator):
             decoded.append(self._decoded_delta(rows, source_controls, p_sources, rng)[1])
         if not observed:
             return target_delta
-        weight = _anchor_weight(np.asarray(observed), np.asarray(decoded))
+        weight = anchor_weight(np.asarray(observed), np.asarray(decoded))
         return np.mean(observed, axis=0) + weight * (target_delta - np.mean(decoded, axis=0))
 
-    # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model folder (``weights.safetensors`` + ``model.json``) at ``path``."""
-        import pandas as pd
-
-        self._check_fitted()
-        arrays = {
-            f"module.{k}": v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()
-        }
-        arrays["perturbation_latents"] = self.perturbation_latents_
-        params = self.get_params()
-        params["hidden"] = [int(h) for h in self.hidden]
-        return write_model_files(
-            path,
-            model_class=type(self).__name__,
-            params=params,
-            arrays=arrays,
-            var_names=self.var_names_,
-            extra={
-                "schema": self.schema_.to_dict(),
-                "module_config": self.module_.config.to_dict(),
-                "perturbations": self.perturbations_,
-                "n_pairs": self.n_pairs_,
-                "history": {
-                    str(col): [None if pd.isna(v) else float(v) for v in self.history_[col]]
-                    for col in self.history_.columns
-                },
-                "history_columns": [str(col) for col in self.history_.columns],
-            },
-        )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> XTransfer:
-        """Read a model written by :meth:`save`; ``predict`` then checks the genes.
-
-        ``model.json`` is checked against the stored weights before the network is built
-        (see :func:`~transferome.models._persist.restore_module`).
-
-        Raises
-        ------
-        ModelFileError
-            A file is missing or corrupt, or ``model.json`` and ``weights.safetensors``
-            disagree (a size, a shape, a missing tensor); the message names them.
-        """
-        return load_described(path, cls.__name__, cls._from_files)
-
-    @classmethod
-    def _from_files(
-        cls, path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]
-    ) -> XTransfer:
-        import pandas as pd
-
-        params = dict(meta["params"])
-        params["hidden"] = tuple(params["hidden"])
-        model = cls(**params)
-        extra = meta["extra"]
-        config = XTransferConfig.from_dict(extra["module_config"])
-        check_params_match(path, params, config.to_dict(), _ARCHITECTURE)
-        var_names = list(meta["var_names"])
-        check_described(path, "genes", len(var_names), config.n_genes, "the network's n_genes")
-        perturbations = list(extra["perturbations"])
-        latents = stored_array(
-            arrays,
-            "perturbation_latents",
-            path,
-            shape=(len(perturbations), config.latent_dim),
-            what="its perturbations and latent_dim",
-        )
-        module = restore_module(lambda: XTransferModule(config), arrays, path, prefix="module.")
-        model.module_ = module
-        model.schema_ = Schema.from_dict(extra["schema"])
-        model.var_names_ = var_names
-        model.perturbations_ = perturbations
-        model.perturbation_latents_ = np.asarray(latents, np.float32)
-        model.n_pairs_ = int(extra["n_pairs"])
-        history = pd.DataFrame(extra["history"], dtype="float64")[extra["history_columns"]]
-        if "epoch" in history:
-            history["epoch"] = history["epoch"].astype(np.int64)
-        model.history_ = history
-        return model
+    # -- persistence (save and load: NeuralEstimator) -------------------------------------
+    _write_files = write_files
+    _read_files = classmethod(read_files)

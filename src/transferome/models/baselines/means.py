@@ -30,9 +30,9 @@ from transferome.data.aggregate import control_means, group_means
 from transferome.data.schema import Schema, split_combination, validate
 from transferome.errors import DataValidationError, ModelFileError
 from transferome.models._changes import mapping_matrix
-from transferome.models._linear_fit import fit_effects, select_rank_penalty
 from transferome.models._persist import check_var_names, read_model_files, write_model_files
 from transferome.models.base import Estimator, Target, prediction_adata
+from transferome.models.baselines._linear_fit import fit_effects, select_rank_penalty
 
 __all__ = ["AdditiveBaseline", "ControlBaseline", "LinearBaseline"]
 

@@ -30,11 +30,11 @@ from anndata import AnnData
 from transferome.data.schema import obs_labels, split_combination
 from transferome.errors import DataValidationError
 from transferome.models.base import Target, prediction_adata
-from transferome.models.uge_data import validate_block
-from transferome.models.uge_genes import mean_profile
+from transferome.models.uge.data import validate_block
+from transferome.models.uge.genes import mean_profile
 
 if TYPE_CHECKING:
-    from transferome.models.uge import UniversalGeneEmbedding
+    from transferome.models.uge.estimator import UniversalGeneEmbedding
 
 __all__ = ["drug_shift", "predict_targets", "species_shift"]
 

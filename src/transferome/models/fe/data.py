@@ -2,7 +2,7 @@
 held in memory or read from an on-disk file, and the PCA start of the embeddings.
 
 In memory (:func:`training_data` on an in-memory AnnData, or a boolean mask array) the values
-become one dense float32 array and :class:`~transferome.models.fe_module.FEBlocks` cuts it into
+become one dense float32 array and :class:`~transferome.models.fe.network.FEBlocks` cuts it into
 blocks of randomly drawn samples and genes.
 
 From a file (``read_h5ad(path, backed=True)``, or a view of one) the matrix is never held
@@ -11,7 +11,7 @@ into blocks of its own rows; the engine's sampler visits the chunks in a random 
 blocks of a few chunks at a time in a random order, so every chunk is read once per epoch. The
 PCA start (:func:`stored_start`) takes its gene loadings from up to :data:`PCA_ROWS` rows drawn
 at random and projects every row onto them in one pass; on a file of at most that many rows it
-is the PCA of :func:`~transferome.models.fe_module.pca_embeddings`. The entries held out to
+is the PCA of :func:`~transferome.models.fe.network.pca_embeddings`. The entries held out to
 monitor early stopping are drawn per block from the seed, so training and validation blocks
 read the same chunk and agree on which entries each holds.
 """
@@ -38,7 +38,7 @@ from transferome.data._stream import (
 )
 from transferome.data.schema import check_matrix
 from transferome.errors import DataValidationError
-from transferome.models.fe_module import FEBlocks, pca_embeddings
+from transferome.models.fe.network import FEBlocks, pca_embeddings
 
 __all__ = [
     "PCA_ROWS",
@@ -221,7 +221,7 @@ def stored_start(
 
     The gene loadings come from the SVD of up to ``sample_rows`` rows drawn at random
     (unobserved entries filled with their gene's mean over those rows, as
-    :func:`~transferome.models.fe_module.pca_embeddings` does), and every row's sample
+    :func:`~transferome.models.fe.network.pca_embeddings` does), and every row's sample
     embedding is its centred values projected onto them, ``x V S^-1/2`` (which is ``U
     S^1/2`` on the drawn rows), in one pass over the file. Each table is rescaled to unit
     root mean square; dimensions beyond the rank are drawn from ``N(0, 0.1^2)``.
@@ -281,7 +281,7 @@ class StoredBlocks(torch.utils.data.Dataset):
     into sample blocks, the genes into gene blocks shared by every chunk. Items are numbered
     chunk by chunk, :attr:`chunk_size` per full chunk, so the engine's sampler (which reads
     that attribute) keeps the blocks of a few chunks together and each chunk is read once per
-    epoch. Items are those of :class:`~transferome.models.fe_module.FEBlocks`: ``x``
+    epoch. Items are those of :class:`~transferome.models.fe.network.FEBlocks`: ``x``
     (unobserved entries 0), ``sample``, ``gene``, ``obs_factors`` and ``mask`` (where some
     entry is not observed).
 

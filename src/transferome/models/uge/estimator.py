@@ -1,9 +1,9 @@
 """The Universal Gene Embedding estimator: one latent space for the samples of every species.
 
-See :mod:`transferome.models.uge_module` for the network and
-:mod:`transferome.models.uge_genes` for the species-independent gene descriptions its gene
+See :mod:`transferome.models.uge.network` for the network and
+:mod:`transferome.models.uge.genes` for the species-independent gene descriptions its gene
 tokens are computed from. Cross-species prediction by latent arithmetic (paper 4.2) is in
-:mod:`transferome.models.uge_transfer`; it is exposed here as :meth:`predict`.
+:mod:`transferome.models.uge.transfer`; it is exposed here as :meth:`predict`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,9 +21,10 @@ from anndata import AnnData
 from transferome._logging import get_logger
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
+from transferome.models._neural import NeuralEstimator
 from transferome.models._persist import check_var_names
-from transferome.models.base import Estimator, Target
-from transferome.models.uge_data import (
+from transferome.models.base import Target
+from transferome.models.uge.data import (
     SpeciesBlock,
     UGERows,
     category_codes,
@@ -38,7 +38,7 @@ from transferome.models.uge_data import (
     token_values,
     validate_block,
 )
-from transferome.models.uge_genes import (
+from transferome.models.uge.genes import (
     align_columns,
     best_matches,
     cosine_similarity,
@@ -46,15 +46,16 @@ from transferome.models.uge_genes import (
     gene_variances,
     top_by_variance,
 )
-from transferome.models.uge_module import ALIGNMENTS, UGEConfig, UGENetwork
-from transferome.models.uge_orthologs import ortholog_groups, ortholog_links, shared_token_genes
+from transferome.models.uge.network import ALIGNMENTS, UGEConfig, UGENetwork
+from transferome.models.uge.orthologs import ortholog_groups, ortholog_links, shared_token_genes
+from transferome.models.uge.persist import read_files, write_files
 
 __all__ = ["UniversalGeneEmbedding"]
 
 _log = get_logger(__name__)
 
 
-class UniversalGeneEmbedding(Estimator):
+class UniversalGeneEmbedding(NeuralEstimator):
     """Cross-species transformer over gene tokens with a ``<cls>`` sample embedding.
 
     Parameters
@@ -70,7 +71,7 @@ class UniversalGeneEmbedding(Estimator):
         of the default simulated atlas to about 15 CPU-minutes (``benchmarks/uge_speed.py``).
     gene_description
         ``auto``, ``profile``, ``reactome`` or ``both`` (see
-        :func:`~transferome.models.uge_genes.describe_genes`); ignored for species whose
+        :func:`~transferome.models.uge.genes.describe_genes`); ignored for species whose
         descriptions are passed to :meth:`fit`.
     label_key
         obs column of the classes learned by the annotation head (``None``: no head).
@@ -79,7 +80,7 @@ class UniversalGeneEmbedding(Estimator):
         tokens mark perturbed molecules), so the drug direction in the latent space is
         explicit. Labels unseen in training (e.g. a new combination) get the "none" token.
     mask_fraction, ecs_weight, ecs_beta, class_weight, residual_weight
-        Loss settings, see :class:`~transferome.models.uge_module.UGEConfig`.
+        Loss settings, see :class:`~transferome.models.uge.network.UGEConfig`.
     tie_weight
         L2 penalty pulling the per-species residuals of ortholog-tied gene tokens to zero
         (used when :meth:`fit` gets ``orthologs``).
@@ -89,7 +90,7 @@ class UniversalGeneEmbedding(Estimator):
         unlabelled ones (domain adaptation).
     pooled_cls
         Start ``<cls>`` from the expression-weighted sum of the gene tokens (see
-        :class:`~transferome.models.uge_module.UGEConfig`).
+        :class:`~transferome.models.uge.network.UGEConfig`).
     balance_classes
         Weight the annotation head's cross-entropy by inverse class frequency (of the
         labelled rows), so that rare classes count as much as common ones.
@@ -109,16 +110,21 @@ class UniversalGeneEmbedding(Estimator):
     anchor_control
         Add the decoded latent shift to the observed control mean (True) or return the
         decoded latent itself (False, as in the paper).
-    max_epochs, batch_size, lr, weight_decay, early_stopping, precision, accelerator, devices,
-    strategy, progress
-        Training settings of :class:`~transferome.training.TrainingConfig`. ``max_epochs=0``
-        builds the network without training it (the step-0 model: with ``orthologs``, tied
-        genes share their token).
-    random_state
-        Seed of initialisation, masking and batching.
+    **training
+        The training arguments, the fields of :class:`~transferome.training.TrainingConfig`
+        (defaults as there except ``max_epochs=15``, ``batch_size=32`` and
+        ``accelerator="cpu"``). ``max_epochs=0`` builds the network without training it (the
+        step-0 model: with ``orthologs``, tied genes share their token). ``early_stopping``
+        watches a ``validation_fraction`` share of the rows; ``random_state`` seeds the
+        initialisation, masking and batching.
     """
 
     name: ClassVar[str] = "uge"
+    training_defaults: ClassVar[Mapping[str, Any]] = {
+        "max_epochs": 15,
+        "batch_size": 32,
+        "accelerator": "cpu",
+    }
     fast_params: ClassVar[dict[str, Any]] = {
         "n_tokens": 16,
         "n_decode": 64,
@@ -158,18 +164,9 @@ class UniversalGeneEmbedding(Estimator):
         unlabelled_descriptions: str = "orthologs",
         route: str = "drug",
         anchor_control: bool = True,
-        max_epochs: int = 15,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        early_stopping: int | None = None,
-        precision: str = "32-true",
-        accelerator: str = "cpu",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        progress: bool = False,
-        random_state: int = 0,
+        **training: Any,
     ) -> None:
+        super().__init__(**training)
         self.n_tokens = n_tokens
         self.n_decode = n_decode
         self.d_model = d_model
@@ -194,17 +191,6 @@ class UniversalGeneEmbedding(Estimator):
         self.unlabelled_descriptions = unlabelled_descriptions
         self.route = route
         self.anchor_control = anchor_control
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.early_stopping = early_stopping
-        self.precision = precision
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.progress = progress
-        self.random_state = random_state
 
     # -- fitting -------------------------------------------------------------------------------
     @property
@@ -265,14 +251,14 @@ class UniversalGeneEmbedding(Estimator):
         gene_descriptions
             Optional ``{species: DataFrame genes x features}`` used instead of descriptions
             computed from that species' data (e.g. borrowed through an ortholog table with
-            :func:`~transferome.models.uge_genes.descriptions_through_map`, so that no label of
+            :func:`~transferome.models.uge.genes.descriptions_through_map`, so that no label of
             that species is used).
         labelled_species
             Species whose ``label_key`` labels train the annotation head (default: all). The
             others are unlabelled: their labels are never read.
         orthologs
             Ortholog table linking genes of the species (long or wide layout, see
-            :mod:`~transferome.models.uge_orthologs`): linked genes start from one shared
+            :mod:`~transferome.models.uge.orthologs`): linked genes start from one shared
             token per ortholog group, the token genes are chosen jointly over the groups, and
             (see ``unlabelled_descriptions``) unlabelled species borrow their descriptions.
         ortholog_columns
@@ -282,7 +268,7 @@ class UniversalGeneEmbedding(Estimator):
             Write best/last checkpoints there; continue an interrupted run from a checkpoint
             folder (see :func:`~transferome.training.fit_module`).
         """
-        from transferome.training import TrainingConfig, fit_module
+        from transferome.training import fit_module
 
         self._check_params()
         schema = schema or Schema()
@@ -382,19 +368,7 @@ class UniversalGeneEmbedding(Estimator):
             scaling = {b.species: token_statistics(b.adata, b.tokens) for b in blocks}
         rows = {"labels": labels, "external": external, "scaling": scaling}
         train, val = self._split_rows(sum(b.adata.n_obs for b in blocks))
-        training = TrainingConfig(
-            max_epochs=max(int(self.max_epochs), 1),
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            early_stopping=self.early_stopping,
-            precision=self.precision,
-            accelerator=self.accelerator,
-            devices=self.devices,
-            strategy=self.strategy,
-            progress=self.progress,
-            random_state=self.random_state,
-        )
+        training = self.training_config(max_epochs=max(int(self.max_epochs), 1))
         if int(self.max_epochs) > 0:
             history = fit_module(
                 network,
@@ -424,11 +398,7 @@ class UniversalGeneEmbedding(Estimator):
         return self
 
     def _split_rows(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
-        order = np.random.default_rng(self.random_state).permutation(n)
-        if self.early_stopping is None or n < 10:
-            return np.sort(order), None
-        n_val = max(1, round(0.1 * n))
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
+        return self._validation_split(n, seed=self.random_state, minimum=10)
 
     def _group_latents(self, blocks: list[SpeciesBlock], schema: Schema) -> pd.DataFrame:
         frames = []
@@ -634,9 +604,9 @@ class UniversalGeneEmbedding(Estimator):
         """Predicted mean log profile of each ``(context, perturbation)`` target.
 
         ``adata`` holds one species' data with the controls of every target context; see
-        :func:`~transferome.models.uge_transfer.predict_targets` for the latent arithmetic.
+        :func:`~transferome.models.uge.transfer.predict_targets` for the latent arithmetic.
         """
-        from transferome.models.uge_transfer import predict_targets
+        from transferome.models.uge.transfer import predict_targets
 
         self._check_fitted()
         species = self._resolve_species(adata, species)
@@ -647,17 +617,6 @@ class UniversalGeneEmbedding(Estimator):
         check_var_names(self.var_names_[species], adata.var_names, what=f"{species} data")
         return predict_targets(self, adata, targets, species=species, route=route or self.route)
 
-    # -- persistence ---------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model folder (safetensors + JSON, see :mod:`.uge_persist`)."""
-        from transferome.models.uge_persist import save_model
-
-        self._check_fitted()
-        return save_model(self, path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> UniversalGeneEmbedding:
-        """Read a model folder written by :meth:`save`."""
-        from transferome.models.uge_persist import load_model
-
-        return load_model(cls, path)
+    # -- persistence (save and load: NeuralEstimator; the files: uge.persist) -------------------
+    _write_files = write_files
+    _read_files = classmethod(read_files)

@@ -27,7 +27,7 @@ import pandas as pd
 from anndata import AnnData
 
 from transferome.errors import DataValidationError
-from transferome.models.uge_genes import dense_values
+from transferome.models.uge.genes import dense_values
 
 __all__ = ["integration_scores", "ortholog_pca"]
 

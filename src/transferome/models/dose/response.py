@@ -17,163 +17,25 @@ series chosen by leave-one-condition-out error on the training table.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from transferome._logging import get_logger
-from transferome.data.dose import ConditionTable
-from transferome.errors import DataValidationError, TransferomeError
-from transferome.models.base import Estimator
+from transferome.errors import DataValidationError
+from transferome.models._persist import load_described
+from transferome.models.dose._curves import _Centers, _Curve
+from transferome.models.dose._files import read_files, write_files
+from transferome.models.dose.base import DoseModel, DosePrediction
+from transferome.models.dose.baselines import _interpolate, _nearest
 
-__all__ = [
-    "DOSE_MODELS",
-    "DoseModel",
-    "DosePrediction",
-    "DoseResponse",
-    "LogLinearDose",
-    "MeanDose",
-    "NearestDose",
-    "get_dose_model",
-]
+__all__ = ["DoseResponse"]
 
 _log = get_logger(__name__)
-QUERY_COLUMNS = ("series", "perturbation", "position")
-
-
-@dataclass(frozen=True)
-class DosePrediction:
-    """Predicted changes of queried conditions (rows follow the queries).
-
-    ``lower`` / ``upper`` bound the central ``level`` interval per gene where the model
-    gives one (``None`` otherwise); ``source`` says how each row was predicted
-    (``series``: from its own series, ``peers``: from the perturbation in other contexts).
-    """
-
-    delta: np.ndarray
-    lower: np.ndarray | None
-    upper: np.ndarray | None
-    source: tuple[str, ...]
-    level: float = 0.8
-
-
-def _check_queries(queries: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in QUERY_COLUMNS if c not in queries.columns]
-    if missing:
-        raise DataValidationError(f"queries lack the column(s) {missing}; need {QUERY_COLUMNS}")
-    positions = queries["position"].to_numpy(dtype=float)
-    if not np.isfinite(positions).all():
-        raise DataValidationError("query positions must be finite (log dose or level rank)")
-    return queries.reset_index(drop=True)
-
-
-_Dose = TypeVar("_Dose", bound="DoseModel")
-
-
-class DoseModel(Estimator):
-    """Shared plumbing: series of the training table and their peers."""
-
-    name: ClassVar[str] = ""
-
-    def fit(self: _Dose, table: ConditionTable) -> _Dose:
-        if len(table.conditions) == 0:
-            raise DataValidationError("the condition table is empty: nothing to learn from")
-        self.table_ = table
-        self.series_ = {
-            s: (table.conditions["position"].to_numpy()[rows], table.deltas[rows])
-            for s, rows in table.series().items()
-        }
-        first = table.conditions.drop_duplicates("series").set_index("series")
-        self.series_perturbation_ = first["perturbation"].to_dict()
-        self.peers_: dict[str, list[str]] = {}
-        for s, p in self.series_perturbation_.items():
-            self.peers_.setdefault(p, []).append(s)
-        self._fit_extra()
-        return self
-
-    def _fit_extra(self) -> None:
-        """Hook for models that learn more than the series."""
-
-    def predict(self, queries: pd.DataFrame) -> DosePrediction:
-        """Predicted changes of ``queries`` (columns ``series``, ``perturbation``, ``position``)."""
-        self._check_fitted()
-        queries = _check_queries(queries)
-        out, sources = [], []
-        for row in queries.itertuples(index=False):
-            values, source = self._predict_row(
-                str(row.series), str(row.perturbation), float(row.position)
-            )
-            out.append(values)
-            sources.append(source)
-        delta = np.vstack(out) if out else np.zeros((0, self.table_.n_genes))
-        return DosePrediction(delta, None, None, tuple(sources))
-
-
-def _nearest(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
-    distance = np.abs(x - q)
-    return y[np.flatnonzero(distance == distance.min())[-1]]
-
-
-def _interpolate(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
-    if len(x) == 1 or q <= x[0]:
-        return y[0]
-    if q >= x[-1]:
-        return y[-1]
-    right = int(np.searchsorted(x, q))
-    w = (q - x[right - 1]) / (x[right] - x[right - 1])
-    return (1 - w) * y[right - 1] + w * y[right]
-
-
-def _series_mean(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
-    return np.nanmean(y, axis=0)
-
-
-class _BaselineDose(DoseModel):
-    """A baseline: one rule applied in the query's series, or averaged over its peers."""
-
-    rule: ClassVar[Callable[[np.ndarray, np.ndarray, float], np.ndarray]]
-    """Change at position ``q`` from a series' positions ``x`` and changes ``y``."""
-
-    def _predict_row(self, series: str, perturbation: str, q: float) -> tuple[np.ndarray, str]:
-        if series in self.series_:
-            return self.rule(*self.series_[series], q), "series"
-        peers = [s for s in self.peers_.get(perturbation, []) if s != series]
-        if not peers:
-            raise DataValidationError(
-                f"cannot predict {perturbation!r} in series {series!r}: the perturbation has "
-                "no measured condition in training"
-            )
-        rows = [self.rule(*self.series_[s], q) for s in peers]
-        return np.nanmean(np.vstack(rows), axis=0), "peers"
-
-
-class NearestDose(_BaselineDose):
-    """The change of the measured condition nearest in position (ties: the higher dose)."""
-
-    name: ClassVar[str] = "nearest_dose"
-    rule = staticmethod(_nearest)
-
-
-class LogLinearDose(_BaselineDose):
-    """Linear interpolation in log dose between the two bracketing conditions.
-
-    Beyond the measured range the nearest end is kept (no extrapolation), as
-    :func:`numpy.interp` does.
-    """
-
-    name: ClassVar[str] = "log_linear"
-    rule = staticmethod(_interpolate)
-
-
-class MeanDose(_BaselineDose):
-    """The mean change over the series' measured conditions."""
-
-    name: ClassVar[str] = "dose_mean"
-    rule = staticmethod(_series_mean)
 
 
 def _baseline_weights(kind: str, n_features: int) -> np.ndarray:
@@ -186,18 +48,6 @@ def _baseline_weights(kind: str, n_features: int) -> np.ndarray:
 
 def _logistic(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-@dataclass(frozen=True)
-class _Centers:
-    by_series: dict[str, float]  # free midpoint of each series with 2+ conditions
-    offset: float  # their median, measured from each perturbation's highest dose
-
-
-@dataclass(frozen=True)
-class _Curve:
-    center: float  # midpoint position (log EC50, or level rank)
-    amplitude: np.ndarray  # genes
 
 
 class DoseResponse(DoseModel):
@@ -648,110 +498,10 @@ class DoseResponse(DoseModel):
         The folder keeps the measured changes of the training conditions (the stack reads
         them), the curves, the stack weights and the interval widths.
         """
-        from transferome.models._persist import write_model_files
-
         self._check_fitted()
-        series = list(self.curves_)
-        kinds = list(self.weights_)
-        sizes = [len(self.series_[s][0]) for s in series]
-        arrays = {
-            "amplitude": np.vstack([self.curves_[s].amplitude for s in series]),
-            "center": np.array([self.curves_[s].center for s in series], dtype=np.float64),
-            "positions": np.concatenate([self.series_[s][0] for s in series]),
-            "deltas": np.vstack([self.series_[s][1] for s in series]),
-            "sizes": np.array(sizes, dtype=np.int64),
-            "halfwidth": np.vstack([self.halfwidth_[k] for k in kinds]),
-        }
-        for k in kinds:
-            arrays[f"weights_{k}"] = np.asarray(self.weights_[k], dtype=np.float64)
-        params = {**self.get_params(), "slopes": list(self.slopes), "priors": list(self.priors)}
-        extra = {
-            "axis": self.table_.axis,
-            "levels": list(self.table_.levels),
-            "series": series,
-            "series_perturbation": [self.series_perturbation_[s] for s in series],
-            "kinds": kinds,
-            "slope": self.slope_,
-            "prior": self.prior_,
-            "ec50": self.ec50_.to_dict(orient="list"),
-            "ec50_columns": list(self.ec50_.columns),
-        }
-        return write_model_files(
-            path,
-            model_class=type(self).__name__,
-            params=params,
-            arrays=arrays,
-            var_names=self.table_.genes,
-            extra=extra,
-        )
+        return write_files(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DoseResponse:
         """Inverse of :meth:`save`: predicts what the saved model predicted."""
-        from transferome.models._persist import load_described
-
-        return load_described(path, cls.__name__, cls._from_files)
-
-    @classmethod
-    def _from_files(
-        cls, path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]
-    ) -> DoseResponse:
-        model = cls(**meta["params"])
-        extra = meta["extra"]
-        series = [str(s) for s in extra["series"]]
-        genes = tuple(map(str, meta["var_names"]))
-        amplitude, center, sizes = arrays["amplitude"], arrays["center"], arrays["sizes"]
-        positions, deltas = arrays["positions"], arrays["deltas"]
-        if (
-            amplitude.shape != (len(series), len(genes))
-            or center.shape != (len(series),)
-            or sizes.shape != (len(series),)
-            or deltas.shape != (int(sizes.sum()), len(genes))
-            or positions.shape != (int(sizes.sum()),)
-        ):
-            raise ValueError(f"arrays do not match {len(series)} series x {len(genes)} genes")
-        model.curves_ = {s: _Curve(float(center[i]), amplitude[i]) for i, s in enumerate(series)}
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        model.series_ = {
-            s: (positions[starts[i] : starts[i + 1]], deltas[starts[i] : starts[i + 1]])
-            for i, s in enumerate(series)
-        }
-        model.series_perturbation_ = dict(
-            zip(series, map(str, extra["series_perturbation"]), strict=True)
-        )
-        model.slope_, model.prior_ = float(extra["slope"]), float(extra["prior"])
-        model.peers_ = {}
-        for s, p in model.series_perturbation_.items():
-            model.peers_.setdefault(p, []).append(s)
-        kinds = [str(k) for k in extra["kinds"]]
-        model.weights_ = {k: arrays[f"weights_{k}"] for k in kinds}
-        model.halfwidth_ = dict(zip(kinds, arrays["halfwidth"], strict=True))
-        model.table_ = _GenesOnly(genes, str(extra["axis"]), tuple(extra["levels"]))
-        model.ec50_ = pd.DataFrame(extra["ec50"])[list(extra["ec50_columns"])]
-        return model
-
-
-@dataclass(frozen=True)
-class _GenesOnly:
-    """What a loaded model keeps of its training table: the genes and the axis."""
-
-    genes: tuple[str, ...]
-    axis: str
-    levels: tuple[str, ...] = ()
-
-    @property
-    def n_genes(self) -> int:
-        return len(self.genes)
-
-
-DOSE_MODELS: dict[str, type[DoseModel]] = {
-    m.name: m for m in (NearestDose, LogLinearDose, MeanDose, DoseResponse)
-}
-"""Models of the dose tasks by short name."""
-
-
-def get_dose_model(name: str, **params: Any) -> DoseModel:
-    """An unfitted dose model by short name, with ``params``."""
-    if name not in DOSE_MODELS:
-        raise TransferomeError(f"unknown dose model {name!r}; available: {sorted(DOSE_MODELS)}")
-    return DOSE_MODELS[name](**params)
+        return load_described(path, cls.__name__, partial(read_files, cls))

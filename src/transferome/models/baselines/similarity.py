@@ -41,7 +41,7 @@ from transferome.models._weighting import (
     weighted_means,
 )
 from transferome.models.base import Target, prediction_adata
-from transferome.models.baselines import _Baseline, _validated_schema
+from transferome.models.baselines.means import _Baseline, _validated_schema
 
 __all__ = ["CollaborativeBaseline", "SimilarBaseline"]
 
@@ -374,7 +374,7 @@ class SimilarBaseline(_SourceWeighting):
             The obs keys.
         source, gene_map
             Another species' training data and (source gene, target gene) pairs, as for
-            :class:`~transferome.models.baselines.AdditiveBaseline`.
+            :class:`~transferome.models.baselines.means.AdditiveBaseline`.
         """
         self._fit_tensor(adata, schema, source, gene_map)
         self.temperature_, self.temperature_errors_ = self._select_temperature(

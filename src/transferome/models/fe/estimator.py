@@ -4,9 +4,9 @@
 extra descriptor (obs keys such as tissue, species, drug or donor; var keys such as a gene
 family), and an MLP that predicts each value from the embeddings of its descriptors
 (Trofimov et al. 2020). Training runs on the shared engine over blocks of samples x genes
-(:mod:`transferome.models.fe_module`), read from memory or, for a file opened with
+(:mod:`transferome.models.fe.network`), read from memory or, for a file opened with
 ``read_h5ad(path, backed=True)``, from the file a chunk of rows at a time
-(:mod:`transferome.models.fe_data`); it fits only observed entries (a mask), and the fitted
+(:mod:`transferome.models.fe.data`); it fits only observed entries (a mask), and the fitted
 model imputes missing values, embeds new samples with the network frozen, moves samples
 between contexts by vector arithmetic and predicts unmeasured (context, perturbation) cells.
 
@@ -29,8 +29,7 @@ The predicted profiles of the controls are averaged: one mean profile per target
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -41,25 +40,25 @@ from anndata import AnnData
 from transferome.data._backed import in_memory
 from transferome.data.schema import Schema, check_matrix, split_combination
 from transferome.errors import DataValidationError
-from transferome.models._persist import (
-    check_described,
-    check_params_match,
-    check_var_names,
-    load_described,
-    restore_module,
-    write_model_files,
+from transferome.models._neural import NeuralEstimator
+from transferome.models._persist import check_var_names
+from transferome.models.base import Target, prediction_adata
+from transferome.models.fe._files import read_files, write_files
+from transferome.models.fe._rows import (
+    centroid_shift,
+    column_labels,
+    encode,
+    predict_rows,
+    profile_adata,
+    subset_mask,
 )
-from transferome.models.base import Estimator, Target, prediction_adata
-from transferome.models.fe_data import training_data, values_and_mask
-from transferome.models.fe_module import FEBlocks, FEConfig, FEModule, embed_samples
+from transferome.models.fe.data import training_data, values_and_mask
+from transferome.models.fe.network import FEBlocks, FEConfig, FEModule, embed_samples
 
 __all__ = ["FactorizedEmbedding"]
 
-_TUPLE_PARAMS = ("hidden",)
-_PRED_CHUNK = 2**22  # values per prediction chunk (bounds memory)
 
-
-class FactorizedEmbedding(Estimator):
+class FactorizedEmbedding(NeuralEstimator):
     """Factorized Embeddings estimator (defaults from the paper).
 
     Parameters
@@ -72,9 +71,9 @@ class FactorizedEmbedding(Estimator):
         ``"tanh"`` (paper), ``"relu"`` or ``"gelu"``.
     init
         Start of the sample and gene embeddings: ``"pca"`` (scores and loadings of a PCA of
-        the training data, see :func:`~transferome.models.fe_module.pca_embeddings`; of an
+        the training data, see :func:`~transferome.models.fe.network.pca_embeddings`; of an
         on-disk file, loadings from up to 8,192 rows drawn at random and every row projected
-        onto them, see :func:`~transferome.models.fe_data.stored_start`) or ``"random"``
+        onto them, see :func:`~transferome.models.fe.data.stored_start`) or ``"random"``
         (``N(0, 1)``, as the paper).
     embedding_lr
         Learning rate of the sample and gene tables (default ``lr``). A sample's embedding is
@@ -88,15 +87,21 @@ class FactorizedEmbedding(Estimator):
         ``"arithmetic"`` (see the module docstring).
     transform_epochs, transform_lr
         Adam steps and learning rate used to embed samples not seen in ``fit``.
-    validation_fraction
-        Fraction of the observed entries held out to monitor early stopping.
-    max_epochs, batch_size, lr, weight_decay, early_stopping, accelerator, devices, strategy,
-    precision, random_state, progress
-        Training arguments of :class:`transferome.training.TrainingConfig`; ``batch_size`` is
-        the number of samples per block.
+    **training
+        The training arguments, the fields of :class:`~transferome.training.TrainingConfig`
+        (``max_epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``early_stopping``, ...;
+        defaults as there except ``batch_size=32``, ``weight_decay=1e-5`` and
+        ``accelerator="cpu"``). ``batch_size`` is the number of samples per block;
+        ``validation_fraction`` is the fraction of the observed entries held out to monitor
+        early stopping.
     """
 
     name: ClassVar[str] = "fe"
+    training_defaults: ClassVar[Mapping[str, Any]] = {
+        "batch_size": 32,
+        "weight_decay": 1e-5,
+        "accelerator": "cpu",
+    }
     fast_params: ClassVar[dict[str, Any]] = {
         "embedding_dim": 8,
         "hidden": (24, 12),
@@ -119,19 +124,9 @@ class FactorizedEmbedding(Estimator):
         transfer: str = "factors",
         transform_epochs: int = 200,
         transform_lr: float = 1e-2,
-        validation_fraction: float = 0.1,
-        max_epochs: int = 100,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        early_stopping: int | None = None,
-        accelerator: str = "cpu",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        precision: str = "32-true",
-        random_state: int = 0,
-        progress: bool = False,
+        **training: Any,
     ) -> None:
+        super().__init__(**training)
         self.embedding_dim = embedding_dim
         self.hidden = hidden
         self.activation = activation
@@ -141,18 +136,6 @@ class FactorizedEmbedding(Estimator):
         self.transfer = transfer
         self.transform_epochs = transform_epochs
         self.transform_lr = transform_lr
-        self.validation_fraction = validation_fraction
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.early_stopping = early_stopping
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.precision = precision
-        self.random_state = random_state
-        self.progress = progress
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(
@@ -195,7 +178,7 @@ class FactorizedEmbedding(Estimator):
         FactorizedEmbedding
             ``self``, fitted.
         """
-        from transferome.training import TrainingConfig, fit_module
+        from transferome.training import fit_module
 
         if self.transfer not in ("factors", "arithmetic"):
             raise DataValidationError(
@@ -210,8 +193,8 @@ class FactorizedEmbedding(Estimator):
                 k for k in (schema.context_key, schema.perturbation_key) if k in adata.obs.columns
             ]
         factors, var_factors = list(factors), list(var_factors)
-        obs_labels = {k: _labels(adata.obs, k, "obs") for k in factors}
-        var_labels = {k: _labels(adata.var, k, "var") for k in var_factors}
+        obs_labels = {k: column_labels(adata.obs, k, "obs") for k in factors}
+        var_labels = {k: column_labels(adata.var, k, "var") for k in var_factors}
         self.schema_ = schema
         self.factor_keys_ = factors
         self.factor_levels_ = {k: sorted(set(v)) for k, v in obs_labels.items()}
@@ -220,7 +203,7 @@ class FactorizedEmbedding(Estimator):
         self.var_names_ = [str(g) for g in adata.var_names]
         self.obs_names_ = [str(o) for o in adata.obs_names]
         self.train_labels_ = {
-            k: _labels(adata.obs, k, "obs")
+            k: column_labels(adata.obs, k, "obs")
             for k in (schema.context_key, schema.perturbation_key)
             if k in adata.obs.columns
         }
@@ -257,20 +240,7 @@ class FactorizedEmbedding(Estimator):
             module.var_factor_codes.copy_(torch.as_tensor(self._var_codes(var_labels)))
             # start the output at the mean value: fewer epochs to fit offsets
             module.last.bias.fill_(data.mean_value)
-        training = TrainingConfig(
-            max_epochs=int(self.max_epochs),
-            batch_size=1,
-            lr=float(self.lr),
-            weight_decay=float(self.weight_decay),
-            early_stopping=self.early_stopping,
-            validation_fraction=float(self.validation_fraction),
-            accelerator=self.accelerator,
-            devices=self.devices,
-            strategy=self.strategy,
-            precision=self.precision,
-            random_state=int(self.random_state),
-            progress=bool(self.progress),
-        )
+        training = self.training_config(batch_size=1)  # a batch is one block
         result = fit_module(
             module,
             data.train,
@@ -353,15 +323,15 @@ class FactorizedEmbedding(Estimator):
         if targets is None:
             z, codes = self._embed(adata, layer=layer)
             values = self._predict_rows(z, self._factor_vectors(codes))
-            return _profiles(values, adata.obs.copy(), self.var_names_)
+            return profile_adata(values, adata.obs.copy(), self.var_names_)
         schema = self.schema_
         for key in (schema.context_key, schema.perturbation_key):
             if key not in adata.obs.columns:
                 raise DataValidationError(
                     f"obs key {key!r} is missing; predict(adata, targets) needs the schema keys"
                 )
-        contexts = _labels(adata.obs, schema.context_key, "obs")
-        perturbations = _labels(adata.obs, schema.perturbation_key, "obs")
+        contexts = column_labels(adata.obs, schema.context_key, "obs")
+        perturbations = column_labels(adata.obs, schema.perturbation_key, "obs")
         profiles = []
         for context, perturbation in targets:
             rows = np.flatnonzero((contexts == str(context)) & (perturbations == schema.control))
@@ -435,7 +405,7 @@ class FactorizedEmbedding(Estimator):
             Predicted profiles of the moved rows; obs copied, with ``obs[key] = target``.
         """
         self._check_fitted()
-        labels = _labels(adata.obs, key, "obs")
+        labels = column_labels(adata.obs, key, "obs")
         moved = np.flatnonzero(labels == str(source))
         if len(moved) == 0 or not (labels == str(target)).any():
             raise DataValidationError(
@@ -443,8 +413,8 @@ class FactorizedEmbedding(Estimator):
                 f"{sorted(set(labels))[:20]}"
             )
         z, codes = self._embed(adata, layer=layer)
-        groups = None if within is None else _labels(adata.obs, within, "obs")
-        shift = _centroid_shift(z, labels, str(source), str(target), groups, within)
+        groups = None if within is None else column_labels(adata.obs, within, "obs")
+        shift = centroid_shift(z, labels, str(source), str(target), groups, within)
         vectors = self._factor_vectors(codes[moved])
         if key in self.factor_keys_:
             vectors[self.factor_keys_.index(key)] = np.broadcast_to(
@@ -454,109 +424,20 @@ class FactorizedEmbedding(Estimator):
         values = self._predict_rows(z[moved] + shift[None, :], vectors)
         obs = adata.obs.iloc[moved].copy()
         obs[key] = str(target)
-        return _profiles(values, obs, self.var_names_)
+        return profile_adata(values, obs, self.var_names_)
 
-    # -- persistence -----------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model folder (safetensors weights + JSON) and return it."""
-        self._check_fitted()
-        arrays = {f"module.{k}": v.detach().numpy() for k, v in self.module_.state_dict().items()}
-        params = {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
-        extra = {
-            "config": self.module_.config.to_dict(),
-            "schema": self.schema_.to_dict(),
-            "obs_names": self.obs_names_,
-            "factor_keys": self.factor_keys_,
-            "factor_levels": self.factor_levels_,
-            "var_factor_keys": self.var_factor_keys_,
-            "var_factor_levels": self.var_factor_levels_,
-            "train_labels": {k: v.tolist() for k, v in self.train_labels_.items()},
-        }
-        return write_model_files(
-            path,
-            model_class=type(self).__name__,
-            params=params,
-            arrays=arrays,
-            var_names=self.var_names_,
-            extra=extra,
-        )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> FactorizedEmbedding:
-        """Read a model folder written by :meth:`save`.
-
-        ``model.json`` is checked against the stored weights before the network is built
-        (see :func:`~transferome.models._persist.restore_module`).
-
-        Raises
-        ------
-        ModelFileError
-            A file is missing or corrupt, or ``model.json`` and ``weights.safetensors``
-            disagree (a size, a shape, a missing tensor); the message names them.
-        """
-        return load_described(path, cls.__name__, cls._from_files)
-
-    @classmethod
-    def _from_files(
-        cls, path: str | os.PathLike[str], meta: dict[str, Any], arrays: dict[str, np.ndarray]
-    ) -> FactorizedEmbedding:
-        params = dict(meta["params"])
-        for name in _TUPLE_PARAMS:
-            params[name] = tuple(params[name])
-        model = cls(**params)
-        extra = meta["extra"]
-        config = FEConfig.from_dict(extra["config"])
-        check_params_match(
-            path, params, config.to_dict(), ("embedding_dim", "hidden", "activation")
-        )
-        var_names = list(meta["var_names"])
-        obs_names = list(extra["obs_names"])
-        check_described(path, "genes", len(var_names), config.n_genes, "the network's n_genes")
-        check_described(
-            path, "samples", len(obs_names), config.n_samples, "the network's n_samples"
-        )
-        factor_keys = list(extra["factor_keys"])
-        factor_levels = {k: list(v) for k, v in extra["factor_levels"].items()}
-        var_factor_keys = list(extra["var_factor_keys"])
-        var_factor_levels = {k: list(v) for k, v in extra["var_factor_levels"].items()}
-        for keys, levels, counts, side in (
-            (factor_keys, factor_levels, config.obs_factor_levels, "obs_factor_levels"),
-            (var_factor_keys, var_factor_levels, config.var_factor_levels, "var_factor_levels"),
-        ):
-            check_described(path, "factors", len(keys), len(counts), f"the length of {side}")
-            for key, count in zip(keys, counts, strict=True):
-                check_described(
-                    path, f"levels of {key!r}", len(levels[key]), count, f"its entry of {side}"
-                )
-        train_labels = {k: np.asarray(v, dtype=str) for k, v in extra["train_labels"].items()}
-        for key, labels in train_labels.items():
-            check_described(
-                path,
-                f"training labels of {key!r}",
-                len(labels),
-                config.n_samples,
-                "the network's n_samples",
-            )
-        model.module_ = restore_module(lambda: FEModule(config), arrays, path, prefix="module.")
-        model.schema_ = Schema.from_dict(extra["schema"])
-        model.var_names_ = var_names
-        model.obs_names_ = obs_names
-        model.factor_keys_ = factor_keys
-        model.factor_levels_ = factor_levels
-        model.var_factor_keys_ = var_factor_keys
-        model.var_factor_levels_ = var_factor_levels
-        model.train_labels_ = train_labels
-        model.history_ = pd.DataFrame()
-        return model
+    # -- persistence (save and load: NeuralEstimator) -------------------------------------
+    _write_files = write_files
+    _read_files = classmethod(read_files)
 
     # -- internals -------------------------------------------------------------------------
     def _codes(self, labels: dict[str, np.ndarray], n: int) -> np.ndarray:
-        columns = [_encode(labels[k], self.factor_levels_[k], k, "obs") for k in self.factor_keys_]
+        columns = [encode(labels[k], self.factor_levels_[k], k, "obs") for k in self.factor_keys_]
         return np.stack(columns, axis=1) if columns else np.zeros((n, 0), dtype=np.int64)
 
     def _var_codes(self, labels: dict[str, np.ndarray]) -> np.ndarray:
         columns = [
-            _encode(labels[k], self.var_factor_levels_[k], k, "var") for k in self.var_factor_keys_
+            encode(labels[k], self.var_factor_levels_[k], k, "var") for k in self.var_factor_keys_
         ]
         n = len(self.var_names_)
         return np.stack(columns, axis=1) if columns else np.zeros((n, 0), dtype=np.int64)
@@ -591,22 +472,7 @@ class FactorizedEmbedding(Estimator):
         return vectors
 
     def _predict_rows(self, z: np.ndarray, vectors: list[np.ndarray]) -> np.ndarray:
-        module = self.module_
-        n_genes = len(self.var_names_)
-        out = np.empty((len(z), n_genes), dtype=np.float32)
-        width = max(module.config.hidden[0], 1)
-        chunk = max(1, _PRED_CHUNK // (n_genes * width) + 1)
-        with torch.no_grad():
-            gene_h = module.gene_side(torch.arange(n_genes))
-            for start in range(0, len(z), chunk):
-                # Copies: the descriptor rows may be read-only broadcast views.
-                parts = [
-                    torch.tensor(np.array(a[start : start + chunk], dtype=np.float32))
-                    for a in (z, *vectors)
-                ]
-                sample_h = module.first_sample(torch.cat(parts, dim=1))
-                out[start : start + chunk] = module.head(sample_h, gene_h).numpy()
-        return out
+        return predict_rows(self.module_, z, vectors)
 
     def _embed(
         self,
@@ -619,7 +485,7 @@ class FactorizedEmbedding(Estimator):
         if not isinstance(adata, AnnData):
             raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
         check_var_names(self.var_names_, adata.var_names, what="data")
-        labels = {k: _labels(adata.obs, k, "obs") for k in self.factor_keys_}
+        labels = {k: column_labels(adata.obs, k, "obs") for k in self.factor_keys_}
         codes = self._codes(labels, adata.n_obs)
         index = {name: i for i, name in enumerate(self.obs_names_)} if use_learned else {}
         rows = np.array([index.get(str(o), -1) for o in adata.obs_names], dtype=np.int64)
@@ -628,9 +494,7 @@ class FactorizedEmbedding(Estimator):
         z[rows >= 0] = learned[rows[rows >= 0]]
         new = np.flatnonzero(rows < 0)
         if len(new):
-            values, observed = values_and_mask(
-                adata[new], layer=layer, mask=_subset_mask(mask, new)
-            )
+            values, observed = values_and_mask(adata[new], layer=layer, mask=subset_mask(mask, new))
             z[new] = embed_samples(
                 self.module_,
                 values,
@@ -657,68 +521,6 @@ class FactorizedEmbedding(Estimator):
                 f"perturbation {perturbation!r} was not measured in any training context other "
                 f"than {context!r}; vector arithmetic has no shift to transfer"
             )
-        return _centroid_shift(
+        return centroid_shift(
             z[keep], perturbations[keep], schema.control, perturbation, contexts[keep], "context"
         )
-
-
-def _centroid_shift(
-    z: np.ndarray,
-    labels: np.ndarray,
-    source: str,
-    target: str,
-    groups: np.ndarray | None,
-    within: str | None,
-) -> np.ndarray:
-    """``centroid(target) - centroid(source)``, averaged over ``groups`` having both."""
-    if groups is None:
-        return z[labels == target].mean(axis=0) - z[labels == source].mean(axis=0)
-    shifts = []
-    for group in np.unique(groups):
-        in_group = groups == group
-        src, tgt = in_group & (labels == source), in_group & (labels == target)
-        if src.any() and tgt.any():
-            shifts.append(z[tgt].mean(axis=0) - z[src].mean(axis=0))
-    if not shifts:
-        raise DataValidationError(
-            f"no group of {within!r} holds both {source!r} and {target!r} rows; "
-            "vector arithmetic needs at least one"
-        )
-    return np.mean(shifts, axis=0)
-
-
-def _labels(frame: pd.DataFrame, key: str, axis: str) -> np.ndarray:
-    if key not in frame.columns:
-        raise DataValidationError(
-            f"{axis} key {key!r} is missing; {axis} has columns {list(map(str, frame.columns))}"
-        )
-    column = frame[key]
-    if column.isna().any():
-        raise DataValidationError(
-            f"{axis} key {key!r} has {int(column.isna().sum())} missing labels"
-        )
-    return column.astype(str).to_numpy()
-
-
-def _encode(labels: np.ndarray, levels: list[str], key: str, axis: str) -> np.ndarray:
-    lookup = {level: i for i, level in enumerate(levels)}
-    unknown = sorted({v for v in labels if v not in lookup})
-    if unknown:
-        raise DataValidationError(
-            f"{axis}[{key!r}] has values not seen in fit: {unknown[:10]}; known: {levels[:20]}"
-        )
-    return np.fromiter((lookup[v] for v in labels), dtype=np.int64, count=len(labels))
-
-
-def _subset_mask(mask: np.ndarray | str | None, rows: np.ndarray) -> np.ndarray | str | None:
-    if mask is None or isinstance(mask, str):
-        return mask
-    return np.asarray(mask)[rows]
-
-
-def _profiles(values: np.ndarray, obs: pd.DataFrame, var_names: Sequence[str]) -> AnnData:
-    return AnnData(
-        X=np.asarray(values, dtype=np.float32),
-        obs=obs,
-        var=pd.DataFrame(index=[str(g) for g in var_names]),
-    )

@@ -56,7 +56,7 @@ from transferome.models._weighting import (
     weighted_mean,
 )
 from transferome.models.base import Target, prediction_adata
-from transferome.models.similarity import _json_float, _SourceWeighting
+from transferome.models.baselines.similarity import _json_float, _SourceWeighting
 
 __all__ = ["BASE_PREDICTORS", "StackedTransfer"]
 

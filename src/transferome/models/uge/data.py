@@ -19,7 +19,7 @@ from transferome.data._stream import dense, iter_row_blocks
 from transferome.data.aggregate import column_moments
 from transferome.data.schema import DatasetDescription, Schema, obs_labels, validate
 from transferome.errors import DataValidationError
-from transferome.models.uge_genes import (
+from transferome.models.uge.genes import (
     describe_genes,
     descriptions_through_map,
     relative_values,
@@ -283,9 +283,9 @@ def species_descriptions(
     given
         Descriptions passed by the caller (``{species: genes x features}``); they win.
     kind
-        Description kind of :func:`~transferome.models.uge_genes.describe_genes`.
+        Description kind of :func:`~transferome.models.uge.genes.describe_genes`.
     links
-        Ortholog links (:func:`~transferome.models.uge_orthologs.ortholog_links`), or ``None``.
+        Ortholog links (:func:`~transferome.models.uge.orthologs.ortholog_links`), or ``None``.
     labelled_species
         Species whose labels may be read (``None``: all).
     borrow

@@ -21,7 +21,7 @@ averaged over the pairs of a batch, which pulls similar samples together and pus
 ones apart.
 
 Tied ortholog tokens: genes linked by an ortholog table form groups (``gene_groups``, see
-:mod:`~transferome.models.uge_orthologs`). A tied gene's token is
+:mod:`~transferome.models.uge.orthologs`). A tied gene's token is
 ``gene_net(group description) + group_offset[group] + residual[gene]``: the description network
 applied to the mean description of the group, a learned per-group vector, and the gene's own
 (per-species) residual, which starts at zero and is pulled back to it by an L2 penalty

@@ -1,0 +1,98 @@
+"""Labels to codes, embeddings to predicted rows, and the centroid shifts of vector
+arithmetic: the array work behind :class:`~transferome.models.fe.FactorizedEmbedding`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+
+from transferome.errors import DataValidationError
+from transferome.models.fe.network import FEModule
+
+PRED_CHUNK = 2**22  # values per prediction chunk (bounds memory)
+
+
+def predict_rows(module: FEModule, z: np.ndarray, vectors: list[np.ndarray]) -> np.ndarray:
+    """The network's values of every gene for sample embeddings ``z`` and descriptor rows
+    ``vectors``, a chunk of rows at a time (bounded memory)."""
+    n_genes = module.config.n_genes
+    out = np.empty((len(z), n_genes), dtype=np.float32)
+    width = max(module.config.hidden[0], 1)
+    chunk = max(1, PRED_CHUNK // (n_genes * width) + 1)
+    with torch.no_grad():
+        gene_h = module.gene_side(torch.arange(n_genes))
+        for start in range(0, len(z), chunk):
+            # Copies: the descriptor rows may be read-only broadcast views.
+            parts = [
+                torch.tensor(np.array(a[start : start + chunk], dtype=np.float32))
+                for a in (z, *vectors)
+            ]
+            sample_h = module.first_sample(torch.cat(parts, dim=1))
+            out[start : start + chunk] = module.head(sample_h, gene_h).numpy()
+    return out
+
+
+def centroid_shift(
+    z: np.ndarray,
+    labels: np.ndarray,
+    source: str,
+    target: str,
+    groups: np.ndarray | None,
+    within: str | None,
+) -> np.ndarray:
+    """``centroid(target) - centroid(source)``, averaged over ``groups`` having both."""
+    if groups is None:
+        return z[labels == target].mean(axis=0) - z[labels == source].mean(axis=0)
+    shifts = []
+    for group in np.unique(groups):
+        in_group = groups == group
+        src, tgt = in_group & (labels == source), in_group & (labels == target)
+        if src.any() and tgt.any():
+            shifts.append(z[tgt].mean(axis=0) - z[src].mean(axis=0))
+    if not shifts:
+        raise DataValidationError(
+            f"no group of {within!r} holds both {source!r} and {target!r} rows; "
+            "vector arithmetic needs at least one"
+        )
+    return np.mean(shifts, axis=0)
+
+
+def column_labels(frame: pd.DataFrame, key: str, axis: str) -> np.ndarray:
+    if key not in frame.columns:
+        raise DataValidationError(
+            f"{axis} key {key!r} is missing; {axis} has columns {list(map(str, frame.columns))}"
+        )
+    column = frame[key]
+    if column.isna().any():
+        raise DataValidationError(
+            f"{axis} key {key!r} has {int(column.isna().sum())} missing labels"
+        )
+    return column.astype(str).to_numpy()
+
+
+def encode(labels: np.ndarray, levels: list[str], key: str, axis: str) -> np.ndarray:
+    lookup = {level: i for i, level in enumerate(levels)}
+    unknown = sorted({v for v in labels if v not in lookup})
+    if unknown:
+        raise DataValidationError(
+            f"{axis}[{key!r}] has values not seen in fit: {unknown[:10]}; known: {levels[:20]}"
+        )
+    return np.fromiter((lookup[v] for v in labels), dtype=np.int64, count=len(labels))
+
+
+def subset_mask(mask: np.ndarray | str | None, rows: np.ndarray) -> np.ndarray | str | None:
+    if mask is None or isinstance(mask, str):
+        return mask
+    return np.asarray(mask)[rows]
+
+
+def profile_adata(values: np.ndarray, obs: pd.DataFrame, var_names: Sequence[str]) -> AnnData:
+    return AnnData(
+        X=np.asarray(values, dtype=np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=[str(g) for g in var_names]),
+    )
