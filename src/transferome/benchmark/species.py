@@ -297,10 +297,10 @@ def species_perturbation(
             raise DataValidationError(f"gene set {name!r} has none of the target's genes")
         sets[name] = chosen
     tables = []
-    for name, chosen in sets.items():
-        truth = target if chosen is None else target[:, chosen]
+    for name, subset in sets.items():
+        truth = target if subset is None else target[:, subset]
         scored = _score_predictions(
-            {label: (p if chosen is None else p[:, chosen]) for label, p in predictions.items()},
+            {label: (p if subset is None else p[:, subset]) for label, p in predictions.items()},
             truth,
             schema=schema,
             controls=control_means(truth, schema=schema),

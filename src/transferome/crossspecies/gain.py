@@ -101,12 +101,12 @@ class DesignGrid:
             possible = measured.copy()
             si = {s: i for i, s in enumerate(species)}
             for cell in candidates:
-                s, c, p = map(str, cell)
-                if s not in si or c not in ci or p not in pi:
+                s_name, c_name, p_name = map(str, cell)
+                if s_name not in si or c_name not in ci or p_name not in pi:
                     raise DataValidationError(
                         f"candidate cell {cell} names an unknown species, context or perturbation"
                     )
-                possible[si[s], ci[c], pi[p]] = True
+                possible[si[s_name], ci[c_name], pi[p_name]] = True
         return cls(species, contexts, perturbations, measured, possible)
 
     def cell(self, index: tuple[int, int, int]) -> Cell:
@@ -198,13 +198,13 @@ def fit_error_model(
             stack = np.stack([values[s][(grid.contexts[c], grid.perturbations[p])] for c in where])
             total_p = np.nansum(stack, axis=0)
             count_p = np.isfinite(stack).sum(axis=0)
-            for row, c in enumerate(where):
+            for row, c_row in enumerate(where):
                 y = stack[row]
                 others = count_p - np.isfinite(y)
                 rest = total_p - np.nan_to_num(y)
                 pred = np.divide(rest, others, out=np.zeros_like(rest), where=others > 0)
                 n = len(where) - 1
-                m = m_all[c] - 1
+                m = m_all[c_row] - 1
                 if n > 0:
                     error = np.nanmean((y - pred) ** 2)
                     rows.append((1.0, 1.0 / (1.0 + n), 1.0 / (1.0 + m)))
@@ -353,7 +353,7 @@ def expected_gains(
     measured: np.ndarray,
     possible: np.ndarray,
     ratio: np.ndarray | None = None,
-) -> dict:
+) -> dict[str, np.ndarray]:
     """Expected gain of measuring each cell, and its parts (each species x contexts x
     perturbations; NaN where the cell is measured or not possible).
 
@@ -395,7 +395,11 @@ def expected_gains(
 
 
 def _reason(
-    grid: DesignGrid, index, parts: dict, measured: np.ndarray, ratio: np.ndarray | None
+    grid: DesignGrid,
+    index: tuple[int, int, int],
+    parts: Mapping[str, np.ndarray],
+    measured: np.ndarray,
+    ratio: np.ndarray | None,
 ) -> str:
     s, c, p = index
     species, context, perturbation = grid.cell(index)
@@ -440,7 +444,8 @@ def pick_batch(
         # context with the fewest measurements, so a batch spreads over contexts
         m = measured.sum(axis=2).astype(float)
         flat = int(np.nanargmax(gain * (1.0 + 1e-9 / (1.0 + m[:, :, None]))))
-        index = np.unravel_index(flat, gain.shape)
+        s_i, c_i, p_i = np.unravel_index(flat, gain.shape)
+        index = (int(s_i), int(c_i), int(p_i))
         species, context, perturbation = grid.cell(index)
         rows.append(
             {

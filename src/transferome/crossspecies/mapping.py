@@ -26,7 +26,7 @@ the other methods, is then mapped by the isotonic regression on the anchors.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ from transferome.errors import DataValidationError
 __all__ = ["METHODS", "GeneInput", "map_genes"]
 
 METHODS = ("ortholog", "reactome", "profile", "combined")
-GeneInput = Reactome | AnnData | Sequence[str]
+GeneInput: TypeAlias = Reactome | AnnData | Sequence[str]
 Method = Literal["ortholog", "reactome", "profile", "combined"]
 COLUMNS = [
     "target_gene",
@@ -160,7 +160,7 @@ def _tidy(
     rank = np.tile(np.arange(1, k + 1), n_target)
     idx = candidates.index.ravel()
     present = idx >= 0
-    has_any = (candidates.index >= 0).any(axis=1)
+    has_any = np.asarray((candidates.index >= 0).any(axis=1))
     keep = present | ((rank == 1) & ~has_any[rows_t])
     rows_t, rank, idx = rows_t[keep], rank[keep], idx[keep]
     found = idx >= 0
@@ -330,6 +330,7 @@ def map_genes(
     pi = float("nan")
     score_source = sim_source
     if method == "combined":
+        assert ortho is not None  # checked above: combined needs the ortholog table
         n_valid = int(s_valid.sum())
         pattern = ortho.copy()
         pattern.data = np.ones_like(pattern.data)

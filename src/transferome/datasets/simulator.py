@@ -69,7 +69,7 @@ _BULK_DRUGS = ("tetracycline", "drug_a", "drug_b")
 _CELL_LINES = ("A549", "K562", "MCF7")
 _TARGET_CELLS = 1e4  # normalize_total target
 
-QUICK = MappingProxyType(
+QUICK: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "bulk": MappingProxyType({"n_genes": 300, "animals_per_group": 3}),
         "single_cell": MappingProxyType(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -10,14 +10,14 @@ import pandas as pd
 __all__ = ["accuracy", "per_class_accuracy", "random_accuracy"]
 
 
-def _labels(values: Sequence[object], what: str) -> np.ndarray:
+def _labels(values: Iterable[object], what: str) -> np.ndarray:
     array = np.asarray([str(v) for v in values], dtype=object)
     if array.size == 0:
         raise ValueError(f"{what} is empty")
     return array
 
 
-def accuracy(true: Sequence[object], pred: Sequence[object]) -> float:
+def accuracy(true: Iterable[object], pred: Iterable[object]) -> float:
     """Fraction of predictions equal to the true label."""
     t, p = _labels(true, "true"), _labels(pred, "pred")
     if t.shape != p.shape:
@@ -25,7 +25,7 @@ def accuracy(true: Sequence[object], pred: Sequence[object]) -> float:
     return float(np.mean(t == p))
 
 
-def per_class_accuracy(true: Sequence[object], pred: Sequence[object]) -> pd.Series:
+def per_class_accuracy(true: Iterable[object], pred: Iterable[object]) -> pd.Series:
     """Accuracy (recall) within each true class, indexed by class, sorted."""
     t, p = _labels(true, "true"), _labels(pred, "pred")
     if t.shape != p.shape:
@@ -36,7 +36,7 @@ def per_class_accuracy(true: Sequence[object], pred: Sequence[object]) -> pd.Ser
     return result.rename("accuracy")
 
 
-def random_accuracy(train: Sequence[object], true: Sequence[object]) -> float:
+def random_accuracy(train: Iterable[object], true: Iterable[object]) -> float:
     """Expected accuracy of a model that draws labels from the training class frequencies.
 
     Equals ``sum_c f_train(c) * f_test(c)`` where ``f`` are class frequencies; classes absent

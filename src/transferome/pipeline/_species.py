@@ -7,7 +7,7 @@ the shared latent space, and gene mapping by function.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from transferome.pipeline._stage import (
     profile_table,
     register_stage,
 )
+
+if TYPE_CHECKING:
+    from transferome.crossspecies.mapping import Method
 
 __all__: list[str] = []
 
@@ -214,17 +217,19 @@ def _run_annotation(
     data = context.data
     schema = data.schema
     pair = _pair(context, source, target)
-    model = context.shared.get(_CROSS)
+    shared = context.shared.get(_CROSS)
     own = (
-        model is None
+        shared is None
         or context.shared.get("pair") != pair
-        or (data.orthologs is not None and not _is_tied(model))
+        or (data.orthologs is not None and not _is_tied(shared))
     )
     if own:
         # no perturbation-transfer model of this pair with tied tokens (the stage did not
         # run, or ran for another pair): annotation fits its own
         context.shared["pair"] = pair
         model = _cross_model(context)
+    else:
+        model = shared
     source, target = pair
     true = obs_labels(data.adatas[target], schema.context_key)
     train = obs_labels(data.adatas[source], schema.context_key)
@@ -293,12 +298,13 @@ def _run_mapping(
         methods = (
             ["ortholog", "reactome", "combined"] if data.orthologs is not None else ["reactome"]
         )
-    mappings = {}
+    mappings: dict[str, pd.DataFrame] = {}
     for method in methods:
         mappings[method] = map_genes(
             data.adatas[source],
             data.adatas[target],
-            method=method,
+            # a name from the run configuration (a plain str there); map_genes refuses others
+            method=cast("Method", method),
             orthologs=data.orthologs,
             top_k=top_k,
             schema=data.schema,

@@ -138,12 +138,18 @@ class AnnDataRows(torch.utils.data.Dataset):
             return torch.from_numpy(self._read_backed(index))
         return torch.from_numpy(dense_rows(self._matrix, index))
 
+    def _backed_chunk_size(self) -> int:
+        """Rows per on-disk read: ``chunk_size`` is always set for a backed matrix."""
+        assert self.chunk_size is not None
+        return self.chunk_size
+
     def _chunk(self, chunk: int) -> Any:
         """Rows ``[chunk * chunk_size, (chunk + 1) * chunk_size)`` of a backed matrix, cached."""
         block = self._cache.get(chunk)
         if block is None:
-            start = chunk * self.chunk_size
-            stop = min(start + self.chunk_size, int(self._matrix.shape[0]))
+            size = self._backed_chunk_size()
+            start = chunk * size
+            stop = min(start + size, int(self._matrix.shape[0]))
             block = memory_block(self._matrix[start:stop])
             self._cache[chunk] = block
             if len(self._cache) > self.cache_chunks:
@@ -157,14 +163,15 @@ class AnnDataRows(torch.utils.data.Dataset):
         stored = index if self._stored_rows is None else self._stored_rows[index]
         width = self._matrix.shape[1]
         out = np.empty((len(index), width), dtype=np.float32)
-        chunks = stored // self.chunk_size
+        size = self._backed_chunk_size()
+        chunks = stored // size
         scattered = np.zeros(len(index), dtype=bool)
         for chunk in np.unique(chunks):
             mask = chunks == chunk
-            if int(chunk) not in self._cache and mask.sum() < _WHOLE_CHUNK * self.chunk_size:
+            if int(chunk) not in self._cache and mask.sum() < _WHOLE_CHUNK * size:
                 scattered |= mask  # a few rows of a chunk not in memory: read on their own
                 continue
-            local = stored[mask] - chunk * self.chunk_size
+            local = stored[mask] - chunk * size
             block = self._chunk(int(chunk))
             out[mask] = dense_rows(block, local)
         if scattered.any():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,7 @@ from transferome.models._persist import write_model_files
 from transferome.models.dose._curves import _Curve, _GenesOnly
 
 if TYPE_CHECKING:
+    from transferome.data.dose import ConditionTable
     from transferome.models.dose.response import DoseResponse
 
 
@@ -90,6 +91,9 @@ def read_files(
     kinds = [str(k) for k in extra["kinds"]]
     model.weights_ = {k: arrays[f"weights_{k}"] for k in kinds}
     model.halfwidth_ = dict(zip(kinds, arrays["halfwidth"], strict=True))
-    model.table_ = _GenesOnly(genes, str(extra["axis"]), tuple(extra["levels"]))
+    # a loaded model reads only the genes, the axis and the levels of its table
+    model.table_ = cast(
+        "ConditionTable", _GenesOnly(genes, str(extra["axis"]), tuple(extra["levels"]))
+    )
     model.ec50_ = pd.DataFrame(extra["ec50"])[list(extra["ec50_columns"])]
     return model

@@ -70,6 +70,10 @@ class DoseModel(Estimator):
     def _fit_extra(self) -> None:
         """Hook for models that learn more than the series."""
 
+    def _predict_row(self, series: str, perturbation: str, q: float) -> tuple[np.ndarray, str]:
+        """The change of one query and how it was predicted (``series`` or ``peers``)."""
+        raise NotImplementedError
+
     def predict(self, queries: pd.DataFrame) -> DosePrediction:
         """Predicted changes of ``queries`` (columns ``series``, ``perturbation``, ``position``)."""
         self._check_fitted()

@@ -3,7 +3,6 @@ the series mean, in the query's own series or averaged over its peers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -36,8 +35,10 @@ def _series_mean(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
 class _BaselineDose(DoseModel):
     """A baseline: one rule applied in the query's series, or averaged over its peers."""
 
-    rule: ClassVar[Callable[[np.ndarray, np.ndarray, float], np.ndarray]]
-    """Change at position ``q`` from a series' positions ``x`` and changes ``y``."""
+    @staticmethod
+    def rule(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
+        """Change at position ``q`` from a series' positions ``x`` and changes ``y``."""
+        raise NotImplementedError
 
     def _predict_row(self, series: str, perturbation: str, q: float) -> tuple[np.ndarray, str]:
         if series in self.series_:

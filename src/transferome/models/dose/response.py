@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from transferome._logging import get_logger
@@ -46,8 +47,8 @@ def _baseline_weights(kind: str, n_features: int) -> np.ndarray:
     return weights
 
 
-def _logistic(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+def _logistic(z: npt.ArrayLike) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z)))
 
 
 class DoseResponse(DoseModel):
@@ -303,6 +304,7 @@ class DoseResponse(DoseModel):
         kind = self._kind(x, q)
         if kind == "transfer":
             return self._features_transfer(series, perturbation, q)
+        assert curve is not None  # a series without its own conditions is a transfer
         own = self._value(curve, q)
         near_x = x[np.flatnonzero(np.abs(x - q) == np.abs(x - q).min())[-1]]
         near = _nearest(x, y, q)
