@@ -279,7 +279,8 @@ def main() -> None:
         labels = np.concatenate([data[s].obs[LABEL].astype(str).to_numpy() for s in data])
         coords = _umap({s: pca[s] for s in data}, args.seed)
         panels.append(("ortholog PCA", coords, species, labels))
-        figure = FIGURES / "uge_baron_umap.png"  # kept in the repository, shown by docs/uge.md
+        # kept in the repository, shown by docs/models/uge.md and docs/models/uge-species.md
+        figure = FIGURES / "uge_baron_umap.png"
         FIGURES.mkdir(parents=True, exist_ok=True)
         _figure(panels, figure)
         print(f"\nUMAP: {figure}")

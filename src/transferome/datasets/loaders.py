@@ -1,4 +1,4 @@
-"""Loaders of the public perturbation datasets (see the "Real datasets" table of the README).
+"""Loaders of the public perturbation datasets (see the table in ``docs/real-datasets.md``).
 
 Each loader reads one file, checks its layout (a :class:`~transferome.errors.ReaderError`
 names the file and what is missing), and returns a new AnnData whose obs has the schema's keys
