@@ -25,7 +25,8 @@ from transferome.data.aggregate import code_means, control_means, group_means
 from transferome.data.schema import Schema, detect_value_type, value_type_of
 from transferome.datasets import simulate
 from transferome.errors import DataValidationError
-from transferome.models import fe_data, get_model
+from transferome.models import get_model
+from transferome.models.fe import data as fe_data
 from transferome.training.data import DEFAULT_CHUNK_SIZE
 
 CHUNK = 64
