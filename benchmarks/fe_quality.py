@@ -31,20 +31,18 @@ import argparse
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from transferome.analysis import baseline_embeddings, distance_preservation, embedding_benchmark
-from transferome.benchmark import with_zero_controls
+from transferome.benchmark import run_task, with_zero_controls
 from transferome.data import read
 from transferome.data.schema import Schema, obs_labels
 from transferome.data.splits import holdout_groups
-from transferome.metrics import control_means, evaluate_groups, summarize
-from transferome.models import Estimator, get_model
-from transferome.models.fe.estimator import FactorizedEmbedding
+from transferome.models import Estimator, FactorizedEmbedding, get_model
 
 ROOT = Path(__file__).resolve().parents[1]
 FE = {"embedding_dim": 32, "hidden": (128, 64), "lr": 5e-3, "batch_size": 64, "gene_block": 256}
@@ -86,30 +84,26 @@ def evaluate(
     folds: Sequence[Sequence[tuple[str, str]]],
     models: dict[str, Factory],
     *,
-    zero_controls: bool = False,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fit every model on each fold's training part; return (summary, fit seconds)."""
-    predictions: dict[str, list[AnnData]] = {name: [] for name in models}
-    seconds: dict[str, float] = dict.fromkeys(models, 0.0)
-    for k, fold in enumerate(folds):
-        split = holdout_groups(data, fold, schema=schema, name=f"fold{k}")
-        train = data[split.train].copy()
-        for name, factory in models.items():
-            start = time.perf_counter()
-            model = factory().fit(train, schema=schema)
-            predictions[name].append(model.predict(train, list(split.held_out)))
-            seconds[name] += time.perf_counter() - start
-    controls = control_means(data, schema=schema)
-    if zero_controls:
-        controls = controls * 0.0
-    tables = []
-    for name, predicted in predictions.items():
-        pooled = ad.concat(predicted, index_unique="-")
-        scored = evaluate_groups(pooled, data, schema=schema, control_means=controls)
-        scored.insert(0, "model", name)
-        tables.append(scored)
-    summary = summarize(pd.concat(tables, ignore_index=True))
-    return summary, pd.Series(seconds, name="fit+predict s")
+    values: Literal["log", "delta"] = "log",
+) -> tuple[pd.DataFrame, pd.Series]:
+    """:func:`~transferome.benchmark.run_task` with the folds as splits (``values="delta"``:
+    ``data`` are signatures, scored against zero controls); returns (summary, fit+predict s)."""
+    rows = with_zero_controls(data, schema=schema) if values == "delta" else data
+    splits = [
+        holdout_groups(rows, fold, schema=schema, name=f"fold{k}") for k, fold in enumerate(folds)
+    ]
+    result = run_task(
+        "transfer",
+        data,
+        schema=schema,
+        models={name: factory() for name, factory in models.items()},
+        splits=splits,
+        values=values,
+        ceiling=False,
+    )
+    timings = result.timings
+    seconds = (timings["fit_s"] + timings["predict_s"]).groupby(timings["model"]).sum()
+    return result.summary, seconds.reindex(list(models)).rename("fit+predict s")
 
 
 def show(title: str, summary: pd.DataFrame, seconds: pd.Series) -> None:
@@ -135,7 +129,7 @@ def run_l1000(data_dir: Path) -> None:
     folds = folds_of(perturbed_groups(data, schema), 5, seed=0)
     models = baselines(ranks=[0, 1, 2], penalties=[1.0, 10.0], n_iter=15)
     models["fe (factors)"] = lambda: FactorizedEmbedding(**FE, max_epochs=25)
-    summary, seconds = evaluate(data, schema, folds, models, zero_controls=True)
+    summary, seconds = evaluate(raw, schema, folds, models, values="delta")
     show("L1000 MODZ: (line, drug) signatures held out in 5 folds", summary, seconds)
 
 

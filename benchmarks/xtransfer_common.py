@@ -1,24 +1,23 @@
-"""Shared pieces of the XTransfer benchmarks: fit models per split, score, format tables."""
+"""Shared pieces of the XTransfer benchmarks: the models, the runs (through ``run_task``) and
+the tables."""
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
 import torch
 from anndata import AnnData
 
+from transferome.benchmark import run_task
 from transferome.data.schema import Schema
 from transferome.data.splits import Split
-from transferome.metrics import control_means, evaluate_groups, summarize
-from transferome.models import Estimator, get_model
-from transferome.models.xtransfer.estimator import XTransfer
+from transferome.metrics import summarize
+from transferome.models import Estimator, XTransfer, get_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -87,42 +86,28 @@ def run_splits(
     seed: int = 0,
     variants: Mapping[str, Mapping[str, Mapping[str, object]]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fit every model on each split's training part and score its held-out groups.
+    """:func:`~transferome.benchmark.run_task` on ``splits`` with each factory's model for
+    ``seed``, without the ceiling.
 
     ``variants`` maps a model name to ``{label: parameter changes}``: the fitted model then
     predicts once per label with those (prediction-time) parameters changed, without
     refitting. Returns the per-group metric table (columns ``model, context, perturbation,
-    metric, value``) and the fit seconds per model and split.
+    metric, value``) and the fit seconds per model and split (a variant repeats its fit's).
     """
-    variants = variants or {}
-    labels = {name: dict(variants.get(name, {name: {}})) for name in models}
-    predictions: dict[str, list[AnnData]] = {
-        label: [] for named in labels.values() for label in named
-    }
-    timings = []
-    for split in splits:
-        train = adata[split.train].copy()
-        for name, factory in models.items():
-            model = factory(seed)
-            start = time.perf_counter()
-            model.fit(train, schema=schema)
-            seconds = time.perf_counter() - start
-            timings.append((name, split.name, seconds))
-            print(f"  {split.name}: {name} fitted in {seconds:.0f} s", file=sys.stderr, flush=True)
-            for label, changes in labels[name].items():
-                for key, value in changes.items():
-                    setattr(model, key, value)
-                predictions[label].append(model.predict(train, list(split.held_out)))
-    controls = control_means(adata, schema=schema)
-    tables = []
-    for name, predicted in predictions.items():
-        pooled = ad.concat(predicted, index_unique="-")
-        scored = evaluate_groups(pooled, adata, schema=schema, control_means=controls)
-        scored.insert(0, "model", name)
-        tables.append(scored)
+    result = run_task(
+        "transfer",
+        adata,
+        schema=schema,
+        models={name: factory(seed) for name, factory in models.items()},
+        splits=splits,
+        ceiling=False,
+        variants=variants,
+        on_step=lambda step: print(f"  {step} done", file=sys.stderr, flush=True),
+    )
+    timings = result.timings.rename(columns={"fit_s": "fit_seconds"})
     return (
-        pd.concat(tables, ignore_index=True),
-        pd.DataFrame(timings, columns=["model", "split", "fit_seconds"]),
+        result.results.drop(columns=["task", "split"]),
+        timings[["model", "split", "fit_seconds"]],
     )
 
 

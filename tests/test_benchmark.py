@@ -76,6 +76,64 @@ def test_explicit_splits_labels_skipped_models_and_kept_fits() -> None:
         run_task("transfer", adata, models=["additive"], splits=splits, task_options={"seed": 1})
 
 
+def test_variants_predict_one_fit_under_several_settings() -> None:
+    from transferome.models import XTransfer
+
+    adata = _planted(perturbations=("control", "a", "b"))
+    splits = get_task_splits(adata)
+    params = {**XTransfer.fast_params, "max_epochs": 2}
+    kinds = {"decoded": {}, "anchored": {"prediction": "anchored", "matching": "mean"}}
+    result = run_task(
+        "transfer",
+        adata,
+        models={"xtransfer": XTransfer(**params)},
+        splits=splits,
+        variants={"xtransfer": kinds},
+        keep_models=True,
+        ceiling=False,
+    )
+    assert set(result.results["model"]) == {"decoded", "anchored"}
+    assert result.fitted["xtransfer"].get_params() == XTransfer(**params).get_params()
+    # each variant equals a model fitted with that setting
+    for name, changes in kinds.items():
+        alone = run_task(
+            "transfer",
+            adata,
+            models={name: XTransfer(**params, **changes)},
+            splits=splits,
+            ceiling=False,
+        )
+        pd.testing.assert_frame_equal(
+            result.results[result.results["model"] == name].reset_index(drop=True),
+            alone.results.reset_index(drop=True),
+        )
+    assert (result.timings.groupby("split")["fit_s"].nunique() == 1).all()
+    with pytest.raises(TransferomeError, match="not among the models"):
+        run_task("transfer", adata, models=["additive"], splits=splits, variants={"x": {}})
+    with pytest.raises(TransferomeError, match="not hyperparameters"):
+        run_task(
+            "transfer",
+            adata,
+            models=["additive"],
+            splits=splits,
+            variants={"additive": {"v": {"q": 1}}},
+        )
+    with pytest.raises(TransferomeError, match="distinct"):
+        run_task(
+            "transfer",
+            adata,
+            models=["additive", "control"],
+            splits=splits,
+            variants={"additive": {"control": {}}},
+        )
+
+
+def get_task_splits(adata: AnnData) -> list:
+    from transferome.benchmark import get_task
+
+    return get_task("transfer").make_splits(adata, schema=Schema(), seed=0)[:3]
+
+
 def test_delta_values_use_zero_controls() -> None:
     rng = np.random.default_rng(0)
     rows = [(c, p) for c in ("x", "y", "z") for p in ("d1", "d2")]

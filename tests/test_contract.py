@@ -93,3 +93,20 @@ def test_every_model_takes_keyword_hyperparameters() -> None:
         kinds = {p.kind for p in params if p.name != "self"}
         assert kinds <= {inspect.Parameter.KEYWORD_ONLY}, name
         assert set(cls.fast_params) <= {p.name for p in params}, name
+
+
+def test_set_params_and_clone() -> None:
+    from transferome.errors import TransferomeError
+
+    for name in available_models():
+        cls = get_model(name)
+        model = cls(**cls.fast_params)
+        for param in model.param_names()[:1]:  # control and additive take none
+            assert model.set_params(**{param: getattr(model, param)}) is model
+        twin = model.clone()
+        assert type(twin) is cls
+        assert twin is not model
+        assert twin.get_params() == model.get_params()
+        assert not twin.is_fitted
+        with pytest.raises(TransferomeError, match="no hyperparameter 'nope'"):
+            model.set_params(nope=1)

@@ -239,6 +239,35 @@ def _instantiate(
     return specs
 
 
+def _variants(
+    specs: Sequence[tuple[str, type[Estimator], dict[str, Any]]],
+    variants: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Model label -> {reported name: hyperparameter changes}; one entry without variants."""
+    labels = [label for label, _, _ in specs]
+    unknown = sorted(set(variants) - set(labels))
+    if unknown:
+        raise TransferomeError(f"variants of {unknown}, which are not among the models {labels}")
+    outputs: dict[str, dict[str, dict[str, Any]]] = {}
+    for label, cls, _ in specs:
+        named = variants.get(label, {label: {}})
+        if not named:
+            raise TransferomeError(f"variants[{label!r}] is empty; give at least one variant")
+        outputs[label] = {str(name): dict(changes) for name, changes in named.items()}
+        known = set(cls.param_names())
+        for name, changes in outputs[label].items():
+            wrong = sorted(set(changes) - known)
+            if wrong:
+                raise TransferomeError(
+                    f"variants[{label!r}][{name!r}] changes {wrong}, which are not "
+                    f"hyperparameters of {cls.__name__}"
+                )
+    names = [name for named in outputs.values() for name in named]
+    if len(set(names)) != len(names) or set(REFERENCE_ROWS) & set(names):
+        raise TransferomeError(f"the reported model names must be distinct, got {names}")
+    return outputs
+
+
 def run_task(
     task_name: str,
     adata: AnnData,
@@ -256,6 +285,7 @@ def run_task(
     keep_models: bool = False,
     on_step: Callable[[str], None] | None = None,
     truth: AnnData | None = None,
+    variants: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> BenchmarkResult:
     """Run a registered task on ``adata`` for every model.
 
@@ -313,6 +343,12 @@ def run_task(
         rows of model ``"truth"``: the observed control mean of the context plus the true
         change, scored like every model (what a perfect model would score; it validates the
         split-half ceiling).
+    variants
+        Predictions of one fit under several settings: ``{label: {name: changes}}``. The
+        model fitted under ``label`` predicts once per ``name``, its hyperparameters changed
+        by ``changes`` (:meth:`~transferome.models.Estimator.set_params`, no refit), and each
+        prediction is reported as model ``name`` instead of ``label`` (its fit time repeated
+        on each). E.g. XTransfer's ``prediction="decoded"`` and ``"anchored"`` side by side.
 
     Returns
     -------
@@ -327,6 +363,7 @@ def run_task(
         raise TransferomeError("give splits or task_options, not both")
     task = get_task(task_name)
     specs = _instantiate(models, model_params or {})
+    outputs = _variants(specs, variants or {})
     delta = values == "delta"
     # X on disk stays there: the splits are views of it, and the validation, group means and
     # scores stream it a block of rows at a time (once per group; see data._stream). Change data
@@ -354,7 +391,9 @@ def run_task(
                 raise TransferomeError(f"group {group} is held out by two splits of {task.name}")
             split_of[group] = split.name
     _log.info("task %s: %d splits, %d models", task.name, len(splits), len(specs))
-    predictions: dict[str, list[AnnData]] = {label: [] for label, _, _ in specs}
+    predictions: dict[str, list[AnnData]] = {
+        name: [] for named in outputs.values() for name in named
+    }
     timings = []
     last: dict[str, Estimator] = {}
     skipped: dict[str, str] = {}
@@ -368,10 +407,16 @@ def run_task(
             _log.info("%s: fitting %s", where, label)
             model = cls(**params)
             start = time.perf_counter()
+            predicted: dict[str, tuple[AnnData, float]] = {}
             try:
                 model.fit(train, schema=schema)
                 fitted = time.perf_counter()
-                predicted = model.predict(train, list(split.held_out))
+                for name, changes in outputs[label].items():
+                    begin = time.perf_counter()
+                    model.set_params(**{**params, **changes})
+                    held_out = model.predict(train, list(split.held_out))
+                    predicted[name] = (held_out, time.perf_counter() - begin)
+                model.set_params(**params)
             except TransferomeError as exc:
                 if on_error == "raise":
                     raise
@@ -381,14 +426,16 @@ def run_task(
             finally:
                 if on_step is not None:
                     on_step(f"{split.name}: {label}")
-            predictions[label].append(predicted)
-            timings.append((split.name, label, fitted - start, time.perf_counter() - fitted))
+            for name, (held_out, seconds) in predicted.items():
+                predictions[name].append(held_out)
+                timings.append((split.name, name, fitted - start, seconds))
             if keep_models:
                 last[label] = model
             _log.debug("%s: %s fitted in %.1f s", where, label, fitted - start)
         _log.info("%s: done in %.1f s", where, time.perf_counter() - split_start)
     for label in skipped:
-        predictions.pop(label, None)
+        for name in outputs[label]:
+            predictions.pop(name, None)
         last.pop(label, None)
     if not predictions:
         raise TransferomeError(f"no model could run on these data: {skipped}")

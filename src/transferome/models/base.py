@@ -23,7 +23,7 @@ import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from transferome.errors import TransferomeError
 __all__ = ["Estimator", "NotFittedError", "Target", "prediction_adata"]
 
 Target = tuple[str, str]
+_E = TypeVar("_E", bound="Estimator")
 
 
 class NotFittedError(TransferomeError, RuntimeError):
@@ -54,13 +55,40 @@ class Estimator:
     """Hyperparameters for a quick run (tests, ``--quick`` presets): few epochs, small layers."""
 
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def param_names(cls) -> list[str]:
+        """Names of the hyperparameters, in the order of ``__init__``."""
         signature = inspect.signature(cls.__init__)
         return [p for p in signature.parameters if p != "self"]
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as given to ``__init__``."""
-        return {name: getattr(self, name) for name in self._param_names()}
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def set_params(self: _E, **params: Any) -> _E:
+        """Change hyperparameters in place and return ``self``.
+
+        A fitted model keeps what it learned: a parameter read at prediction time (e.g.
+        XTransfer's ``prediction``) takes effect at once, the others at the next ``fit``.
+
+        Raises
+        ------
+        TransferomeError
+            A name is not a hyperparameter of this model.
+        """
+        known = self.param_names()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise TransferomeError(
+                f"{type(self).__name__} has no hyperparameter {', '.join(map(repr, unknown))}; "
+                f"its hyperparameters are {known}"
+            )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def clone(self: _E) -> _E:
+        """A new, unfitted estimator with the same hyperparameters."""
+        return type(self)(**self.get_params())
 
     def __repr__(self) -> str:
         defaults = {
