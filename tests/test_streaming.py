@@ -21,6 +21,7 @@ import transferome.data._stream as stream
 from transferome.benchmark import run_task
 from transferome.data import read_h5ad, validate
 from transferome.data._backed import in_memory, is_backed, lazy
+from transferome.data._values import _GroupValues
 from transferome.data.aggregate import code_means, control_means, group_means
 from transferome.data.schema import Schema, detect_value_type, value_type_of
 from transferome.datasets import simulate
@@ -323,7 +324,7 @@ def test_group_value_summaries_equal_one_scan_of_each_group(sparse) -> None:
     x[7] = 0.0  # an empty row of a sparse matrix
     groups = rng.integers(0, 4, size=120)
     block = sp.csr_matrix(x) if sparse else x
-    accumulated = stream._GroupValues(4)
+    accumulated = _GroupValues(4)
     for start in range(0, 120, 50):  # in blocks, as a scan reads them
         part = block[start : start + 50]
         accumulated.add(part, groups[start : start + 50])

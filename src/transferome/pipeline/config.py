@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import types as types_module
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,21 @@ from types import SimpleNamespace
 from typing import Any
 
 from transferome.errors import TransferomeError
+from transferome.pipeline._checks import (
+    _allowed_types,
+    _integer_minimum,
+    _is_integer,
+    _item_types,
+    _literal_choices,
+)
+from transferome.pipeline._defaults import (
+    _FULL_PARAMS,
+    _FULL_SIMULATION,
+    _QUICK_OVERRIDES,
+    _QUICK_SIMULATION,
+    _plain,
+)
+from transferome.pipeline._simulation import _simulated_samples
 from transferome.pipeline._yaml import load_yaml, short_repr
 
 __all__ = [
@@ -110,116 +124,6 @@ def _fail(where: str, message: str) -> ConfigError:
 
 def _type_name(value: Any) -> str:
     return type(value).__name__
-
-
-def _hint_options(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The members of ``parameter``'s type hint (one for a plain hint, several for a union)."""
-    hint = hints.get(parameter.name)
-    union = typing.get_origin(hint) in (typing.Union, types_module.UnionType)
-    return typing.get_args(hint) if union else (hint,)
-
-
-def _allowed_types(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tuple[type, ...]:
-    """Python types a YAML value of ``parameter`` may have (empty: anything)."""
-    types: set[type] = set()
-    for option in _hint_options(parameter, hints):
-        origin = typing.get_origin(option) or option
-        if origin in (int, float, str, bool, type(None), tuple, list, dict):
-            types.add(origin)
-        elif option is typing.Any or option is None:
-            return ()
-        elif isinstance(origin, type) and issubclass(origin, tuple | list):
-            types.add(tuple)
-        elif getattr(origin, "__name__", "") in ("Sequence", "Iterable"):
-            types.update((tuple, list))
-        elif getattr(origin, "__name__", "") in ("Mapping",):
-            types.add(dict)
-    if not types and parameter.default is not inspect.Parameter.empty:
-        default = parameter.default
-        types.add(type(default))
-    if float in types:
-        types.add(int)
-    if tuple in types:
-        types.add(list)
-    return tuple(types)
-
-
-def _literal_choices(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The values a ``Literal[...]`` hint allows (empty: the hint is not a literal)."""
-    choices: list[Any] = []
-    for option in _hint_options(parameter, hints):
-        if typing.get_origin(option) is typing.Literal:
-            choices += typing.get_args(option)
-        elif option is type(None):
-            choices.append(None)
-        else:
-            return ()
-    return tuple(choices)
-
-
-def _item_types(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tuple[type, ...]:
-    """Types the items of a list value of ``parameter`` may have (empty: anything).
-
-    ``Sequence[int]`` and ``tuple[int, ...]`` give ``int``; a hint without item types
-    (``tuple``, ``list``) or an item type that is not a plain scalar gives no constraint.
-    """
-    types: set[type] = set()
-    for option in _hint_options(parameter, hints):
-        origin = typing.get_origin(option)
-        sequence = origin in (tuple, list) or getattr(origin, "__name__", "") in (
-            "Sequence",
-            "Iterable",
-        )
-        if not sequence:
-            continue
-        for item in typing.get_args(option):
-            if item is Ellipsis:
-                continue
-            if item not in (int, float, str, bool):
-                return ()
-            types.add(item)
-    if float in types:
-        types.add(int)
-    return tuple(types)
-
-
-# Integer arguments that count something (epochs, splits, layer widths, batch and block sizes,
-# numbers of layers, folds, genes...) must be at least 1, for every model, task and the
-# simulation alike: a count of 0 or below is refused here rather than failing (or silently
-# changing what runs, as a negative ``max_splits`` would) once the work has started. Matched
-# by name: these names and prefixes / suffixes, except the counts where 0 means "none".
-_COUNT_NAMES = frozenset(
-    {
-        "hidden",
-        "epochs",
-        "steps",
-        "budget",
-        "top_k",
-        "devices",
-        "early_stopping",
-        "lr_step_size",
-        "d_model",
-        "d_ff",
-        "control_multiplier",
-    }
-)
-_COUNT_PREFIXES = ("n_", "max_")
-_COUNT_SUFFIXES = ("_epochs", "_size", "_dim", "_block", "_per_group", "_splits")
-# Integers that may be 0 but not negative: seeds, and counts where 0 means "none".
-_NON_NEGATIVE_NAMES = frozenset({"seed", "random_state", "n_residual", "ranks", "combinations"})
-
-
-def _integer_minimum(name: str) -> int | None:
-    """The smallest integer argument ``name`` accepts (``None``: no bound checked here)."""
-    if name in _NON_NEGATIVE_NAMES:
-        return 0
-    if name in _COUNT_NAMES or name.startswith(_COUNT_PREFIXES) or name.endswith(_COUNT_SUFFIXES):
-        return 1
-    return None
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_value(
@@ -381,42 +285,6 @@ MAX_SIMULATED_GENES = 200_000
 MAX_SIMULATED_VALUES = 1_000_000_000
 
 
-def _simulated_samples(kwargs: Mapping[str, Any]) -> tuple[int, int]:
-    """Species and samples per species of :func:`~transferome.datasets.simulate` with
-    ``kwargs`` (from the same design rules; the defaults of its arguments where not given)."""
-    from transferome.datasets import ORGANS, simulate
-
-    defaults = {
-        name: p.default
-        for name, p in inspect.signature(simulate).parameters.items()
-        if p.default is not inspect.Parameter.empty
-    }
-    given = {**defaults, **{k: v for k, v in kwargs.items() if v is not None}}
-    bulk = given.get("mode", "bulk") == "bulk"
-
-    def count(name: str, bulk_default: int, single_cell_default: int) -> int:
-        value = kwargs.get(name)
-        if value is None:
-            return bulk_default if bulk else single_cell_default
-        return value if isinstance(value, int) else len(value)
-
-    # The simulator's defaults: mouse + rat, the organs, 3 drugs at one dose (bulk); one
-    # species, 3 cell lines, 12 drugs at 3 doses and 3 combinations (single cell).
-    n_species = count("species", 2, 1)
-    n_contexts = count("contexts", len(ORGANS), 3)
-    n_treatments = count("drugs", 3, 12) + count("combinations", 0, 3)
-    n_doses = count("doses", 1, 3)
-    n_conditions = 1 + n_treatments * n_doses
-    if bulk:
-        days = len(given.get("blood_days") or ())
-        samples = n_conditions * int(given["animals_per_group"]) * (n_contexts + days)
-    else:
-        per_group = int(given["cells_per_group"])
-        multiplier = int(given["control_multiplier"])
-        samples = n_contexts * per_group * (n_conditions - 1 + multiplier)
-    return n_species, samples
-
-
 def _check_simulation_size(kwargs: Mapping[str, Any], where: str) -> None:
     """Refuse a simulated atlas too large to hold in memory before anything is simulated."""
     n_genes = kwargs.get("n_genes", 2000)
@@ -541,73 +409,6 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config file {short_repr(str(file))} must hold a mapping of fields")
     return validate_config(raw, base=file.parent)
-
-
-# Hyperparameters of the default (full) run, sized for a laptop CPU; --quick uses each
-# model's ``fast_params``.
-_FULL_PARAMS: dict[str, dict[str, Any]] = {
-    "fe": {
-        "embedding_dim": 16,
-        "hidden": [64, 32],
-        "max_epochs": 6,
-        "batch_size": 64,
-        "gene_block": 512,
-        "lr": 5e-3,
-        "transform_epochs": 15,
-    },
-    "xtransfer": {
-        "hidden": [128, 64],
-        "latent_dim": 32,
-        "max_epochs": 6,
-        "batch_size": 64,
-        "lr": 1e-3,
-        "lr_step_size": None,
-    },
-    "uge": {
-        "n_tokens": 48,
-        "n_decode": 256,
-        "d_model": 32,
-        "n_layers": 2,
-        "n_heads": 4,
-        "d_ff": 64,
-        "max_epochs": 10,
-        "lr": 2e-3,
-    },
-}
-# On top of ``fast_params`` for --quick: larger blocks (fewer optimiser steps per epoch).
-_QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
-    "fe": {"batch_size": 64, "gene_block": 128, "max_epochs": 5, "transform_epochs": 15},
-    "xtransfer": {"max_epochs": 5},
-    "uge": {"max_epochs": 6, "batch_size": 32},
-}
-_QUICK_SIMULATION = {
-    "bulk": {"mode": "bulk", "n_genes": 300, "animals_per_group": 3},
-    "single_cell": {
-        "mode": "single_cell",
-        "n_genes": 300,
-        "cells_per_group": 10,
-        "drugs": ["drug_01", "drug_02", "drug_03", "drug_04"],
-        "combinations": 2,
-    },
-}
-_FULL_SIMULATION = {
-    "bulk": {"mode": "bulk", "n_genes": 1000, "animals_per_group": 6},
-    "single_cell": {
-        "mode": "single_cell",
-        "n_genes": 500,
-        "cells_per_group": 20,
-        "drugs": [f"drug_{i:02d}" for i in range(1, 7)],
-        "combinations": 3,
-    },
-}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
 
 
 def default_config(*, quick: bool = False) -> dict[str, Any]:
