@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import make_counts_adata
 from transferome.cli import main
-from transferome.data import read, validate, write, write_gct, write_h5ad, write_table
+from transferome.data import Schema, read, validate, write, write_gct, write_h5ad, write_table
 from transferome.errors import DataValidationError
 
 KANG_ARGS = ["--context-key", "cell_type", "--perturbation-key", "condition"]
@@ -154,13 +154,14 @@ def test_validate_crafted_bad_h5ad(tmp_path, capsys, kind) -> None:
     # the same error from the function, on the file read back
     flags = {"--require-counts": {"require_counts": True}}
     kwargs: dict = {}
+    keys: dict = {}
     for i, option in enumerate(options):
         if option in flags:
             kwargs.update(flags[option])
         elif option.startswith("--"):
-            kwargs[option[2:].replace("-", "_")] = options[i + 1]
+            keys[option[2:].replace("-", "_")] = options[i + 1]
     with pytest.raises(DataValidationError) as info:
-        validate(read(path), **kwargs)
+        validate(read(path), Schema(**keys), **kwargs)
     assert message in str(info.value)
 
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from tests.conftest import make_counts_adata
-from transferome.data import GeneSet, preprocess, project_genes, read_h5ad, validate
+from transferome.data import GeneSet, Schema, preprocess, project_genes, read_h5ad, validate
 from transferome.errors import DataValidationError
 
 
@@ -175,7 +175,7 @@ def test_real_counts(shared_data) -> None:
     assert out.shape == (adata.n_obs, 300)
     assert out.uns["transferome"]["preprocess"]["input"] == "counts"
     description = validate(
-        out, context_key="cluster_id", perturbation_key="group_id", control="ctrl"
+        out, Schema(context_key="cluster_id", perturbation_key="group_id", control="ctrl")
     )
     assert description.value_type == "log"
     again = preprocess(out, n_top_genes=300)

@@ -56,7 +56,7 @@ def test_log_values_detected(counts_adata) -> None:
 )
 def test_key_errors(counts_adata, kwargs, message) -> None:
     with pytest.raises(DataValidationError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        validate(counts_adata, **kwargs)
+        validate(counts_adata, Schema(**kwargs))
 
 
 def test_context_without_control(counts_adata) -> None:
@@ -110,3 +110,57 @@ def test_schema_round_trip() -> None:
     assert Schema.from_dict(schema.to_dict()) == schema
     with pytest.raises(DataValidationError, match="unknown schema field"):
         Schema.from_dict({"tissue_key": "x"})
+
+
+def test_fit_trusts_a_description_for_checks_it_passed(counts_adata) -> None:
+    from transferome.data.schema import as_schema, checked_schema
+
+    logged = counts_adata.copy()
+    logged.X = np.log1p(logged.X)
+    description = validate(logged, require_controls=False)
+    part = logged[logged.obs["context"] != "heart"]
+    # keys and genes only: a part of the described data passes without a scan of its values
+    assert checked_schema(part, description, require_controls=False) == description.schema
+    assert as_schema(description) == description.schema
+    assert as_schema(None) == Schema()
+    with pytest.raises(DataValidationError, match="2 genes but were described with"):
+        checked_schema(part[:, :2], description, require_controls=False)
+    missing = part.copy()
+    del missing.obs["perturbation"]
+    with pytest.raises(DataValidationError, match="obs key 'perturbation'"):
+        checked_schema(missing, description, require_controls=False)
+    # a stricter check than the description passed runs validate in full
+    broken = part.copy()
+    broken.X[0, 0] = np.nan
+    with pytest.raises(DataValidationError, match="NaN"):
+        checked_schema(broken, validate(broken, allow_nan=True, require_controls=False))
+    with pytest.raises(DataValidationError, match="raw counts are required"):
+        checked_schema(part, description, require_controls=False, require_counts=True)
+    # the same data trusted: NaN allowed by both
+    assert (
+        checked_schema(
+            broken,
+            validate(broken, allow_nan=True, require_controls=False),
+            require_controls=False,
+            allow_nan=True,
+        )
+        == description.schema
+    )
+    with pytest.raises(DataValidationError, match="schema must be a Schema"):
+        validate(logged, {"context_key": "context"})
+
+
+def test_schema_fields_make_the_command_line_options() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    Schema.add_arguments(parser, hidden=("dose_key",))
+    args = parser.parse_args(["--context-key", "tissue", "--combination-sep", "_"])
+    schema = Schema.from_args(args)
+    assert schema == Schema(context_key="tissue", combination_sep="_")
+    assert "--dose-key" not in parser.format_help()
+    assert "--time-key" in parser.format_help()
+    assert Schema.optional_keys() == ("species_key", "dose_key", "sample_key", "time_key")
+    assert Schema(dose_key="d").without_optional_keys() == Schema(
+        species_key=None, dose_key=None, sample_key=None, time_key=None
+    )

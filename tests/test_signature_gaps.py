@@ -45,18 +45,18 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
 def test_validate_rejects_nan_unless_allowed() -> None:
     data = with_zero_controls(_signatures(), schema=SCHEMA)
     n_nan = int(np.isnan(data.X).sum())
-    keys = {"context_key": "line", "perturbation_key": "drug", "allow_negative": True}
+    keys = Schema(context_key="line", perturbation_key="drug")
     with pytest.raises(DataValidationError, match=f"contain {n_nan} NaN and 0 infinite") as info:
-        validate(data, **keys)
+        validate(data, keys, allow_negative=True)
     assert "pass allow_nan=True / values='delta' for signature data" in str(info.value)
-    assert validate(data, **keys, allow_nan=True).value_type == "signed"
+    assert validate(data, keys, allow_negative=True, allow_nan=True).value_type == "signed"
     # run_task validates log values without allow_nan
     with pytest.raises(DataValidationError, match="allow_nan=True / values='delta'"):
         run_task("transfer", data, schema=SCHEMA, models=["additive"])
     infinite = data.copy()
     infinite.X[0, 0] = np.inf
     with pytest.raises(DataValidationError, match="1 infinite"):
-        validate(infinite, **keys, allow_nan=True)
+        validate(infinite, keys, allow_negative=True, allow_nan=True)
 
 
 def test_zero_controls_and_group_means_keep_gaps() -> None:

@@ -370,14 +370,14 @@ def run_task(
     # gain zero controls first, which needs them in memory.
     streamed = is_backed(adata) and not delta
     adata = lazy(adata) if streamed else in_memory(adata, what="run_task")
-    keys = schema.to_dict()
     if delta:
         data = with_zero_controls(adata, schema=schema)
-        keys.update(species_key=None, dose_key=None, sample_key=None, time_key=None)
-        schema = validate(data, **keys, allow_negative=True, allow_nan=True).schema
+        keys = schema.without_optional_keys()
+        description = validate(data, keys, allow_negative=True, allow_nan=True)
     else:
-        schema = validate(adata, **keys, require_controls=False).schema
+        description = validate(adata, schema, require_controls=False)
         data = adata
+    schema = description.schema
     options = dict(task_options or {})
     holdout = ""
     if splits is None:

@@ -194,7 +194,7 @@ def _ceilings(
         index=adata.obs_names,
     )
     relabelled = AnnData(X=adata.X, obs=obs)
-    keys = Schema(species_key=None, dose_key=None, sample_key=None, time_key=None)
+    keys = Schema().without_optional_keys()
     groups = [(str(table.conditions.at[r, "control"]), f"condition_{r}") for r in rows]
     frame = noise_ceiling(relabelled, groups, schema=keys, min_per_half=1, n_degs=n_degs)
     out = {}

@@ -35,8 +35,6 @@ __all__ = [
     "validate_kwargs",
 ]
 
-_DEFAULT = Schema()
-
 
 def add_key_arguments(parser: argparse.ArgumentParser, *, unused: Sequence[str] = ()) -> None:
     """The obs keys of the schema, with the defaults of :class:`~transferome.data.Schema`.
@@ -45,29 +43,11 @@ def add_key_arguments(parser: argparse.ArgumentParser, *, unused: Sequence[str] 
     behind the command reads: they are left out of the help and giving one is an error
     (:func:`reject_unused_keys`), rather than silently accepted.
     """
-    group = parser.add_argument_group("obs keys")
-    group.add_argument("--species-key", default=_DEFAULT.species_key, help="species column")
-    group.add_argument(
-        "--context-key", default=_DEFAULT.context_key, help="organ / cell type / cell line column"
-    )
-    group.add_argument(
-        "--perturbation-key", default=_DEFAULT.perturbation_key, help="perturbation column"
-    )
-    group.add_argument("--control", default=_DEFAULT.control, help="control label")
-    for dest, help_text in (
-        ("dose_key", "dose column (numbers or ordered levels)"),
-        ("time_key", "time column (numbers or ordered levels)"),
-        ("sample_key", "animal / donor column"),
-    ):
-        flag = "--" + dest.replace("_", "-")
-        if dest in unused:
-            group.add_argument(flag, dest=dest, default=None, help=argparse.SUPPRESS)
-        else:
-            group.add_argument(flag, dest=dest, default=getattr(_DEFAULT, dest), help=help_text)
+    unknown = sorted(set(unused) - set(Schema.optional_keys()))
+    if unknown:
+        raise ValueError(f"only optional keys can be unused, not {unknown}")
+    Schema.add_arguments(parser.add_argument_group("obs keys"), hidden=unused)
     parser.set_defaults(_unused_keys=tuple(unused))
-    group.add_argument(
-        "--combination-sep", default=_DEFAULT.combination_sep, help="separator of combinations"
-    )
 
 
 def add_match_controls_argument(parser: Any) -> None:
@@ -158,16 +138,7 @@ def reject_unused_keys(args: argparse.Namespace) -> None:
 def schema_from_args(args: argparse.Namespace) -> Schema:
     """The :class:`~transferome.data.Schema` named by the obs-key options."""
     reject_unused_keys(args)
-    return Schema(
-        species_key=args.species_key,
-        context_key=args.context_key,
-        perturbation_key=args.perturbation_key,
-        control=args.control,
-        dose_key=args.dose_key if args.dose_key is not None else _DEFAULT.dose_key,
-        sample_key=args.sample_key if args.sample_key is not None else _DEFAULT.sample_key,
-        combination_sep=args.combination_sep,
-        time_key=args.time_key if args.time_key is not None else _DEFAULT.time_key,
-    )
+    return Schema.from_args(args)
 
 
 PRESETS = ("fast", "paper")
@@ -239,9 +210,9 @@ def parse_params(pairs: Sequence[str], model: str) -> dict[str, Any]:
 
 
 def validate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of :func:`transferome.data.validate` from parsed options."""
+    """Keyword options of :func:`transferome.data.validate` (besides the schema, see
+    :func:`schema_from_args`) from parsed options."""
     return {
-        **schema_from_args(args).to_dict(),
         "layer": getattr(args, "layer", None),
         "allow_negative": getattr(args, "allow_negative", False),
     }

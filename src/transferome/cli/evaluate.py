@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     truth, values = prepare_input(read_h5ad(args.truth), args, args.truth, schema=keys)
     if values == "delta":
         keys = replace(keys, species_key=None, dose_key=None, sample_key=None)
-    schema = validate(truth, **keys.to_dict(), allow_negative=values == "delta").schema
+    schema = validate(truth, keys, allow_negative=values == "delta").schema
     prediction = read_h5ad(args.prediction)
     for key in (schema.context_key, schema.perturbation_key):
         if key not in prediction.obs.columns:

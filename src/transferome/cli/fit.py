@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from transferome.cli._common import (
     add_backed_argument,
@@ -15,7 +16,6 @@ from transferome.cli._common import (
     prepare_input,
     preset_params,
     schema_from_args,
-    validate_kwargs,
 )
 
 NAME = "fit"
@@ -65,12 +65,10 @@ def run(args: argparse.Namespace) -> int:
     adata, values = prepare_input(
         read_input(args), args, args.file, layer=args.layer, schema=schema_from_args(args)
     )
-    kwargs = validate_kwargs(args)
-    kwargs["layer"] = None
+    keys = schema_from_args(args)
     if values == "delta":
-        kwargs.update(species_key=None, dose_key=None, sample_key=None)
-    kwargs["allow_negative"] = values == "delta"
-    schema = validate(adata, **kwargs, require_controls=False).schema
+        keys = replace(keys, species_key=None, dose_key=None, sample_key=None)
+    schema = validate(adata, keys, allow_negative=values == "delta", require_controls=False).schema
     model = cls(**params).fit(adata, schema=schema)
     model.save(out)
     print(f"fitted {model!r} on {adata.n_obs} observations x {adata.n_vars} genes; wrote {out}")

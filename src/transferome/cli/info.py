@@ -16,6 +16,7 @@ from transferome.cli._common import (
     add_key_arguments,
     add_reader_arguments,
     read_input,
+    schema_from_args,
     validate_kwargs,
 )
 
@@ -150,14 +151,15 @@ def run(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
     console.print(f"[bold]{args.file}[/bold]: {adata.n_obs} observations x {adata.n_vars} genes")
     kwargs = validate_kwargs(args)
+    schema = schema_from_args(args)
     if args.layer is not None and args.layer not in adata.layers:
         raise DataValidationError(f"layer {args.layer!r} not found; layers: {list(adata.layers)}")
-    keys = (kwargs["context_key"], kwargs["perturbation_key"])
+    keys = (schema.context_key, schema.perturbation_key)
     missing = [key for key in keys if key not in adata.obs.columns]
     if missing:
         return _describe_without_keys(console, adata, args, missing)
     try:
-        description = validate(adata, require_controls=False, **kwargs)
+        description = validate(adata, schema, require_controls=False, **kwargs)
     except DataValidationError as exc:
         console.print(f"obs columns: {list(map(str, adata.obs.columns))}")
         console.print(f"layers: {list(adata.layers)}")

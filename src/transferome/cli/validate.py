@@ -10,6 +10,7 @@ from transferome.cli._common import (
     add_key_arguments,
     add_reader_arguments,
     read_input,
+    schema_from_args,
     validate_kwargs,
 )
 
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     adata = read_input(args)
     description = validate(
         adata,
+        schema_from_args(args),
         require_counts=args.require_counts,
         require_controls=not args.allow_missing_controls,
         **validate_kwargs(args),

@@ -286,7 +286,7 @@ def predict_cells(
 
     from transferome.models import get_model
 
-    schema = Schema(species_key=None, dose_key=None, sample_key=None, time_key=None)
+    schema = Schema().without_optional_keys()
     changes: dict[str, dict[tuple[str, str], np.ndarray]] = {}
     errors = np.full(grid.measured.shape, np.nan)
     for s, species in enumerate(grid.species):

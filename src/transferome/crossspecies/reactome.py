@@ -191,7 +191,7 @@ def reactome(
     schema = schema or Schema()
     description = validate(
         adata,
-        **schema.to_dict(),
+        schema,
         layer=layer,
         require_controls=False,
         allow_negative=True,

@@ -8,54 +8,41 @@ user's AnnData is never modified.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 
-import transferome.data._stream as _stream
+from transferome.data._obs_checks import _check_axis, _check_labels, _check_names, axis_values
 from transferome.data._stream import ValueSummary, on_disk, row_stats, stored_source
+from transferome.data._value_type import (
+    ValueType,
+    check_matrix,
+    detect_value_type,
+    iter_value_chunks,
+    value_type_of,
+)
 from transferome.errors import DataValidationError
 
 __all__ = [
     "DatasetDescription",
     "Schema",
     "ValueType",
+    "as_schema",
     "axis_values",
     "check_matrix",
+    "checked_schema",
     "detect_value_type",
     "iter_value_chunks",
     "obs_labels",
     "split_combination",
     "validate",
 ]
-
-ValueType = Literal["counts", "log", "linear", "signed"]
-"""What ``X`` (or the chosen layer) holds.
-
-``counts``: non-negative integers; ``log``: non-negative, non-integer values in a log range
-(``normalize_total`` + ``log1p``, log2 RMA arrays); ``linear``: non-negative, non-integer
-values too large to be logged (normalised but not logged); ``signed``: values that may be
-negative (changes against control, z-scores), only accepted with ``allow_negative=True``.
-"""
-
-_LOG_MAX = 50.0  # log1p of any realistic count, or a log2 array intensity, stays below this
-_OPTIONAL_KEYS = ("species_key", "dose_key", "sample_key", "time_key")
-
-
-def check_matrix(adata: AnnData, layer: str | None) -> None:
-    """Refuse what no model can read: not an AnnData, no rows or genes, an unknown layer."""
-    if not isinstance(adata, AnnData):
-        raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
-    if adata.n_obs == 0 or adata.n_vars == 0:
-        raise DataValidationError(f"the data are empty ({adata.n_obs} x {adata.n_vars})")
-    if layer is not None and layer not in adata.layers:
-        raise DataValidationError(f"layer {layer!r} not found; layers: {list(adata.layers)}")
 
 
 @dataclass(frozen=True)
@@ -85,14 +72,64 @@ class Schema:
         ordered categorical, like the dose.
     """
 
-    species_key: str | None = "species"
-    context_key: str = "context"
-    perturbation_key: str = "perturbation"
-    control: str = "control"
-    dose_key: str | None = "dose"
-    sample_key: str | None = "sample"
-    combination_sep: str = "+"
-    time_key: str | None = "time"
+    # ``help``: the command-line help; ``optional``: the key may be absent from obs (None)
+    species_key: str | None = field(
+        default="species", metadata={"help": "species column", "optional": True}
+    )
+    context_key: str = field(
+        default="context", metadata={"help": "organ / cell type / cell line column"}
+    )
+    perturbation_key: str = field(default="perturbation", metadata={"help": "perturbation column"})
+    control: str = field(default="control", metadata={"help": "control label"})
+    dose_key: str | None = field(
+        default="dose",
+        metadata={"help": "dose column (numbers or ordered levels)", "optional": True},
+    )
+    sample_key: str | None = field(
+        default="sample", metadata={"help": "animal / donor column", "optional": True}
+    )
+    combination_sep: str = field(default="+", metadata={"help": "separator of combinations"})
+    time_key: str | None = field(
+        default="time",
+        metadata={"help": "time column (numbers or ordered levels)", "optional": True},
+    )
+
+    @classmethod
+    def optional_keys(cls) -> tuple[str, ...]:
+        """The fields naming obs keys that may be absent (``None``)."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get("optional"))
+
+    def without_optional_keys(self) -> Schema:
+        """This schema with every optional key set to ``None`` (data with context and
+        perturbation only, such as signatures)."""
+        absent: dict[str, Any] = dict.fromkeys(self.optional_keys())
+        return replace(self, **absent)
+
+    @classmethod
+    def add_arguments(
+        cls, parser: argparse._ActionsContainer, *, hidden: Sequence[str] = ()
+    ) -> None:
+        """Add one ``--field-name`` option per field, with its default and help.
+
+        The optional keys named in ``hidden`` are left out of the help and default to
+        ``None`` (so a caller can tell whether one was given).
+        """
+        for f in fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            if f.name in hidden:
+                parser.add_argument(flag, dest=f.name, default=None, help=argparse.SUPPRESS)
+            else:
+                parser.add_argument(flag, dest=f.name, default=f.default, help=f.metadata["help"])
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Schema:
+        """The schema of parsed options added by :meth:`add_arguments` (a hidden optional
+        key that was not given takes its default)."""
+        values = {f.name: getattr(args, f.name) for f in fields(cls)}
+        for name in cls.optional_keys():
+            if values[name] is None:
+                values[name] = getattr(cls, name)
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary (for JSON model files and configs)."""
@@ -138,6 +175,8 @@ class DatasetDescription:
     doses, times
         Sorted distinct dose / time values of the perturbed observations (numbers, or the
         level names of an ordered categorical); empty without the key.
+    allow_nan
+        Whether NaN values were accepted (then the values may hold some).
     """
 
     schema: Schema
@@ -154,6 +193,7 @@ class DatasetDescription:
     group_counts: Mapping[tuple[str, str], int] = field(repr=False)
     doses: tuple[Any, ...] = ()
     times: tuple[Any, ...] = ()
+    allow_nan: bool = field(default=False, repr=False)
 
     @property
     def singles(self) -> tuple[str, ...]:
@@ -186,99 +226,17 @@ def obs_labels(adata: AnnData, key: str) -> np.ndarray:
     return adata.obs[key].astype(str).to_numpy()
 
 
-def iter_value_chunks(matrix: Any, chunk_rows: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the stored values of a dense, sparse or backed matrix in row chunks.
-
-    For sparse matrices only the explicitly stored values are yielded (implicit zeros are
-    valid values for every check made on them).
-    """
-    if sp.issparse(matrix):
-        yield np.asarray(matrix.data)
-        return
-    if isinstance(matrix, np.ndarray) and matrix.ndim != 2:
-        yield matrix.reshape(-1)
-        return
-    # dense arrays too: the checks make temporary copies of what they are given
-    n_rows = matrix.shape[0]
-    chunk_rows = int(chunk_rows or _stream.CHUNK_ROWS)
-    for start in range(0, n_rows, chunk_rows):
-        block = matrix[start : start + chunk_rows]
-        if sp.issparse(block):
-            yield np.asarray(block.data)
-        else:
-            yield np.asarray(block).reshape(-1)
-
-
-def detect_value_type(
-    matrix: Any, *, allow_negative: bool = False, allow_nan: bool = False
-) -> ValueType:
-    """Classify the values of ``matrix`` (see :data:`ValueType`); checks finiteness too.
-
-    Parameters
-    ----------
-    matrix
-        Dense, sparse or backed matrix.
-    allow_negative
-        Accept negative values (changes against control, z-scores).
-    allow_nan
-        Accept NaN as "not measured" (signature data with unmeasured genes); NaN entries are
-        left out of the classification. Infinite values are always an error.
-
-    Raises
-    ------
-    DataValidationError
-        NaN (unless ``allow_nan``) or infinite values, or negative values when
-        ``allow_negative`` is false.
-    """
-    summary = ValueSummary.empty()
-    for values in iter_value_chunks(matrix):
-        summary = summary.merge(ValueSummary.of(values))
-    return value_type_of(summary, allow_negative=allow_negative, allow_nan=allow_nan)
-
-
-def value_type_of(
-    summary: ValueSummary, *, allow_negative: bool = False, allow_nan: bool = False
-) -> ValueType:
-    """Classify values from their :class:`ValueSummary`; the checks of :func:`detect_value_type`."""
-    kind = summary.kind
-    if kind not in "fiuc":
-        raise DataValidationError(f"expression values must be numbers, found dtype {summary.dtype}")
-    if kind == "c":
-        raise DataValidationError("expression values must be real numbers, found complex")
-    n_nan, n_inf = summary.n_nan, summary.n_inf
-    if n_inf or (n_nan and not allow_nan):
-        raise DataValidationError(
-            f"expression values contain {n_nan} NaN and {n_inf} infinite entries; "
-            "remove or impute them before use"
-            + (
-                " (pass allow_nan=True / values='delta' for signature data with unmeasured genes)"
-                if n_nan and not n_inf
-                else ""
-            )
-        )
-    if summary.n_negative:
-        if not allow_negative:
-            raise DataValidationError(
-                f"expression values contain {summary.n_negative} negative entries "
-                f"(minimum {summary.minimum:.4g}); counts and log-normalised values "
-                "are non-negative (pass allow_negative=True for changes or z-scores)"
-            )
-        return "signed"
-    if summary.integer:
-        return "counts"
-    return "log" if summary.abs_max <= _LOG_MAX else "linear"
-
-
 def _resolve_schema(adata: AnnData, schema: Schema) -> Schema:
     """Check the keys exist; drop optional keys left at their default name but absent."""
     defaults = Schema()
     columns = list(map(str, adata.obs.columns))
     updates: dict[str, Any] = {}
-    for name in ("context_key", "perturbation_key", *_OPTIONAL_KEYS):
+    optional = Schema.optional_keys()
+    for name in ("context_key", "perturbation_key", *optional):
         key = getattr(schema, name)
         if key is None or key in adata.obs.columns:
             continue
-        if name in _OPTIONAL_KEYS and key == getattr(defaults, name):
+        if name in optional and key == getattr(defaults, name):
             updates[name] = None
             continue
         raise DataValidationError(
@@ -287,126 +245,33 @@ def _resolve_schema(adata: AnnData, schema: Schema) -> Schema:
     return replace(schema, **updates) if updates else schema
 
 
-def _check_labels(adata: AnnData, key: str) -> np.ndarray:
-    column = adata.obs[key]
-    missing = column.isna().to_numpy()
-    if missing.any():
-        first = adata.obs_names[np.flatnonzero(missing)[0]]
-        raise DataValidationError(
-            f"obs key {key!r} has {int(missing.sum())} missing labels (first at obs {first!r})"
-        )
-    labels = column.astype(str).to_numpy()
-    blank = np.char.strip(labels.astype(str)) == ""
-    if blank.any():
-        raise DataValidationError(f"obs key {key!r} has {int(blank.sum())} empty labels")
-    return labels
-
-
-def axis_values(adata: AnnData, key: str, *, what: str = "dose") -> tuple[np.ndarray, tuple]:
-    """Numeric positions of a dose or time column, and the level names of an ordered one.
-
-    Numbers are returned as floats (NaN where missing). An ordered categorical gives each
-    observation the 1-based rank of its level (NaN where missing) and returns the levels in
-    order; the caller treats equally spaced ranks as equally spaced on the log scale.
-
-    Raises
-    ------
-    DataValidationError
-        The column holds text or an unordered categorical.
-    """
-    column = adata.obs[key]
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        if not column.cat.ordered:
-            if pd.api.types.is_numeric_dtype(column.cat.categories.dtype):
-                return column.astype(float).to_numpy(), ()
-            raise DataValidationError(
-                f"obs[{key!r}] ({what}) is an unordered categorical with levels "
-                f"{list(map(str, column.cat.categories))[:10]}; give numbers or order the "
-                "levels (obs[key] = obs[key].cat.reorder_categories([...], ordered=True))"
-            )
-        codes = column.cat.codes.to_numpy().astype(float)
-        codes[codes < 0] = np.nan
-        return codes + 1.0, tuple(map(str, column.cat.categories))
-    if pd.api.types.is_bool_dtype(column.dtype) or not pd.api.types.is_numeric_dtype(column.dtype):
-        shown = list(dict.fromkeys(map(str, column.head(50))))[:5]
-        raise DataValidationError(
-            f"obs[{key!r}] ({what}) must hold numbers or an ordered categorical of levels, "
-            f"found {column.dtype} values such as {shown}"
-        )
-    return column.to_numpy(dtype=float), ()
-
-
-def _check_axis(
-    adata: AnnData, key: str | None, is_control: np.ndarray, name: str
-) -> tuple[Any, ...]:
-    if key is None:
-        return ()
-    what = name.removesuffix("_key")
-    positions, levels = axis_values(adata, key, what=what)
-    treated = positions[~is_control]
-    if np.isinf(treated).any():
-        raise DataValidationError(
-            f"obs[{key!r}] ({what}) has {int(np.isinf(treated).sum())} infinite values on "
-            "perturbed observations"
-        )
-    known = treated[np.isfinite(treated)]
-    if (known < 0).any():
-        first = adata.obs_names[~is_control][np.flatnonzero(treated < 0)[0]]
-        raise DataValidationError(
-            f"obs[{key!r}] ({what}) has {int((known < 0).sum())} negative values on "
-            f"perturbed observations (first at obs {first!r}); a {what} is >= 0"
-        )
-    distinct = np.unique(known)
-    if levels:
-        return tuple(levels[int(v) - 1] for v in distinct)
-    return tuple(float(v) for v in distinct)
-
-
-def _check_names(adata: AnnData) -> None:
-    for axis, names in (("obs", adata.obs_names), ("var", adata.var_names)):
-        duplicated = names[names.duplicated()]
-        if len(duplicated):
-            shown = list(dict.fromkeys(map(str, duplicated)))[:5]
-            raise DataValidationError(
-                f"{len(duplicated)} duplicated {axis} names, e.g. {shown}; make them unique "
-                f"(AnnData.{axis}_names_make_unique())"
-            )
-
-
 def validate(
     adata: AnnData,
+    schema: Schema | None = None,
     *,
-    species_key: str | None = "species",
-    context_key: str = "context",
-    perturbation_key: str = "perturbation",
-    control: str = "control",
-    dose_key: str | None = "dose",
-    sample_key: str | None = "sample",
-    combination_sep: str = "+",
-    time_key: str | None = "time",
     layer: str | None = None,
     require_counts: bool = False,
     require_controls: bool = True,
     allow_negative: bool = False,
     allow_nan: bool = False,
 ) -> DatasetDescription:
-    """Check ``adata`` against the named keys and describe it.
+    """Check ``adata`` against the keys of ``schema`` and describe it.
 
     ``context_key`` and ``perturbation_key`` must exist. The optional keys (``species_key``,
     ``dose_key``, ``sample_key``, ``time_key``) may be absent when left at their default
-    names (they are then ``None`` in the returned schema) but must exist when the caller
-    names them.
+    names (they are then ``None`` in the returned schema) but must exist when the schema
+    names others.
 
     Parameters
     ----------
     adata
         The data; never modified. A backed AnnData (``read_h5ad(path, backed="r")``) is
         checked a block of rows at a time, without loading ``X`` into memory.
-    species_key, context_key, perturbation_key, control, dose_key, sample_key, combination_sep,
-    time_key
-        See :class:`Schema`. A dose or time column must hold numbers or an ordered
-        categorical; on perturbed observations its values must be finite and non-negative
-        (NaN marks an unknown dose or time and is allowed here; the dose tasks refuse it).
+    schema
+        The obs keys (:class:`Schema`; its defaults when ``None``). A dose or time column
+        must hold numbers or an ordered categorical; on perturbed observations its values
+        must be finite and non-negative (NaN marks an unknown dose or time and is allowed
+        here; the dose tasks refuse it).
     layer
         Check ``adata.layers[layer]`` instead of ``X``.
     require_counts
@@ -436,19 +301,11 @@ def validate(
             f"the data are empty ({adata.n_obs} observations x {adata.n_vars} genes)"
         )
     _check_names(adata)
-    schema = _resolve_schema(
-        adata,
-        Schema(
-            species_key=species_key,
-            context_key=context_key,
-            perturbation_key=perturbation_key,
-            control=str(control),
-            dose_key=dose_key,
-            sample_key=sample_key,
-            combination_sep=combination_sep,
-            time_key=time_key,
-        ),
-    )
+    if schema is None:
+        schema = Schema()
+    elif not isinstance(schema, Schema):
+        raise DataValidationError(f"schema must be a Schema, got {type(schema).__name__}")
+    schema = _resolve_schema(adata, replace(schema, control=str(schema.control)))
     contexts = _check_labels(adata, schema.context_key)
     perturbations = _check_labels(adata, schema.perturbation_key)
     species = _check_labels(adata, schema.species_key) if schema.species_key else None
@@ -525,4 +382,84 @@ def validate(
         group_counts=MappingProxyType(group_counts),
         doses=doses,
         times=times,
+        allow_nan=allow_nan,
     )
+
+
+def checked_schema(
+    adata: AnnData,
+    schema: Schema | DatasetDescription | None = None,
+    *,
+    layer: str | None = None,
+    require_counts: bool = False,
+    require_controls: bool = True,
+    allow_negative: bool = False,
+    allow_nan: bool = False,
+) -> Schema:
+    """The schema a model fits ``adata`` with: validated once, at the boundary.
+
+    Given the :class:`DatasetDescription` that :func:`validate` returned for the data
+    ``adata`` was taken from (a benchmark's training split, say), only the keys and the genes
+    are checked: the values were checked when the description was made, and a part of the
+    rows holds a part of those values. The description is trusted only for checks no
+    stricter than the ones it passed (no NaN asked where NaN was allowed, no counts asked of
+    other values, the same layer; controls in every context are never assumed of a part);
+    otherwise, and given a :class:`Schema` or ``None``, ``adata`` is validated in full with
+    the options (see :func:`validate`).
+
+    Raises
+    ------
+    DataValidationError
+        A key the description names is missing from ``adata.obs``, the genes differ in
+        number, or a check of :func:`validate` fails.
+    """
+    if not isinstance(schema, DatasetDescription):
+        return validate(
+            adata,
+            schema,
+            layer=layer,
+            require_counts=require_counts,
+            require_controls=require_controls,
+            allow_negative=allow_negative,
+            allow_nan=allow_nan,
+        ).schema
+    description = schema
+    trusted = (
+        layer == description.layer
+        and not require_controls
+        and (not require_counts or description.value_type == "counts")
+        and (allow_negative or description.value_type != "signed")
+        and (allow_nan or not description.allow_nan)
+    )
+    if not trusted:
+        return checked_schema(
+            adata,
+            description.schema,
+            layer=layer,
+            require_counts=require_counts,
+            require_controls=require_controls,
+            allow_negative=allow_negative,
+            allow_nan=allow_nan,
+        )
+    if not isinstance(adata, AnnData):
+        raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
+    if adata.n_vars != description.n_vars:
+        raise DataValidationError(
+            f"the data have {adata.n_vars} genes but were described with {description.n_vars}; "
+            "pass the description of these data, or their Schema"
+        )
+    keys = {f.name: getattr(description.schema, f.name) for f in fields(Schema)}
+    for name, key in keys.items():
+        if name.endswith("_key") and key is not None and key not in adata.obs.columns:
+            raise DataValidationError(
+                f"obs key {key!r} (given as {name}) is missing; obs has columns "
+                f"{list(map(str, adata.obs.columns))}"
+            )
+    return description.schema
+
+
+def as_schema(schema: Schema | DatasetDescription | None) -> Schema:
+    """The :class:`Schema` of ``schema`` (of a description, its keys; ``None``: the defaults)."""
+    if schema is None:
+        return Schema()
+    return schema.schema if isinstance(schema, DatasetDescription) else schema

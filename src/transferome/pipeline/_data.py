@@ -112,7 +112,7 @@ def load_data(section: Mapping[str, Any], schema: Schema) -> RunData:
                 f"{where} hold changes against control; transferome run expects expression "
                 "values (log-normalised, or counts it normalises)"
             )
-        checked = validate(prepared.adata, **schema.to_dict(), require_controls=False)
+        checked = validate(prepared.adata, schema, require_controls=False)
         adatas[species] = prepared.adata
     schema = checked.schema if checked is not None else schema
     orthologs = None

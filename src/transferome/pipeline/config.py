@@ -12,11 +12,12 @@ import inspect
 import os
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from transferome.data.schema import Schema
 from transferome.errors import TransferomeError
 from transferome.pipeline._checks import (
     _allowed_types,
@@ -44,16 +45,7 @@ __all__ = [
     "validate_config",
 ]
 
-_SCHEMA_FIELDS = (
-    "species_key",
-    "context_key",
-    "perturbation_key",
-    "control",
-    "dose_key",
-    "sample_key",
-    "combination_sep",
-    "time_key",
-)
+_SCHEMA_FIELDS = tuple(f.name for f in fields(Schema))
 _DATA_FIELDS = (*_SCHEMA_FIELDS, "simulate", "path", "orthologs", "layer", "values", "reader")
 _RUN_VALUES = ("auto", "log", "counts")
 _TOP_FIELDS = ("seed", "n_degs", "data", "combination_data", "models", "tasks")
@@ -108,7 +100,6 @@ class RunConfig:
 
     def schema(self, data: Mapping[str, Any] | None = None) -> Any:
         """The :class:`~transferome.data.Schema` of ``data`` (default: the main data)."""
-        from transferome.data.schema import Schema
 
         section = self.data if data is None else data
         return Schema(**{k: section[k] for k in _SCHEMA_FIELDS if k in section})
@@ -255,7 +246,7 @@ def _check_data(section: Any, where: str, base: Path, seed: int) -> dict[str, An
         data["orthologs"] = _check_path(data["orthologs"], f"{where}.orthologs", base)
     for key in _SCHEMA_FIELDS:
         value = data.get(key)
-        optional = key in ("species_key", "dose_key", "sample_key", "time_key")
+        optional = key in Schema.optional_keys()
         if (
             key in data
             and not (isinstance(value, str) and value)

@@ -27,7 +27,7 @@ from anndata import AnnData
 
 from transferome._logging import get_logger
 from transferome.data.aggregate import control_means, group_means
-from transferome.data.schema import Schema, split_combination, validate
+from transferome.data.schema import DatasetDescription, Schema, checked_schema, split_combination
 from transferome.errors import DataValidationError, ModelFileError
 from transferome.models._changes import mapping_matrix
 from transferome.models._persist import check_var_names, read_model_files, write_model_files
@@ -39,16 +39,10 @@ __all__ = ["AdditiveBaseline", "ControlBaseline", "LinearBaseline"]
 _log = get_logger(__name__)
 
 
-def _validated_schema(adata: AnnData, schema: Schema | None) -> Schema:
-    schema = schema or Schema()
-    description = validate(
-        adata,
-        **schema.to_dict(),
-        require_controls=False,
-        allow_negative=True,
-        allow_nan=True,
+def _validated_schema(adata: AnnData, schema: Schema | DatasetDescription | None) -> Schema:
+    return checked_schema(
+        adata, schema, require_controls=False, allow_negative=True, allow_nan=True
     )
-    return description.schema
 
 
 def _context_deltas(adata: AnnData, schema: Schema) -> pd.DataFrame:

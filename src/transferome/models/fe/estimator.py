@@ -38,7 +38,7 @@ import torch
 from anndata import AnnData
 
 from transferome.data._backed import in_memory
-from transferome.data.schema import Schema, check_matrix, split_combination
+from transferome.data.schema import Schema, as_schema, check_matrix, split_combination
 from transferome.errors import DataValidationError
 from transferome.models._neural import NeuralEstimator
 from transferome.models._persist import check_var_names
@@ -186,7 +186,7 @@ class FactorizedEmbedding(NeuralEstimator):
             )
         if self.init not in ("pca", "random"):
             raise DataValidationError(f"init={self.init!r}; expected 'pca' or 'random'")
-        schema = Schema() if schema is None else schema
+        schema = as_schema(schema)
         check_matrix(adata, layer)
         if factors is None:
             factors = [

@@ -82,14 +82,13 @@ def split_species(
 def validate_block(adata: AnnData, schema: Schema, *, species: str) -> DatasetDescription:
     """Validate one species' data; the values must be log-normalised."""
     try:
-        description = validate(
-            adata,
+        keys = Schema(
             species_key=None,
             context_key=schema.context_key,
             perturbation_key=schema.perturbation_key,
             control=schema.control,
-            require_controls=False,
         )
+        description = validate(adata, keys, require_controls=False)
     except DataValidationError as exc:
         raise DataValidationError(f"species {species!r}: {exc}") from exc
     if description.value_type != "log":

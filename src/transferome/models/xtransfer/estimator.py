@@ -49,7 +49,12 @@ import torch
 from anndata import AnnData
 
 from transferome.data.pairing import Pairs, make_pairs
-from transferome.data.schema import Schema, obs_labels, split_combination, validate
+from transferome.data.schema import (
+    Schema,
+    checked_schema,
+    obs_labels,
+    split_combination,
+)
 from transferome.errors import DataValidationError, TransferomeError
 from transferome.models._neural import NeuralEstimator
 from transferome.models._persist import (
@@ -203,12 +208,10 @@ class XTransfer(NeuralEstimator):
         from transferome.training import AnnDataRows, fit_module
 
         self._check_options()
-        schema = schema or Schema()
-        description = validate(
-            adata, **schema.to_dict(), layer=layer, require_controls=False, allow_negative=True
+        schema = checked_schema(
+            adata, schema, layer=layer, require_controls=False, allow_negative=True
         )
-        schema = description.schema
-        if not description.perturbations:
+        if not (obs_labels(adata, schema.perturbation_key) != schema.control).any():
             raise DataValidationError(
                 f"obs[{schema.perturbation_key!r}] holds only the control {schema.control!r}; "
                 "XTransfer needs perturbed cells to learn from"
