@@ -265,7 +265,7 @@ class StackedTransfer(_SourceWeighting):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Base predictions (genes x predictors) and the sources' spread for (c, p)."""
         t = self.tensor_
-        sources = [s for s in np.flatnonzero(t.measured[:, p]) if s != c]
+        sources = [int(s) for s in np.flatnonzero(t.measured[:, p]) if s != c]
         rows = t.values[sources, p]
         n_genes = t.n_genes
         out = np.zeros((n_genes, len(BASE_PREDICTORS)))
@@ -319,7 +319,7 @@ class StackedTransfer(_SourceWeighting):
 
     # -- prediction ------------------------------------------------------------------------
     def _change_and_width(
-        self, context: str, perturbation: str, control: np.ndarray
+        self, context: str, perturbation: str, control: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         c = self.tensor_.context_index().get(context)
         p = self.tensor_.perturbation_index()[perturbation]
@@ -404,7 +404,7 @@ class StackedTransfer(_SourceWeighting):
                         (context, perturbation, "source_context", f"{context} ({part})", 1.0)
                     )
                     continue
-                sources = [s for s in np.flatnonzero(t.measured[:, p]) if s != c]
+                sources = [int(s) for s in np.flatnonzero(t.measured[:, p]) if s != c]
                 w_sim = self._weights(context, part, sources, row)
                 w_col = self._response_weights(c, p, sources, row)
                 effective = (
