@@ -131,15 +131,15 @@ def test_a_prediction_from_one_source_has_a_wider_interval() -> None:
 
 
 def test_spread_of_few_sources_is_shrunk_towards_the_pooled_one() -> None:
-    from transferome.models.stacked.estimator import _spread
+    from transferome.models.stacked._spread import source_spread
 
     pooled = np.array([1.0, 2.0])
     # one source: nothing is known of the spread but the pooled one, widened by sqrt(2)
-    one = _spread(np.array([[0.5, -1.0]]), pooled)
+    one = source_spread(np.array([[0.5, -1.0]]), pooled)
     np.testing.assert_allclose(one, pooled * np.sqrt(2.0))
     # many sources: their own spread dominates
     rows = np.random.default_rng(0).normal(0, 0.1, size=(400, 2))
-    many = _spread(rows, pooled)
+    many = source_spread(rows, pooled)
     assert np.all(many < 0.2)
 
 

@@ -41,7 +41,6 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scipy.optimize import nnls
 
 from transferome._logging import get_logger
 from transferome.data.schema import Schema, split_combination
@@ -57,6 +56,13 @@ from transferome.models._weighting import (
 )
 from transferome.models.base import Target, prediction_adata
 from transferome.models.baselines.similarity import _json_float, _SourceWeighting
+from transferome.models.stacked._spread import (
+    fit_interval,
+    half_width,
+    pooled_spread,
+    source_spread,
+)
+from transferome.models.stacked._stack import fit_stack
 
 __all__ = ["BASE_PREDICTORS", "StackedTransfer"]
 
@@ -83,40 +89,6 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     centred = np.where(finite, x - mean, 0.0)
     norm = np.sqrt((centred**2).sum(axis=-1, keepdims=True))
     return np.divide(centred, norm, out=np.zeros(centred.shape), where=norm > 0)
-
-
-_PRIOR_DF = 2.0  # degrees of freedom of the pooled spread in each prediction's spread
-
-
-def _spread(rows: np.ndarray, pooled: np.ndarray) -> np.ndarray:
-    """Expected spread of a new context's change around the mean of ``rows``, per gene.
-
-    The sources' variance (``n - 1`` degrees of freedom) is shrunk towards ``pooled`` (the
-    gene's within-perturbation variance over every perturbation, :data:`_PRIOR_DF` degrees of
-    freedom), so one or two sources do not read as certainty, and scaled by ``1 + 1/n`` (a new
-    draw around a mean of ``n``).
-    """
-    finite = np.isfinite(rows)
-    count = finite.sum(axis=0)
-    filled = np.where(finite, rows, 0.0)
-    mean = np.divide(filled.sum(axis=0), count, out=np.zeros(rows.shape[1]), where=count > 0)
-    square = np.where(finite, (rows - mean) ** 2, 0.0).sum(axis=0)
-    df = np.maximum(count - 1, 0)
-    variance = (square + _PRIOR_DF * pooled**2) / (df + _PRIOR_DF)
-    inflation = 1.0 + np.divide(1.0, count, out=np.ones(rows.shape[1]), where=count > 0)
-    return np.sqrt(variance * inflation)
-
-
-def _pooled_spread(values: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """Within-perturbation standard deviation of each gene, pooled over the perturbations
-    measured in two or more contexts (contexts x perturbations x genes ``values``)."""
-    finite = np.isfinite(values) & measured[:, :, None]
-    count = finite.sum(axis=0)
-    filled = np.where(finite, values, 0.0)
-    mean = np.divide(filled.sum(axis=0), count, out=np.zeros(count.shape), where=count > 0)
-    square = np.where(finite, (values - mean[None]) ** 2, 0.0).sum(axis=(0, 1))
-    df = np.maximum(count - 1, 0).sum(axis=0)
-    return np.sqrt(np.divide(square, df, out=np.zeros(square.shape), where=df > 0))
 
 
 class StackedTransfer(_SourceWeighting):
@@ -252,7 +224,7 @@ class StackedTransfer(_SourceWeighting):
         self._deviation_count = self._deviation_finite.sum(axis=1)
         self._values_filled = np.nan_to_num(t.values)
         self._values_finite = (np.isfinite(t.values) & t.measured[:, :, None]).astype(np.float64)
-        self._pooled_spread = _pooled_spread(t.values, t.measured)
+        self._pooled_spread = pooled_spread(t.values, t.measured)
 
     def _neighbours(self, c: int, p: int, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ``max_neighbours`` other perturbations measured in context ``c`` most like
@@ -293,7 +265,7 @@ class StackedTransfer(_SourceWeighting):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Base predictions (genes x predictors) and the sources' spread for (c, p)."""
         t = self.tensor_
-        sources = [s for s in np.flatnonzero(t.measured[:, p]) if s != c]
+        sources = [int(s) for s in np.flatnonzero(t.measured[:, p]) if s != c]
         rows = t.values[sources, p]
         n_genes = t.n_genes
         out = np.zeros((n_genes, len(BASE_PREDICTORS)))
@@ -319,100 +291,43 @@ class StackedTransfer(_SourceWeighting):
                 out[:, 6] = filled_weighted_means(
                     self._values_filled[c, others], self._values_finite[c, others], w_k
                 )
-        return np.nan_to_num(out), _spread(rows, self._pooled_spread)
-
-    def _solve(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        gram = x.T @ x
-        scale = float(np.mean(np.diag(gram))) or 1.0
-        return np.linalg.solve(gram + float(self.ridge) * scale * np.eye(gram.shape[0]), x.T @ y)
+        return np.nan_to_num(out), source_spread(rows, self._pooled_spread)
 
     def _fit_stack(
         self, features: list[np.ndarray], truths: list[np.ndarray], spreads: list[np.ndarray]
     ) -> None:
-        rows_x, rows_y, group_of = [], [], []
-        for k, (f, y) in enumerate(zip(features, truths, strict=True)):
-            ok = np.isfinite(y)
-            energy = float(np.sum(y[ok] ** 2))
-            if not ok.any() or energy == 0:
-                continue
-            weight = 1.0 / np.sqrt(energy)  # every pseudo-target weighs the same
-            rows_x.append(f[ok] * weight)
-            rows_y.append(y[ok] * weight)
-            group_of.append(np.full(int(ok.sum()), k))
-        if not rows_x:
-            raise DataValidationError("every measured change is zero or unmeasured")
-        x, y, groups = np.vstack(rows_x), np.concatenate(rows_y), np.concatenate(group_of)
-        rng = np.random.default_rng(int(self.random_state))
-        fold_of_group = rng.permutation(len(features)) % int(self.n_folds)
-        folds = fold_of_group[groups]
-        oof = np.zeros_like(y)
-        for fold in range(int(self.n_folds)):
-            test = folds == fold
-            if test.any() and (~test).any():
-                oof[test] = x[test] @ self._solve(x[~test], y[~test])
-        # each pseudo-target's rows carry weight 1/|y|, so a sum of squares is a mean of
-        # relative errors
-        n_groups = len(rows_x)
-        errors = {"stacked": float(np.sum((oof - y) ** 2)) / n_groups}
-        for name in _SINGLE:
-            j = BASE_PREDICTORS.index(name)
-            errors[name] = float(np.sum((x[:, j] - y) ** 2)) / n_groups
-        coefficients = self._solve(x, y)
-        best_single = min(_SINGLE, key=errors.__getitem__)
-        if errors["stacked"] >= errors[best_single]:
-            coefficients = np.zeros(len(BASE_PREDICTORS))
-            coefficients[BASE_PREDICTORS.index(best_single)] = 1.0
-            oof = x[:, BASE_PREDICTORS.index(best_single)]
-            self.choice_ = best_single
-        else:
-            self.choice_ = "stacked"
-        self.coefficients_ = coefficients
-        self.base_errors_ = errors
-        self._fit_interval(truths, spreads, oof, groups)
-
-    def _fit_interval(
-        self,
-        truths: list[np.ndarray],
-        spreads: list[np.ndarray],
-        oof: np.ndarray,
-        groups: np.ndarray,
-    ) -> None:
-        # undo the per-pseudo-target weight: residuals on the scale of the changes
-        scale_rows, residuals = [], []
-        for k, (truth, spread) in enumerate(zip(truths, spreads, strict=True)):
-            ok = np.isfinite(truth)
-            mine = groups == k
-            if not mine.any():
-                continue
-            weight = float(np.sqrt(np.sum(truth[ok] ** 2)))
-            prediction = oof[mine] * weight
-            residuals.append(np.abs(truth[ok] - prediction))
-            scale_rows.append(np.column_stack([np.ones(ok.sum()), spread[ok], np.abs(prediction)]))
-        z, r = np.vstack(scale_rows), np.concatenate(residuals)
-        rng = np.random.default_rng(int(self.random_state) + 1)
-        if r.size > 200_000:
-            keep = rng.choice(r.size, 200_000, replace=False)
-            z, r = z[keep], r[keep]
-        coefficients, _ = nnls(z, r)
-        if not np.any(coefficients > 0):
-            coefficients = np.array([max(float(np.mean(r)), 1e-12), 0.0, 0.0])
-        coefficients[0] = max(coefficients[0], 1e-6 * max(float(np.mean(r)), 1e-12))
-        ratio = r / (z @ coefficients)
-        self.interval_scale_ = coefficients
-        self.interval_quantile_ = float(np.quantile(ratio, float(self.interval)))
+        stack = fit_stack(
+            features,
+            truths,
+            predictors=BASE_PREDICTORS,
+            singles=_SINGLE,
+            ridge=float(self.ridge),
+            n_folds=int(self.n_folds),
+            random_state=int(self.random_state),
+        )
+        self.choice_ = stack.choice
+        self.coefficients_ = stack.coefficients
+        self.base_errors_ = stack.errors
+        self.interval_scale_, self.interval_quantile_ = fit_interval(
+            truths,
+            spreads,
+            stack.oof,
+            stack.groups,
+            level=float(self.interval),
+            random_state=int(self.random_state),
+        )
 
     # -- prediction ------------------------------------------------------------------------
     def _change_and_width(
-        self, context: str, perturbation: str, control: np.ndarray
+        self, context: str, perturbation: str, control: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         c = self.tensor_.context_index().get(context)
         p = self.tensor_.perturbation_index()[perturbation]
         features, spread = self._features(c, p, control)
         change = features @ self.coefficients_
-        z = np.column_stack([np.ones(spread.size), spread, np.abs(change)])
-        return change, self.interval_quantile_ * (z @ self.interval_scale_)
+        return change, half_width(spread, change, self.interval_scale_, self.interval_quantile_)
 
-    def _change(self, context: str, perturbation: str, control: np.ndarray) -> np.ndarray:
+    def _change(self, context: str, perturbation: str, control: np.ndarray | None) -> np.ndarray:
         return self._change_and_width(context, perturbation, control)[0]
 
     def predict(self, adata: AnnData, targets: Sequence[Target]) -> AnnData:
@@ -489,7 +404,7 @@ class StackedTransfer(_SourceWeighting):
                         (context, perturbation, "source_context", f"{context} ({part})", 1.0)
                     )
                     continue
-                sources = [s for s in np.flatnonzero(t.measured[:, p]) if s != c]
+                sources = [int(s) for s in np.flatnonzero(t.measured[:, p]) if s != c]
                 w_sim = self._weights(context, part, sources, row)
                 w_col = self._response_weights(c, p, sources, row)
                 effective = (

@@ -313,7 +313,7 @@ def species_descriptions(
         elif links is not None and borrow and species not in labelled:
             pending.append(block)
         else:
-            out[species] = describe_genes(block.adata, schema=schema, kind=kind)  # type: ignore[arg-type]
+            out[species] = describe_genes(block.adata, schema=schema, kind=kind)
     for block in pending:
         sources = [s for s in labelled if s in out]
         if links is None or not sources:

@@ -8,7 +8,6 @@ tokens are computed from. Cross-species prediction by latent arithmetic (paper 4
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -19,35 +18,32 @@ import torch
 from anndata import AnnData
 
 from transferome._logging import get_logger
-from transferome.data.schema import Schema, obs_labels
+from transferome.data.schema import Schema
 from transferome.errors import DataValidationError
 from transferome.models._neural import NeuralEstimator
 from transferome.models._persist import check_var_names
 from transferome.models.base import Target
+from transferome.models.uge._encode import (
+    descriptions_of,
+    descriptor_table,
+    encode,
+    encode_known,
+    known_species,
+    resolve_species,
+    species_table,
+)
+from transferome.models.uge._fit import build_network, check_params, fit_inputs, group_latents
 from transferome.models.uge.data import (
-    SpeciesBlock,
     UGERows,
-    category_codes,
-    class_labels,
-    perturbation_codes,
-    species_descriptions,
     split_species,
-    standardise,
-    token_rows,
     token_statistics,
-    token_values,
-    validate_block,
 )
 from transferome.models.uge.genes import (
-    align_columns,
     best_matches,
     cosine_similarity,
-    describe_genes,
     gene_variances,
     top_by_variance,
 )
-from transferome.models.uge.network import ALIGNMENTS, UGEConfig, UGENetwork
-from transferome.models.uge.orthologs import ortholog_groups, ortholog_links, shared_token_genes
 from transferome.models.uge.persist import read_files, write_files
 
 __all__ = ["UniversalGeneEmbedding"]
@@ -198,34 +194,6 @@ class UniversalGeneEmbedding(NeuralEstimator):
         """The obs keys in use (those given to :meth:`fit`)."""
         return getattr(self, "schema_", None) or Schema()
 
-    def _check_params(self) -> None:
-        if self.route not in ("drug", "species", "both"):
-            raise DataValidationError(
-                f"route={self.route!r} is not one of 'drug', 'species', 'both'"
-            )
-        choices = {
-            "alignment": ALIGNMENTS,
-            "values": ("relative", "standardised"),
-            "unlabelled_descriptions": ("orthologs", "own"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise DataValidationError(
-                    f"{name}={getattr(self, name)!r} is not one of {list(allowed)}"
-                )
-        for name in ("tie_weight", "alignment_weight", "residual_weight"):
-            if not float(getattr(self, name)) >= 0:
-                raise DataValidationError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if int(self.max_epochs) < 0:
-            raise DataValidationError(f"max_epochs must be at least 0, got {self.max_epochs}")
-        for name in ("n_tokens", "n_decode", "d_model", "n_layers", "n_heads"):
-            if int(getattr(self, name)) < 1:
-                raise DataValidationError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.d_model % self.n_heads:
-            raise DataValidationError(
-                f"d_model={self.d_model} must be a multiple of n_heads={self.n_heads}"
-            )
-
     def fit(
         self,
         adatas: Mapping[str, AnnData] | AnnData,
@@ -270,110 +238,41 @@ class UniversalGeneEmbedding(NeuralEstimator):
         """
         from transferome.training import fit_module
 
-        self._check_params()
+        check_params(self)
         schema = schema or Schema()
         data = split_species(adatas, schema.species_key)
-        given = dict(gene_descriptions or {})
-        unknown = sorted(set(given) - set(data))
-        if unknown:
-            raise DataValidationError(
-                f"gene descriptions given for species {unknown} that are not in the data "
-                f"({sorted(data)})"
-            )
-        blocks: list[SpeciesBlock] = []
-        offsets, start = {}, 0
-        for species, adata in data.items():
-            description = validate_block(adata, schema, species=species)
-            variance = gene_variances(adata)
-            blocks.append(
-                SpeciesBlock(
-                    species=species,
-                    adata=adata,
-                    description=description,
-                    tokens=top_by_variance(variance, self.n_tokens),
-                    decode=top_by_variance(variance, self.n_decode),
-                )
-            )
-            offsets[species] = start
-            start += adata.n_vars
-        var_names = {b.species: [str(g) for g in b.adata.var_names] for b in blocks}
-        groups = np.full(start, -1, dtype=np.int64)
-        links = None
-        if orthologs is not None:
-            links = ortholog_links(orthologs, list(data), columns=ortholog_columns)
-            groups = ortholog_groups(links, var_names, offsets)
-            chosen = shared_token_genes(
-                {b.species: gene_variances(b.adata) for b in blocks},
-                groups,
-                offsets,
-                self.n_tokens,
-            )
-            blocks = [dataclasses.replace(b, tokens=chosen[b.species]) for b in blocks]
-            _log.info(
-                "UGE: %d genes in %d ortholog groups", int((groups >= 0).sum()), groups.max() + 1
-            )
-        descriptions = species_descriptions(
-            blocks,
+        inputs = fit_inputs(
+            self,
+            data,
             schema,
-            given=given,
-            kind=self.gene_description,
-            links=links if self.label_key is not None else None,
+            given=dict(gene_descriptions or {}),
             labelled_species=labelled_species,
-            borrow=self.unlabelled_descriptions == "orthologs",
+            orthologs=orthologs,
+            ortholog_columns=ortholog_columns,
         )
-        columns = align_columns(descriptions)
-        stacked = pd.concat([descriptions[b.species][columns] for b in blocks], axis=0)
-        mean = np.nanmean(stacked.to_numpy(dtype=np.float64), axis=0)
-        scale = np.nanstd(stacked.to_numpy(dtype=np.float64), axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
-        table = np.nan_to_num(standardise(stacked, mean, scale))
-
-        labels, classes = class_labels(blocks, self.label_key, labelled_species)
-        external, categories = (
-            perturbation_codes(blocks, schema) if self.perturbation_token else ({}, [])
-        )
-        external = external or {b.species: np.zeros(b.adata.n_obs) for b in blocks}
-        config = UGEConfig(
-            n_genes=start,
-            n_features=len(columns),
-            d_model=self.d_model,
-            n_layers=self.n_layers,
-            n_heads=self.n_heads,
-            d_ff=self.d_ff,
-            dropout=self.dropout,
-            n_external=len(categories) + 1,
-            n_classes=len(classes),
-            mask_fraction=self.mask_fraction,
-            ecs_weight=self.ecs_weight,
-            ecs_beta=self.ecs_beta,
-            class_weight=self.class_weight,
-            residual_weight=self.residual_weight,
-            n_groups=int(groups.max()) + 1,
-            tie_weight=self.tie_weight,
-            alignment=self.alignment,
-            alignment_weight=self.alignment_weight,
-            pooled_cls=bool(self.pooled_cls),
-        )
-        generator = torch.Generator().manual_seed(int(self.random_state))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-            network = UGENetwork(config, torch.from_numpy(table), torch.from_numpy(groups))
-        if self.balance_classes and classes:
-            every = np.concatenate([v for v in labels.values()])
-            counts = np.bincount(every[every >= 0], minlength=len(classes)).astype(np.float64)
-            weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(classes), 0)
-            network.class_weights.copy_(torch.from_numpy(weights.astype(np.float32)))
+        network = build_network(self, inputs)
+        blocks = inputs.blocks
         scaling = None
         if self.values == "standardised":
             scaling = {b.species: token_statistics(b.adata, b.tokens) for b in blocks}
-        rows = {"labels": labels, "external": external, "scaling": scaling}
+
+        def rows(which: np.ndarray) -> UGERows:
+            return UGERows(
+                blocks,
+                inputs.offsets,
+                labels=inputs.labels,
+                external=inputs.external,
+                scaling=scaling,
+                rows=which,
+            )
+
         train, val = self._split_rows(sum(b.adata.n_obs for b in blocks))
         training = self.training_config(max_epochs=max(int(self.max_epochs), 1))
         if int(self.max_epochs) > 0:
             history = fit_module(
                 network,
-                UGERows(blocks, offsets, **rows, rows=train),
-                UGERows(blocks, offsets, **rows, rows=val) if val is not None else None,
+                rows(train),
+                rows(val) if val is not None else None,
                 config=training,
                 checkpoint_dir=checkpoint_dir,
                 resume_from=resume_from,
@@ -384,108 +283,23 @@ class UniversalGeneEmbedding(NeuralEstimator):
         self.network_ = network.cpu().eval()
         self.history_ = history
         self.species_ = tuple(b.species for b in blocks)
-        self.var_names_ = var_names
+        self.var_names_ = inputs.var_names
         self.tokens_ = {b.species: b.tokens for b in blocks}
         self.token_scaling_ = scaling
-        self.offsets_ = offsets
-        self.description_columns_ = columns
-        self.description_mean_ = mean
-        self.description_scale_ = scale
-        self.classes_ = classes
-        self.external_categories_ = categories
-        self.group_latents_ = self._group_latents(blocks, schema)
+        self.offsets_ = inputs.offsets
+        self.description_columns_ = inputs.columns
+        self.description_mean_ = inputs.mean
+        self.description_scale_ = inputs.scale
+        self.classes_ = inputs.classes
+        self.external_categories_ = inputs.categories
+        self.group_latents_ = group_latents(self, blocks, schema)
         _log.info("UGE fitted on %s in %d epochs", ", ".join(self.species_), len(self.history_))
         return self
 
     def _split_rows(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         return self._validation_split(n, seed=self.random_state, minimum=10)
 
-    def _group_latents(self, blocks: list[SpeciesBlock], schema: Schema) -> pd.DataFrame:
-        frames = []
-        for block in blocks:
-            z = self._encode_known(block.adata, block.species)
-            keys = pd.DataFrame(
-                {
-                    "species": block.species,
-                    "context": obs_labels(block.adata, schema.context_key),
-                    "perturbation": obs_labels(block.adata, schema.perturbation_key),
-                }
-            )
-            means = pd.DataFrame(z).groupby([keys[c] for c in keys.columns], sort=True).mean()
-            means["n"] = keys.groupby(list(keys.columns), sort=True).size()
-            frames.append(means)
-        return pd.concat(frames)
-
     # -- encoding ------------------------------------------------------------------------------
-    def _table(self, species: str) -> torch.Tensor:
-        start = self.offsets_[species]
-        with torch.no_grad():
-            return self.network_.gene_table()[start : start + len(self.var_names_[species])]
-
-    def _resolve_species(self, adata: AnnData, species: str | None) -> str:
-        if species is not None:
-            return str(species)
-        key = self.schema.species_key
-        if key is not None and key in adata.obs.columns:
-            found = sorted(set(obs_labels(adata, key)))
-            if len(found) != 1:
-                raise DataValidationError(
-                    f"the data hold {len(found)} species in obs[{key!r}] "
-                    f"({found[:5]}); pass one species' data"
-                )
-            return found[0]
-        if len(self.species_) == 1:
-            return self.species_[0]
-        raise DataValidationError(
-            f"which species are these data? pass species= (one of {list(self.species_)})"
-        )
-
-    def _encode(
-        self,
-        adata: AnnData,
-        table: torch.Tensor,
-        tokens: np.ndarray,
-        stats: tuple[np.ndarray, np.ndarray] | None = None,
-        batch_size: int = 256,
-    ) -> np.ndarray:
-        if getattr(self, "values", "relative") == "standardised" and stats is None:
-            stats = token_statistics(adata, tokens)
-        external = None
-        key = self.schema.perturbation_key
-        if self.perturbation_token and key in adata.obs.columns:
-            external = category_codes(obs_labels(adata, key), self.external_categories_)
-        token_index = torch.arange(len(tokens))
-        out = np.zeros((adata.n_obs, self.d_model), dtype=np.float32)
-        with torch.no_grad():
-            for positions, raw in token_rows(adata, tokens):
-                values = token_values(raw, stats)
-                for start in range(0, len(positions), batch_size):
-                    at = positions[start : start + batch_size]
-                    chunk = torch.from_numpy(values[start : start + batch_size])
-                    ext = torch.from_numpy(external[at]) if external is not None else None
-                    z = self.network_.encode(
-                        token_index.expand(len(chunk), -1), chunk, ext, table=table[tokens]
-                    )
-                    out[at] = z.numpy()
-        return out
-
-    def _encode_known(self, adata: AnnData, species: str) -> np.ndarray:
-        check_var_names(self.var_names_[species], adata.var_names, what=f"{species} data")
-        scaling = getattr(self, "token_scaling_", None)
-        stats = None if scaling is None else scaling[species]
-        return self._encode(adata, self._table(species), self.tokens_[species], stats)
-
-    def _descriptor_table(self, frame: pd.DataFrame) -> torch.Tensor:
-        aligned = frame.reindex(columns=self.description_columns_)
-        missing = [c for c in self.description_columns_ if c not in frame.columns]
-        if missing:
-            _log.info("gene descriptions lack %d columns (set to the mean)", len(missing))
-        values = np.nan_to_num(
-            standardise(aligned, self.description_mean_, self.description_scale_)
-        )
-        with torch.no_grad():
-            return self.network_.gene_table(torch.from_numpy(values))
-
     def transform(
         self,
         adata: AnnData,
@@ -500,32 +314,12 @@ class UniversalGeneEmbedding(NeuralEstimator):
         from ``adata`` (which then needs the context and perturbation keys).
         """
         self._check_fitted()
-        known = species if species is not None else self._maybe_known(adata)
+        known = species if species is not None else known_species(self, adata)
         if known is not None and gene_descriptions is None:
-            return self._encode_known(adata, known)
-        table = self._descriptor_table(self._descriptions_of(adata, gene_descriptions))
+            return encode_known(self, adata, known)
+        table = descriptor_table(self, descriptions_of(self, adata, gene_descriptions))
         tokens = top_by_variance(gene_variances(adata), self.n_tokens)
-        return self._encode(adata, table, tokens)
-
-    def _maybe_known(self, adata: AnnData) -> str | None:
-        try:
-            species = self._resolve_species(adata, None)
-        except DataValidationError:
-            return None
-        if species in self.species_ and list(map(str, adata.var_names)) == self.var_names_[species]:
-            return species
-        return None
-
-    def _descriptions_of(self, adata: AnnData, given: pd.DataFrame | None) -> pd.DataFrame:
-        if given is not None:
-            missing = [g for g in map(str, adata.var_names) if g not in given.index]
-            if missing:
-                raise DataValidationError(
-                    f"gene descriptions lack {len(missing)} genes of the data, e.g. {missing[:5]}"
-                )
-            return given.loc[list(map(str, adata.var_names))]
-        validate_block(adata, self.schema, species="new")
-        return describe_genes(adata, schema=self.schema, kind=self.gene_description)
+        return encode(self, adata, table, tokens)
 
     # -- genes ---------------------------------------------------------------------------------
     def gene_embeddings(
@@ -548,10 +342,12 @@ class UniversalGeneEmbedding(NeuralEstimator):
                     f"species {species!r} was not seen in training ({list(self.species_)}); "
                     "pass adata= or gene_descriptions= to embed its genes"
                 )
-            return pd.DataFrame(self._table(species).numpy(), index=self.var_names_[species])
+            return pd.DataFrame(
+                species_table(self, species).numpy(), index=self.var_names_[species]
+            )
         if gene_descriptions is None:
-            gene_descriptions = self._descriptions_of(adata, None)
-        table = self._descriptor_table(gene_descriptions)
+            gene_descriptions = descriptions_of(self, adata, None)
+        table = descriptor_table(self, gene_descriptions)
         return pd.DataFrame(table.numpy(), index=list(map(str, gene_descriptions.index)))
 
     def gene_similarity(
@@ -609,7 +405,7 @@ class UniversalGeneEmbedding(NeuralEstimator):
         from transferome.models.uge.transfer import predict_targets
 
         self._check_fitted()
-        species = self._resolve_species(adata, species)
+        species = resolve_species(self, adata, species)
         if species not in self.species_:
             raise DataValidationError(
                 f"species {species!r} was not seen in training ({list(self.species_)})"

@@ -95,7 +95,7 @@ def _group_means(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 
 
 def describe_genes(
-    adata: AnnData, *, schema: Schema | None = None, kind: DescriptionKind = "auto"
+    adata: AnnData, *, schema: Schema | None = None, kind: DescriptionKind | str = "auto"
 ) -> pd.DataFrame:
     """Description of every gene of one species (genes x features), see the module docstring.
 
@@ -107,7 +107,8 @@ def describe_genes(
         Keys (defaults of :class:`~transferome.data.schema.Schema` when ``None``).
     kind
         ``profile``, ``reactome``, ``both``, or ``auto`` (``both`` when the data hold a
-        perturbation, else ``profile``).
+        perturbation, else ``profile``). Any string is accepted, as the models' hyperparameter
+        passes it on unchecked: another one raises ``DataValidationError``.
     """
     schema = schema or Schema()
     for key in (schema.context_key, schema.perturbation_key):

@@ -50,8 +50,8 @@ def _majority(labels: np.ndarray) -> np.ndarray:
 
 def integration_scores(
     z: np.ndarray,
-    species: Sequence[str],
-    labels: Sequence[str],
+    species: Sequence[str] | np.ndarray,
+    labels: Sequence[str] | np.ndarray,
     *,
     source: str | None = None,
     k: int = 15,

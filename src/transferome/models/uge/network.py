@@ -126,7 +126,7 @@ def mmd_loss(a: Tensor, b: Tensor) -> Tensor:
     both = torch.cat([a, b])
     d2 = torch.cdist(both, both).pow(2)
     scale = d2.detach().median().clamp(min=1e-6)
-    kernel = sum(torch.exp(-d2 / (f * scale)) for f in (0.5, 1.0, 2.0))
+    kernel = sum((torch.exp(-d2 / (f * scale)) for f in (0.5, 1.0, 2.0)), torch.zeros_like(d2))
     n = a.shape[0]
     return kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean()
 
@@ -192,6 +192,11 @@ class _Block(nn.Module):
 
 class UGENetwork(nn.Module):
     """Gene-description token embeddings, a transformer encoder, a gene-conditioned decoder."""
+
+    # buffers (register_buffer): declared so that they read as tensors, not as Module attributes
+    gene_groups: Tensor
+    descriptions: Tensor
+    class_weights: Tensor
 
     def __init__(
         self,

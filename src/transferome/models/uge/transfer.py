@@ -30,6 +30,7 @@ from anndata import AnnData
 from transferome.data.schema import obs_labels, split_combination
 from transferome.errors import DataValidationError
 from transferome.models.base import Target, prediction_adata
+from transferome.models.uge._encode import species_table
 from transferome.models.uge.data import validate_block
 from transferome.models.uge.genes import mean_profile
 
@@ -155,7 +156,7 @@ def predict_targets(
         base_rows.append(z_control)
         x_rows.append(mean_profile(controls))
     genes = torch.arange(adata.n_vars)
-    table = model._table(species)
+    table = species_table(model, species)
     with torch.no_grad():
         z = torch.from_numpy(np.asarray(z_rows, dtype=np.float32))
         decoded = model.network_.decode(z, genes, table=table).numpy()
