@@ -128,6 +128,27 @@ def test_variants_predict_one_fit_under_several_settings() -> None:
         )
 
 
+def test_the_data_are_validated_once(monkeypatch) -> None:
+    import transferome.benchmark._run as run_module
+    import transferome.data.schema as schema_module
+
+    calls: list[int] = []
+    validate = schema_module.validate
+
+    def counted(adata, *args, **kwargs):
+        calls.append(adata.n_obs)
+        return validate(adata, *args, **kwargs)
+
+    monkeypatch.setattr(schema_module, "validate", counted)  # what the fits would call
+    monkeypatch.setattr(run_module, "validate", counted)
+    adata = _planted(perturbations=("control", "a", "b"))
+    splits = get_task_splits(adata)
+    models = ["control", "additive", "linear", "similar", "collaborative", "stacked"]
+    run_task("transfer", adata, models=models, splits=splits, ceiling=False)
+    # the boundary's scan only: every fit on every split trusts its description
+    assert calls == [adata.n_obs]
+
+
 def get_task_splits(adata: AnnData) -> list:
     from transferome.benchmark import get_task
 

@@ -27,7 +27,13 @@ from anndata import AnnData
 
 from transferome._logging import get_logger
 from transferome.data.aggregate import control_means, group_means
-from transferome.data.schema import DatasetDescription, Schema, checked_schema, split_combination
+from transferome.data.schema import (
+    DatasetDescription,
+    Schema,
+    as_schema,
+    checked_schema,
+    split_combination,
+)
 from transferome.errors import DataValidationError, ModelFileError
 from transferome.models._changes import mapping_matrix
 from transferome.models._persist import check_var_names, read_model_files, write_model_files
@@ -66,7 +72,7 @@ def _context_deltas(adata: AnnData, schema: Schema) -> pd.DataFrame:
 class _Baseline(Estimator, abc.ABC):
     """Shared plumbing: target controls at predict time and the model files."""
 
-    def _start_fit(self, adata: AnnData, schema: Schema | None) -> Schema:
+    def _start_fit(self, adata: AnnData, schema: Schema | DatasetDescription | None) -> Schema:
         schema = _validated_schema(adata, schema)
         self.schema_ = schema
         self.var_names_ = [str(g) for g in adata.var_names]
@@ -172,7 +178,9 @@ class ControlBaseline(_Baseline):
     def __init__(self) -> None:
         pass
 
-    def fit(self, adata: AnnData, *, schema: Schema | None = None) -> ControlBaseline:
+    def fit(
+        self, adata: AnnData, *, schema: Schema | DatasetDescription | None = None
+    ) -> ControlBaseline:
         """Record the genes and keys (nothing else is learned); returns ``self``."""
         self._start_fit(adata, schema)
         return self
@@ -205,7 +213,7 @@ class AdditiveBaseline(_Baseline):
         self,
         adata: AnnData,
         *,
-        schema: Schema | None = None,
+        schema: Schema | DatasetDescription | None = None,
         source: AnnData | None = None,
         gene_map: pd.DataFrame | None = None,
     ) -> AdditiveBaseline:
@@ -217,7 +225,10 @@ class AdditiveBaseline(_Baseline):
             Training data of the target species (the controls of the target contexts may be
             all it holds when ``source`` is given).
         schema
-            The obs keys (also used for ``source``).
+            The obs keys (also used for ``source``): a :class:`~transferome.data.Schema`, or the
+            :class:`~transferome.data.DatasetDescription` that :func:`~transferome.data.validate`
+            returned for the data ``adata`` was taken from (then only the keys and genes are
+            checked again, see :func:`~transferome.data.schema.checked_schema`).
         source
             Training data of another species with the perturbations measured.
         gene_map
@@ -238,7 +249,7 @@ class AdditiveBaseline(_Baseline):
             if source is None:
                 raise
         if source is not None:
-            source_schema = _validated_schema(source, schema)
+            source_schema = _validated_schema(source, as_schema(schema))
             theirs = _context_deltas(source, source_schema)
             mapping = mapping_matrix(gene_map, list(theirs.columns), self.var_names_)
             mapped = theirs.to_numpy() @ mapping.T
@@ -369,7 +380,9 @@ class LinearBaseline(_Baseline):
         if not 0.0 <= float(self.val_fraction) < 1.0:
             raise DataValidationError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
-    def fit(self, adata: AnnData, *, schema: Schema | None = None) -> LinearBaseline:
+    def fit(
+        self, adata: AnnData, *, schema: Schema | DatasetDescription | None = None
+    ) -> LinearBaseline:
         """Fit the effects on the training changes; returns ``self``."""
         self._check_params()
         schema = self._start_fit(adata, schema)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from transferome.data.schema import Schema, split_combination
+from transferome.data.schema import DatasetDescription, Schema, as_schema, split_combination
 from transferome.errors import DataValidationError
 from transferome.models._changes import ChangeTensor, change_tensor, mapped, mapping_matrix
 from transferome.models._weighting import (
@@ -78,7 +78,7 @@ class _SourceWeighting(_Baseline):
     def _fit_tensor(
         self,
         adata: AnnData,
-        schema: Schema | None,
+        schema: Schema | DatasetDescription | None,
         source: AnnData | None,
         gene_map: pd.DataFrame | None,
         source_name: str = "source",
@@ -92,7 +92,7 @@ class _SourceWeighting(_Baseline):
                 raise
             tensor = None
         if source is not None:
-            source_schema = _validated_schema(source, schema)
+            source_schema = _validated_schema(source, as_schema(schema))
             theirs = change_tensor(source, schema=source_schema)
             matrix = mapping_matrix(gene_map, list(map(str, source.var_names)), self.var_names_)
             species = source_name
@@ -360,7 +360,7 @@ class SimilarBaseline(_SourceWeighting):
         self,
         adata: AnnData,
         *,
-        schema: Schema | None = None,
+        schema: Schema | DatasetDescription | None = None,
         source: AnnData | None = None,
         gene_map: pd.DataFrame | None = None,
     ) -> SimilarBaseline:
@@ -371,7 +371,10 @@ class SimilarBaseline(_SourceWeighting):
         adata
             Training data (log-normalised, or changes with zero controls).
         schema
-            The obs keys.
+            The obs keys: a :class:`~transferome.data.Schema`, or the
+            :class:`~transferome.data.DatasetDescription` that :func:`~transferome.data.validate`
+            returned for the data ``adata`` was taken from (then only the keys and genes are
+            checked again, see :func:`~transferome.data.schema.checked_schema`).
         source, gene_map
             Another species' training data and (source gene, target gene) pairs, as for
             :class:`~transferome.models.baselines.means.AdditiveBaseline`.
@@ -400,7 +403,7 @@ class CollaborativeBaseline(_SourceWeighting):
         self,
         adata: AnnData,
         *,
-        schema: Schema | None = None,
+        schema: Schema | DatasetDescription | None = None,
         source: AnnData | None = None,
         gene_map: pd.DataFrame | None = None,
     ) -> CollaborativeBaseline:

@@ -38,7 +38,13 @@ import torch
 from anndata import AnnData
 
 from transferome.data._backed import in_memory
-from transferome.data.schema import Schema, as_schema, check_matrix, split_combination
+from transferome.data.schema import (
+    DatasetDescription,
+    Schema,
+    as_schema,
+    check_matrix,
+    split_combination,
+)
 from transferome.errors import DataValidationError
 from transferome.models._neural import NeuralEstimator
 from transferome.models._persist import check_var_names
@@ -142,7 +148,7 @@ class FactorizedEmbedding(NeuralEstimator):
         self,
         adata: AnnData,
         *,
-        schema: Schema | None = None,
+        schema: Schema | DatasetDescription | None = None,
         factors: Sequence[str] | None = None,
         var_factors: Sequence[str] = (),
         layer: str | None = None,

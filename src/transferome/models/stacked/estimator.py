@@ -43,7 +43,7 @@ import pandas as pd
 from anndata import AnnData
 
 from transferome._logging import get_logger
-from transferome.data.schema import Schema, split_combination
+from transferome.data.schema import DatasetDescription, Schema, split_combination
 from transferome.errors import DataValidationError
 from transferome.models._weighting import (
     TEMPERATURES,
@@ -154,7 +154,7 @@ class StackedTransfer(_SourceWeighting):
         self,
         adata: AnnData,
         *,
-        schema: Schema | None = None,
+        schema: Schema | DatasetDescription | None = None,
         source: AnnData | None = None,
         gene_map: pd.DataFrame | None = None,
     ) -> StackedTransfer:
@@ -166,7 +166,10 @@ class StackedTransfer(_SourceWeighting):
             Training data: log-normalised profiles with controls, or changes with zero
             controls (NaN = not measured).
         schema
-            The obs keys.
+            The obs keys: a :class:`~transferome.data.Schema`, or the
+            :class:`~transferome.data.DatasetDescription` that :func:`~transferome.data.validate`
+            returned for the data ``adata`` was taken from (then only the keys and genes are
+            checked again, see :func:`~transferome.data.schema.checked_schema`).
         source, gene_map
             Another species' training data and (source gene, target gene) pairs: its
             contexts join as sources named ``"<species>:<context>"``.

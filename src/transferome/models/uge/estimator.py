@@ -18,7 +18,7 @@ import torch
 from anndata import AnnData
 
 from transferome._logging import get_logger
-from transferome.data.schema import Schema
+from transferome.data.schema import DatasetDescription, Schema, as_schema
 from transferome.errors import DataValidationError
 from transferome.models._neural import NeuralEstimator
 from transferome.models._persist import check_var_names
@@ -198,7 +198,7 @@ class UniversalGeneEmbedding(NeuralEstimator):
         self,
         adatas: Mapping[str, AnnData] | AnnData,
         *,
-        schema: Schema | None = None,
+        schema: Schema | DatasetDescription | None = None,
         gene_descriptions: Mapping[str, pd.DataFrame] | None = None,
         labelled_species: Sequence[str] | None = None,
         orthologs: pd.DataFrame | None = None,
@@ -239,7 +239,7 @@ class UniversalGeneEmbedding(NeuralEstimator):
         from transferome.training import fit_module
 
         check_params(self)
-        schema = schema or Schema()
+        schema = as_schema(schema)
         data = split_species(adatas, schema.species_key)
         inputs = fit_inputs(
             self,

@@ -50,6 +50,7 @@ from anndata import AnnData
 
 from transferome.data.pairing import Pairs, make_pairs
 from transferome.data.schema import (
+    DatasetDescription,
     Schema,
     checked_schema,
     obs_labels,
@@ -185,7 +186,7 @@ class XTransfer(NeuralEstimator):
         self,
         adata: AnnData,
         *,
-        schema: Schema | None = None,
+        schema: Schema | DatasetDescription | None = None,
         layer: str | None = None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         resume_from: str | os.PathLike[str] | None = None,
@@ -198,7 +199,10 @@ class XTransfer(NeuralEstimator):
             Controls and perturbed cells; every context with perturbed cells needs controls.
             Never modified.
         schema
-            The obs keys (defaults of :class:`~transferome.data.schema.Schema` when ``None``).
+            The obs keys (the defaults when ``None``): a :class:`~transferome.data.Schema`, or the
+            :class:`~transferome.data.DatasetDescription` that :func:`~transferome.data.validate`
+            returned for the data ``adata`` was taken from (then only the keys and genes are
+            checked again, see :func:`~transferome.data.schema.checked_schema`).
         layer
             Read values from this layer instead of ``X``.
         checkpoint_dir, resume_from
