@@ -316,3 +316,29 @@ def test_progress_reports_each_stage(tmp_path):
     assert "left" in text
     assert "[2/2] Gene mapping across species" in text
     assert Path(tmp_path / "out" / "report.html").is_file()
+
+
+def test_the_reactome_of_each_species_is_computed_once_a_run(monkeypatch):
+    import importlib
+
+    from transferome.data import Schema
+    from transferome.datasets import simulate
+    from transferome.pipeline._data import RunData
+
+    module = importlib.import_module("transferome.crossspecies.reactome")
+    calls: list[int] = []
+    original = module.reactome
+
+    def counted(adata, **kwargs):
+        calls.append(adata.n_obs)
+        return original(adata, **kwargs)
+
+    monkeypatch.setattr(module, "reactome", counted)
+    monkeypatch.setattr("transferome.crossspecies.reactome", counted)
+    atlas = simulate("bulk", seed=0, n_genes=40, animals_per_group=2)
+    data = RunData(dict(atlas.adatas), Schema(), orthologs=atlas.orthologs)
+    first = data.reactome("mouse")
+    assert data.reactome("mouse") is first
+    data.reactome("rat")
+    assert len(calls) == 2
+    assert data.multi_species.species == ("mouse", "rat")

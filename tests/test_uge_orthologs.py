@@ -11,11 +11,12 @@ import torch
 
 from tests.test_uge import N_GENES, _params, _species
 from tests.test_uge_species import ORDER
+from transferome.data.species import ortholog_links
 from transferome.errors import DataValidationError
 from transferome.models.uge.estimator import UniversalGeneEmbedding
 from transferome.models.uge.metrics import integration_scores, ortholog_pca
 from transferome.models.uge.network import alignment_loss, coral_loss, mmd_loss
-from transferome.models.uge.orthologs import ortholog_groups, ortholog_links, shared_token_genes
+from transferome.models.uge.orthologs import ortholog_groups, shared_token_genes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

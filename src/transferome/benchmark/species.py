@@ -33,12 +33,12 @@ from anndata import AnnData
 from transferome._logging import get_logger
 from transferome.benchmark._run import BenchmarkResult, _score_predictions, _with_ceiling
 from transferome.data.schema import Schema, obs_labels
+from transferome.data.species import LONG_COLUMNS, MultiSpecies
 from transferome.errors import DataValidationError, TransferomeError
 from transferome.metrics import control_means, per_class_accuracy, summarize
 from transferome.models.base import Estimator
 from transferome.models.uge.estimator import UniversalGeneEmbedding
 from transferome.models.uge.genes import dense_values
-from transferome.models.uge.orthologs import LONG_COLUMNS
 
 __all__ = [
     "annotation_transfer",
@@ -363,11 +363,11 @@ def _takes_orthologs(model: Estimator) -> bool:
 
 
 def species_transfer(
-    adatas: Mapping[str, AnnData],
+    adatas: Mapping[str, AnnData] | MultiSpecies,
     *,
     source_species: str,
     target_species: str,
-    gene_map: pd.DataFrame | None,
+    gene_map: pd.DataFrame | None = None,
     source_column: str | None = None,
     target_column: str | None = None,
     schema: Schema | None = None,
@@ -398,11 +398,13 @@ def species_transfer(
     ----------
     adatas
         Log-normalised data of each species (the held-out groups included: they are the
-        truth).
+        truth): a mapping, or a :class:`~transferome.data.MultiSpecies`.
     source_species, target_species
         Keys of ``adatas``.
     gene_map
-        Ortholog table (one row per gene pair); ``None`` pairs genes of identical names.
+        Ortholog table (one row per gene pair); ``None``: the (source, target) pairs of the
+        ortholog table of a :class:`~transferome.data.MultiSpecies`, or else genes of
+        identical names.
     source_column, target_column
         Its columns of source and target genes (``None``: detected; see
         :func:`gene_pairs`).
@@ -452,6 +454,9 @@ def species_transfer(
     if source_species == target_species:
         raise DataValidationError(f"source and target species are both {source_species!r}")
     source, target = adatas[source_species], adatas[target_species]
+    if gene_map is None and isinstance(adatas, MultiSpecies) and adatas.orthologs is not None:
+        gene_map = adatas.gene_map(source_species, target_species)
+        source_column, target_column = "source_gene", "target_gene"
     pairs = None
     if gene_map is not None:
         pairs = gene_pairs(

@@ -28,6 +28,7 @@ from transferome.crossspecies.completion import (
 )
 from transferome.crossspecies.reactome import Reactome, reactome
 from transferome.data.schema import Schema
+from transferome.data.species import MultiSpecies
 from transferome.errors import DataValidationError
 
 __all__ = [
@@ -162,7 +163,7 @@ def _reason(cell: Cell, sd: float, quantile: float, measured: set[Cell], grid) -
 
 
 def suggest_experiments(
-    data: Mapping[str, Reactome | AnnData],
+    data: Mapping[str, Reactome | AnnData] | MultiSpecies,
     budget: int = 5,
     *,
     orthologs: pd.DataFrame | None = None,
@@ -184,11 +185,12 @@ def suggest_experiments(
     ----------
     data
         Species -> :class:`Reactome` or AnnData (its reactome is computed with ``schema`` and
-        ``layer``).
+        ``layer``), or a :class:`~transferome.data.MultiSpecies`.
     budget
         Number of suggestions returned.
     orthologs
-        Ortholog table tying the species' genes in the completion model.
+        Ortholog table tying the species' genes in the completion model (default: the table
+        of ``data`` when it is a :class:`~transferome.data.MultiSpecies`).
     candidates
         Cells that could be measured; default every cell of species x contexts x
         perturbations (the union over species) without a measured value.
@@ -224,6 +226,8 @@ def suggest_experiments(
         raise DataValidationError(f"budget must be at least 1, got {budget}")
     if method not in ("gain", "ensemble"):
         raise DataValidationError(f"method must be 'gain' or 'ensemble', got {method!r}")
+    if isinstance(data, MultiSpecies) and orthologs is None:
+        orthologs = data.orthologs
     reactomes = _as_reactomes(data, schema, layer)
     if method == "gain" and ensemble is None:
         from transferome.crossspecies.gain import (

@@ -33,11 +33,13 @@ from transferome.data.schema import (
     split_combination,
     validate,
 )
+from transferome.data.species import MultiSpecies, ortholog_links
 
 __all__ = [
     "VALUES",
     "DatasetDescription",
     "GeneSet",
+    "MultiSpecies",
     "PreparedValues",
     "Schema",
     "ValueType",
@@ -45,6 +47,7 @@ __all__ = [
     "atomic_write_text",
     "detect_value_type",
     "obs_labels",
+    "ortholog_links",
     "prepare_values",
     "preprocess",
     "project_genes",

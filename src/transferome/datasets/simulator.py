@@ -25,6 +25,7 @@ import pandas as pd
 from anndata import AnnData
 
 from transferome.data.schema import split_combination
+from transferome.data.species import MultiSpecies
 from transferome.datasets._effects import (
     context_offsets,
     draw_ancestral_offsets,
@@ -213,6 +214,11 @@ class SimulatedAtlas:
     @property
     def species(self) -> tuple[str, ...]:
         return tuple(self.adatas)
+
+    @property
+    def multi_species(self) -> MultiSpecies:
+        """The data of every species with the ortholog table."""
+        return MultiSpecies(self.adatas, self.orthologs)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{s}: {a.n_obs} x {a.n_vars}" for s, a in self.adatas.items())

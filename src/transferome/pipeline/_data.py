@@ -11,7 +11,8 @@ import pandas as pd
 from anndata import AnnData
 
 from transferome.data.preprocess import prepare_values
-from transferome.data.schema import Schema, obs_labels, validate
+from transferome.data.schema import Schema, validate
+from transferome.data.species import MultiSpecies
 from transferome.errors import DataValidationError, ReaderError
 
 __all__ = ["RunData", "load_data"]
@@ -44,18 +45,25 @@ class RunData:
     orthologs: pd.DataFrame | None = None
     atlas: Any = field(default=None, repr=False)
     origin: str = ""
+    _reactomes: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def species(self) -> tuple[str, ...]:
+        """The species, in order."""
         return tuple(self.adatas)
 
+    @property
+    def multi_species(self) -> MultiSpecies:
+        """The data of every species with the ortholog table."""
+        return MultiSpecies(self.adatas, self.orthologs)
 
-def _split_by_species(adata: AnnData, schema: Schema, name: str) -> dict[str, AnnData]:
-    key = schema.species_key
-    if key is None or key not in adata.obs.columns:
-        return {name: adata}
-    labels = obs_labels(adata, key)
-    return {s: adata[labels == s].copy() for s in sorted(set(labels))}
+    def reactome(self, species: str) -> Any:
+        """The :func:`~transferome.crossspecies.reactome` of ``species``, computed once a run."""
+        if species not in self._reactomes:
+            from transferome.crossspecies import reactome
+
+            self._reactomes[species] = reactome(self.adatas[species], schema=self.schema)
+        return self._reactomes[species]
 
 
 def _read(path: str, section: Mapping[str, Any]) -> AnnData:
@@ -101,7 +109,7 @@ def load_data(section: Mapping[str, Any], schema: Schema) -> RunData:
         origin = ", ".join(f"{s}: {p}" for s, p in paths.items())
     else:
         whole = use_layer(_read(paths, section), layer, paths)
-        adatas = _split_by_species(whole, schema, "data")
+        adatas = dict(MultiSpecies.from_adata(whole, schema.species_key, name="data", copy=True))
         origin = str(paths)
     checked = None
     for species, adata in adatas.items():

@@ -37,13 +37,13 @@ def _run_design(
     budget: int = 5,
 ) -> StageResult:
     from transferome.benchmark.design import design_benchmark, starting_design
-    from transferome.crossspecies import only_measured, reactome, suggest_experiments
+    from transferome.crossspecies import only_measured, suggest_experiments
     from transferome.crossspecies.gain import DesignGrid
 
     data, config = context.data, context.config
     if int(seeds) < 1:
         raise DataValidationError(f"tasks.design.seeds must be at least 1, got {seeds}")
-    full = {s: reactome(a, schema=data.schema, species=None) for s, a in data.adatas.items()}
+    full = {s: data.reactome(s) for s in data.adatas}
     result = design_benchmark(
         full,
         strategies=STRATEGIES,

@@ -301,8 +301,8 @@ def _run_mapping(
     mappings: dict[str, pd.DataFrame] = {}
     for method in methods:
         mappings[method] = map_genes(
-            data.adatas[source],
-            data.adatas[target],
+            data.reactome(source),  # computed once a run, shared by the methods and stages
+            data.reactome(target),
             # a name from the run configuration (a plain str there); map_genes refuses others
             method=cast("Method", method),
             orthologs=data.orthologs,

@@ -22,6 +22,7 @@ from anndata import AnnData
 
 from transferome._logging import get_logger
 from transferome.data.schema import Schema, obs_labels
+from transferome.data.species import ortholog_links
 from transferome.errors import DataValidationError
 from transferome.models.uge._encode import encode_known
 from transferome.models.uge.data import (
@@ -34,7 +35,7 @@ from transferome.models.uge.data import (
 )
 from transferome.models.uge.genes import align_columns, gene_variances, top_by_variance
 from transferome.models.uge.network import ALIGNMENTS, UGEConfig, UGENetwork
-from transferome.models.uge.orthologs import ortholog_groups, ortholog_links, shared_token_genes
+from transferome.models.uge.orthologs import ortholog_groups, shared_token_genes
 
 if TYPE_CHECKING:
     from transferome.models.uge.estimator import UniversalGeneEmbedding

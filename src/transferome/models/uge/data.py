@@ -18,6 +18,7 @@ from anndata import AnnData
 from transferome.data._stream import dense, iter_row_blocks
 from transferome.data.aggregate import column_moments
 from transferome.data.schema import DatasetDescription, Schema, obs_labels, validate
+from transferome.data.species import MultiSpecies
 from transferome.errors import DataValidationError
 from transferome.models.uge.genes import (
     describe_genes,
@@ -60,23 +61,13 @@ def split_species(
 ) -> dict[str, AnnData]:
     """One AnnData per species from a mapping or from one AnnData with a species column."""
     if isinstance(adatas, AnnData):
-        if species_key is not None and species_key in adatas.obs.columns:
-            labels = obs_labels(adatas, species_key)
-            return {s: adatas[labels == s] for s in sorted(set(labels))}
-        return {DEFAULT_SPECIES: adatas}
-    if not isinstance(adatas, Mapping) or not adatas:
+        return dict(MultiSpecies.from_adata(adatas, species_key, name=DEFAULT_SPECIES))
+    if not isinstance(adatas, Mapping):
         raise DataValidationError(
             "expected an AnnData or a non-empty mapping {species: AnnData}, "
             f"got {type(adatas).__name__}"
         )
-    out = {}
-    for species, adata in adatas.items():
-        if not isinstance(adata, AnnData):
-            raise DataValidationError(
-                f"data of species {species!r} is a {type(adata).__name__}, expected an AnnData"
-            )
-        out[str(species)] = adata
-    return out
+    return dict(MultiSpecies(adatas))
 
 
 def validate_block(adata: AnnData, schema: Schema, *, species: str) -> DatasetDescription:
@@ -284,7 +275,7 @@ def species_descriptions(
     kind
         Description kind of :func:`~transferome.models.uge.genes.describe_genes`.
     links
-        Ortholog links (:func:`~transferome.models.uge.orthologs.ortholog_links`), or ``None``.
+        Ortholog links (:func:`~transferome.data.species.ortholog_links`), or ``None``.
     labelled_species
         Species whose labels may be read (``None``: all).
     borrow

@@ -19,6 +19,7 @@ from anndata import AnnData
 
 from transferome._logging import get_logger
 from transferome.data.schema import DatasetDescription, Schema, as_schema
+from transferome.data.species import MultiSpecies
 from transferome.errors import DataValidationError
 from transferome.models._neural import NeuralEstimator
 from transferome.models._persist import check_var_names
@@ -196,7 +197,7 @@ class UniversalGeneEmbedding(NeuralEstimator):
 
     def fit(
         self,
-        adatas: Mapping[str, AnnData] | AnnData,
+        adatas: Mapping[str, AnnData] | MultiSpecies | AnnData,
         *,
         schema: Schema | DatasetDescription | None = None,
         gene_descriptions: Mapping[str, pd.DataFrame] | None = None,
@@ -211,9 +212,10 @@ class UniversalGeneEmbedding(NeuralEstimator):
         Parameters
         ----------
         adatas
-            ``{species: AnnData}`` (each species its own genes), or one AnnData (split by
-            ``schema.species_key`` when that column exists). ``X`` log-normalised. Never
-            modified.
+            ``{species: AnnData}`` (each species its own genes), a
+            :class:`~transferome.data.MultiSpecies` (whose ortholog table is used when
+            ``orthologs`` is not given), or one AnnData (split by ``schema.species_key`` when
+            that column exists). ``X`` log-normalised. Never modified.
         schema
             The obs keys (defaults of :class:`~transferome.data.schema.Schema` when ``None``).
         gene_descriptions
@@ -226,7 +228,7 @@ class UniversalGeneEmbedding(NeuralEstimator):
             others are unlabelled: their labels are never read.
         orthologs
             Ortholog table linking genes of the species (long or wide layout, see
-            :mod:`~transferome.models.uge.orthologs`): linked genes start from one shared
+            :mod:`~transferome.data.species`): linked genes start from one shared
             token per ortholog group, the token genes are chosen jointly over the groups, and
             (see ``unlabelled_descriptions``) unlabelled species borrow their descriptions.
         ortholog_columns
@@ -240,6 +242,8 @@ class UniversalGeneEmbedding(NeuralEstimator):
 
         check_params(self)
         schema = as_schema(schema)
+        if isinstance(adatas, MultiSpecies) and orthologs is None:
+            orthologs, ortholog_columns = adatas.orthologs, adatas.ortholog_columns
         data = split_species(adatas, schema.species_key)
         inputs = fit_inputs(
             self,

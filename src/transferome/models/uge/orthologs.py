@@ -1,12 +1,7 @@
 """Ortholog groups of the Universal Gene Embedding: which gene tokens start tied.
 
-An ortholog table links genes of two or more species. Its links are read in either layout
-
-* *long*: one row per pair with columns ``source_species``, ``source_gene``,
-  ``target_species``, ``target_gene`` (the simulator's table), or
-* *wide*: one column of gene names per species, one row per pair (``human_gene`` /
-  ``mouse_gene`` from :func:`~transferome.datasets.load_orthologs`); a species' column is
-  named ``<species>_gene`` or ``<species>``, or given explicitly.
+An ortholog table links genes of two or more species; its links are read, long or wide, by
+:func:`~transferome.data.species.ortholog_links`.
 
 The genes of the training vocabulary and these links form a graph; each connected component
 that holds genes of at least two species is one *ortholog group* (a one-to-one pair, or a
@@ -25,97 +20,7 @@ from scipy.sparse.csgraph import connected_components
 
 from transferome.errors import DataValidationError
 
-__all__ = ["ortholog_groups", "ortholog_links", "shared_token_genes"]
-
-LONG_COLUMNS = ("source_species", "source_gene", "target_species", "target_gene")
-
-
-def _wide_columns(
-    table: pd.DataFrame, species: Sequence[str], columns: Mapping[str, str] | None
-) -> dict[str, str]:
-    if columns is not None:
-        unknown = {s: c for s, c in columns.items() if c not in table.columns}
-        if unknown:
-            raise DataValidationError(
-                f"ortholog table has no column {sorted(unknown.values())} (asked for species "
-                f"{sorted(unknown)}); it has {list(table.columns)}"
-            )
-        strange = sorted(set(columns) - set(species))
-        if strange:
-            raise DataValidationError(
-                f"ortholog columns are given for species {strange} that are not in the data "
-                f"({list(species)})"
-            )
-        return dict(columns)
-    found = {}
-    for s in species:
-        for name in (f"{s}_gene", s):
-            if name in table.columns:
-                found[s] = name
-                break
-    if len(found) < 2:
-        raise DataValidationError(
-            "cannot tell which ortholog table columns hold the genes of which species: expected "
-            f"the long layout {list(LONG_COLUMNS)} or a column '<species>_gene' or '<species>' "
-            f"for at least two of the species {list(species)}; the table has "
-            f"{list(table.columns)} (pass ortholog_columns={{species: column}})"
-        )
-    return found
-
-
-def ortholog_links(
-    table: pd.DataFrame,
-    species: Sequence[str],
-    *,
-    columns: Mapping[str, str] | None = None,
-) -> pd.DataFrame:
-    """Links between genes of different species as a tidy frame.
-
-    Parameters
-    ----------
-    table
-        The ortholog table, long or wide (see the module docstring).
-    species
-        The species of the data; links of other species are dropped.
-    columns
-        Wide layout only: ``{species: column}`` naming each species' gene column (default:
-        ``<species>_gene`` or ``<species>``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``species_a``, ``gene_a``, ``species_b``, ``gene_b`` (strings); rows with a
-        missing gene name are dropped.
-    """
-    if not isinstance(table, pd.DataFrame):
-        raise DataValidationError(
-            f"the ortholog table must be a pandas DataFrame, got {type(table).__name__}"
-        )
-    species = [str(s) for s in species]
-    if columns is None and all(c in table.columns for c in LONG_COLUMNS):
-        frame = table[list(LONG_COLUMNS)].dropna()
-        frame = frame.astype(str)
-        frame.columns = ["species_a", "gene_a", "species_b", "gene_b"]
-        frame = frame[frame["species_a"].isin(species) & frame["species_b"].isin(species)]
-        frame = frame[frame["species_a"] != frame["species_b"]]
-        return frame.drop_duplicates().reset_index(drop=True)
-    chosen = _wide_columns(table, species, columns)
-    names = list(chosen)
-    parts = []
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            pair = table[[chosen[a], chosen[b]]].dropna().astype(str)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "species_a": a,
-                        "gene_a": pair.iloc[:, 0].to_numpy(),
-                        "species_b": b,
-                        "gene_b": pair.iloc[:, 1].to_numpy(),
-                    }
-                )
-            )
-    return pd.concat(parts, ignore_index=True).drop_duplicates().reset_index(drop=True)
+__all__ = ["ortholog_groups", "shared_token_genes"]
 
 
 def ortholog_groups(
