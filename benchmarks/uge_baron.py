@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from transferome.benchmark.species import annotation_transfer, one_to_one_pairs
+from transferome.benchmark.annotation import annotation_transfer, one_to_one_pairs
 from transferome.data.preprocess import preprocess
 from transferome.datasets import load_baron, load_orthologs
 from transferome.models.uge.estimator import UniversalGeneEmbedding

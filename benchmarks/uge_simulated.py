@@ -32,7 +32,8 @@ import time
 import pandas as pd
 import torch
 
-from transferome.benchmark.species import annotation_transfer, species_perturbation
+from transferome.benchmark.annotation import annotation_transfer
+from transferome.benchmark.species import species_perturbation
 from transferome.crossspecies import map_genes
 from transferome.datasets import simulate
 from transferome.metrics import evaluate_mapping, simulation_truth

@@ -8,11 +8,8 @@ import pytest
 import torch
 
 from tests.test_uge import N_GENES, _params, _species
-from transferome.benchmark.species import (
-    annotation_transfer,
-    one_to_one_pairs,
-    species_perturbation,
-)
+from transferome.benchmark.annotation import annotation_transfer, one_to_one_pairs
+from transferome.benchmark.species import species_perturbation
 from transferome.errors import DataValidationError
 from transferome.models.uge.estimator import UniversalGeneEmbedding
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anndata as ad
@@ -13,17 +12,28 @@ import pandas as pd
 from anndata import AnnData
 
 from transferome._logging import get_logger
-from transferome.benchmark._tasks import HOLDOUT_TEXT, get_task
+from transferome.benchmark._result import (
+    _REFERENCE,
+    CEILING,
+    REFERENCE_ROWS,
+    RESULT_COLUMNS,
+    TRUTH,
+    BenchmarkResult,
+)
+from transferome.benchmark._scoring import (
+    _pool,
+    _reference_predictions,
+    _score_predictions,
+    _truth_prediction,
+    _with_ceiling,
+)
+from transferome.benchmark._tasks import get_task
 from transferome.data._backed import in_memory, is_backed, lazy
 from transferome.data.schema import Schema, obs_labels, validate
 from transferome.data.splits import Split
 from transferome.errors import DataValidationError, TransferomeError
 from transferome.metrics import (
-    METRICS,
     control_means,
-    evaluate_groups,
-    interval_metrics,
-    noise_ceiling,
     summarize,
 )
 from transferome.models import Estimator, get_model
@@ -31,6 +41,7 @@ from transferome.models import Estimator, get_model
 __all__ = [
     "CEILING",
     "REFERENCE_ROWS",
+    "RESULT_COLUMNS",
     "TRUTH",
     "BenchmarkResult",
     "run_task",
@@ -39,145 +50,6 @@ __all__ = [
 
 _log = get_logger(__name__)
 ValueKind = Literal["log", "delta"]
-RESULT_COLUMNS = ["task", "split", "model", "context", "perturbation", "metric", "value"]
-CEILING = "ceiling"
-"""Model name of the noise-ceiling rows of a result table."""
-TRUTH = "truth"
-"""Model name of the rows scoring the noise-free truth (simulated data only)."""
-REFERENCE_ROWS = (CEILING, TRUTH)
-"""Model names of a result table that are bounds, not models."""
-_REFERENCE = "additive"
-_SCALED = "scaled_pearson_delta"
-
-
-@dataclass(frozen=True)
-class BenchmarkResult:
-    """Tables of a benchmark run.
-
-    Attributes
-    ----------
-    task
-        Name of the task.
-    results
-        One row per split x group x model x metric (columns :data:`RESULT_COLUMNS`). Unless
-        switched off, rows of model ``"ceiling"`` hold each group's noise ceiling under the
-        metric names ``pearson_delta`` and ``pearson_delta_deg``, and every model has the
-        metric ``scaled_pearson_delta``. With a ``truth``, rows of model ``"truth"`` score
-        the noise-free profiles as if they were a prediction (the Bayes ceiling).
-    summary
-        Mean and median over groups per model x metric (NaN values left out, counted in
-        ``n_nan``; see :func:`transferome.metrics.summarize`).
-    timings
-        Seconds spent in ``fit`` and ``predict`` per split and model.
-    holdout
-        What each split held out: ``"group"`` (one (context, perturbation) group, the
-        context's other perturbations in training), ``"context"`` (every perturbed group of
-        one context at once) or ``"combination"``; see :data:`HOLDOUT_TEXT`.
-    predictions
-        Model label -> its predicted mean profiles, one row per held-out group (all splits).
-    fitted
-        Model label -> the estimator fitted on the last split (only with ``keep_models``).
-    skipped
-        Model label -> why it could not run (with ``on_error="skip"``); such a model has no
-        results.
-    """
-
-    task: str
-    results: pd.DataFrame
-    summary: pd.DataFrame
-    timings: pd.DataFrame = field(repr=False)
-    holdout: str = ""
-    predictions: dict[str, AnnData] = field(default_factory=dict, repr=False)
-    fitted: dict[str, Estimator] = field(default_factory=dict, repr=False)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def holdout_text(self) -> str:
-        """One sentence saying what the splits held out."""
-        return HOLDOUT_TEXT.get(self.holdout, self.holdout)
-
-    def per_perturbation(self, metric: str = "pearson_delta") -> pd.DataFrame:
-        """Mean of ``metric`` over the held-out groups of each perturbation, per model.
-
-        One row per perturbation (with ``n_groups``, the number of held-out groups), one
-        column per model; NaN where the metric is undefined in every group.
-        """
-        rows = self.results[self.results["metric"] == metric]
-        table = rows.pivot_table(
-            index="perturbation", columns="model", values="value", aggfunc="mean", sort=True
-        )
-        models = [m for m in dict.fromkeys(self.results["model"]) if m in table.columns]
-        table = table.reindex(columns=models)
-        table.columns.name = None
-        n_groups = rows.drop_duplicates(["context", "perturbation"]).groupby("perturbation")
-        table.insert(0, "n_groups", n_groups.size().reindex(table.index).astype(int))
-        return table
-
-    def report_markdown(self, metric: str = "pearson_delta") -> str:
-        """:meth:`to_markdown`, what the splits held out, and the per-perturbation table."""
-        lines = [self.to_markdown(), ""]
-        if self.holdout:
-            lines += [f"Held out ({self.holdout}): {self.holdout_text()}.", ""]
-        table = self.per_perturbation(metric)
-        if not table.empty:
-            models = [c for c in table.columns if c != "n_groups"]
-            lines += [
-                f"Mean `{metric}` per perturbation (over its held-out groups):",
-                "",
-                "| perturbation | groups | " + " | ".join(models) + " |",
-                "|---|---:|" + "---:|" * len(models),
-            ]
-            for perturbation, row in table.iterrows():
-                cells = [f"{row[m]:.3f}" if np.isfinite(row[m]) else "n/a" for m in models]
-                lines.append(
-                    f"| {perturbation} | {int(row['n_groups'])} | " + " | ".join(cells) + " |"
-                )
-        return "\n".join(lines).rstrip() + "\n"
-
-    def to_markdown(self, metrics: Sequence[str] | None = None) -> str:
-        """Markdown table: one row per metric, one column per model, ``mean (median)``."""
-        frame = self.summary
-        names = list(metrics) if metrics is not None else list(dict.fromkeys(frame["metric"]))
-        models = list(dict.fromkeys(frame["model"]))
-        cells = frame.set_index(["metric", "model"])
-        lines = [
-            "| metric | " + " | ".join(models) + " |",
-            "|---|" + "---:|" * len(models),
-        ]
-        for name in names:
-            arrow = (
-                "" if name not in METRICS else (" ↑" if METRICS[name].higher_is_better else " ↓")
-            )
-            row = []
-            for model in models:
-                if (name, model) not in cells.index:
-                    row.append("")
-                    continue
-                mean, median = cells.loc[(name, model), ["mean", "median"]]
-                row.append(f"{mean:.3f} ({median:.3f})" if np.isfinite(mean) else "n/a")
-            lines.append(f"| {name}{arrow} | " + " | ".join(row) + " |")
-        n_models = len(set(self.results["model"]) - set(REFERENCE_ROWS))
-        n = int(self.results[["context", "perturbation"]].drop_duplicates().shape[0])
-        lines.append("")
-        lines.append(
-            f"Task `{self.task}`: mean (median) over {n} held-out groups; n/a: undefined in "
-            f"every group. {n_models} models."
-        )
-        ceilings = self.results[
-            (self.results["model"] == CEILING) & (self.results["metric"] == "pearson_delta")
-        ]
-        if len(ceilings):
-            n_groups_with_ceiling = int(ceilings["value"].notna().sum())
-            lines[-1] += (
-                f" `{CEILING}`: split-half noise ceiling of the measured change "
-                f"(Spearman-Brown), defined in {n_groups_with_ceiling} of {n} groups; "
-                f"`{_SCALED}` = (score - {_REFERENCE}) / ({CEILING} - {_REFERENCE})."
-            )
-        if (self.results["model"] == TRUTH).any():
-            lines[-1] += (
-                f" `{TRUTH}`: the noise-free profiles scored as a prediction, the best any "
-                "model can do (simulated data)."
-            )
-        return "\n".join(lines)
 
 
 def with_zero_controls(adata: AnnData, *, schema: Schema) -> AnnData:
@@ -478,168 +350,3 @@ def run_task(
         fitted=last,
         skipped=skipped,
     )
-
-
-def _pool(parts: Sequence[AnnData]) -> AnnData:
-    """One AnnData of every split's prediction, their provenance tables stacked in ``uns``."""
-    pooled = ad.concat(parts, index_unique="-")
-    tables = [
-        p.uns["provenance"] for p in parts if isinstance(p.uns.get("provenance"), pd.DataFrame)
-    ]
-    if tables:
-        pooled.uns["provenance"] = pd.concat(tables, ignore_index=True)
-    return pooled
-
-
-def _score_predictions(
-    predictions: Mapping[str, AnnData],
-    data: AnnData,
-    *,
-    schema: Schema,
-    controls: pd.DataFrame,
-    task: str,
-    split_of: Mapping[tuple[str, str], str],
-    n_degs: int,
-) -> pd.DataFrame:
-    """Every metric of every model's pooled predictions (columns :data:`RESULT_COLUMNS`)."""
-    tables = []
-    for label, pooled in predictions.items():
-        scored = evaluate_groups(pooled, data, schema=schema, control_means=controls, n_degs=n_degs)
-        intervals = interval_metrics(pooled, data, schema=schema)
-        if len(intervals):
-            scored = pd.concat([scored, intervals], ignore_index=True)
-        scored.insert(0, "model", label)
-        tables.append(scored)
-    results = pd.concat(tables, ignore_index=True)
-    pairs = zip(results["context"], results["perturbation"], strict=True)
-    results.insert(0, "split", [split_of[g] for g in pairs])
-    results.insert(0, "task", task)
-    return results[RESULT_COLUMNS]
-
-
-def _truth_prediction(
-    truth: AnnData,
-    groups: Sequence[tuple[str, str]],
-    controls: pd.DataFrame,
-    schema: Schema,
-    data: AnnData,
-) -> AnnData:
-    """The held-out groups as a perfect model would predict them: observed control + true
-    change (so that the score measures only the noise in the held-out observations)."""
-    genes = list(map(str, data.var_names))
-    missing = sorted(set(genes) - set(map(str, truth.var_names)))
-    if missing:
-        raise DataValidationError(
-            f"the truth lacks {len(missing)} genes of the data (e.g. {missing[:5]})"
-        )
-    for key in (schema.context_key, schema.perturbation_key):
-        if key not in truth.obs.columns:
-            raise DataValidationError(f"the truth has no obs column {key!r}")
-    truth = truth[:, genes]
-    labels = list(
-        zip(
-            truth.obs[schema.context_key].astype(str),
-            truth.obs[schema.perturbation_key].astype(str),
-            strict=True,
-        )
-    )
-    row_of = {label: i for i, label in enumerate(labels)}
-    absent = [g for g in groups if g not in row_of]
-    if absent:
-        raise DataValidationError(f"the truth has no profile of the held-out groups {absent[:5]}")
-    values = np.asarray(truth.X, dtype=np.float64)
-    if "change" in truth.layers:
-        change = np.asarray(truth.layers["change"], dtype=np.float64)
-    else:
-        change = np.empty_like(values)
-        for i, (context, _) in enumerate(labels):
-            control = row_of.get((context, schema.control))
-            if control is None:
-                raise DataValidationError(
-                    f"the truth has neither a layer 'change' nor a control of {context!r}"
-                )
-            change[i] = values[i] - values[control]
-    rows = [row_of[g] for g in groups]
-    base = controls.reindex([c for c, _ in groups]).to_numpy(dtype=np.float64)
-    obs = pd.DataFrame(
-        {
-            schema.context_key: [c for c, _ in groups],
-            schema.perturbation_key: [p for _, p in groups],
-        },
-        index=[f"{TRUTH}-{i}" for i in range(len(groups))],
-    )
-    return AnnData(
-        X=(base + change[rows]).astype(np.float32),
-        obs=obs,
-        var=pd.DataFrame(index=pd.Index(genes)),
-    )
-
-
-def _reference_predictions(data: AnnData, splits: Sequence[Any], schema: Schema) -> AnnData | None:
-    """Predictions of the additive baseline on every split (for the scaled score only)."""
-    predicted = []
-    try:
-        for split in splits:
-            train = data[split.train]
-            model = get_model(_REFERENCE)().fit(train, schema=schema)
-            predicted.append(model.predict(train, list(split.held_out)))
-    except TransferomeError as exc:
-        _log.warning("no %s reference for %s: %s", _REFERENCE, _SCALED, exc)
-        return None
-    return ad.concat(predicted, index_unique="-")
-
-
-def _with_ceiling(
-    results: pd.DataFrame,
-    data: AnnData,
-    *,
-    schema: Schema,
-    split_of: Mapping[tuple[str, str], str],
-    controls: pd.DataFrame | None,
-    reference: AnnData | None,
-    seed: int,
-    n_degs: int,
-    reference_label: str = _REFERENCE,
-) -> pd.DataFrame:
-    """``results`` with the ceiling rows and every model's ``scaled_pearson_delta`` rows.
-
-    The scaled score's bottom is ``reference`` (predictions) when given, else the model
-    ``reference_label`` of ``results``.
-    """
-    key = ["context", "perturbation"]
-    table = noise_ceiling(
-        data, list(split_of), schema=schema, control_means=controls, seed=seed, n_degs=n_degs
-    )
-    ceiling_rows = [
-        table[key].assign(metric=metric, value=table[column].to_numpy(dtype=np.float64))
-        for metric, column in (
-            ("pearson_delta", "ceiling_pearson_delta"),
-            ("pearson_delta_deg", "ceiling_pearson_delta_deg"),
-        )
-    ]
-    ceilings = pd.concat(ceiling_rows, ignore_index=True)
-    ceilings.insert(0, "model", CEILING)
-    pairs = zip(ceilings["context"], ceilings["perturbation"], strict=True)
-    ceilings.insert(0, "split", [split_of[g] for g in pairs])
-    ceilings.insert(0, "task", results["task"].iloc[0])
-
-    scores = results[results["metric"] == "pearson_delta"]
-    if reference is not None:
-        scored = evaluate_groups(
-            reference, data, schema=schema, control_means=controls, n_degs=n_degs
-        )
-        bottom = scored[scored["metric"] == "pearson_delta"].set_index(key)["value"]
-    else:
-        bottom = scores[scores["model"] == reference_label].set_index(key)["value"]
-    groups = pd.MultiIndex.from_frame(scores[key])
-    low = bottom.reindex(groups).to_numpy(dtype=np.float64)
-    high = table.set_index(key)["ceiling_pearson_delta"].reindex(groups).to_numpy(np.float64)
-    defined = np.isfinite(low) & np.isfinite(high) & (high > low)
-    scaled = scores.assign(metric=_SCALED)
-    scaled["value"] = np.divide(
-        scores["value"].to_numpy(dtype=np.float64) - low,
-        high - low,
-        out=np.full(len(scores), np.nan),
-        where=defined,
-    )
-    return pd.concat([results, ceilings[RESULT_COLUMNS], scaled], ignore_index=True)

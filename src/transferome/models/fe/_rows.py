@@ -4,6 +4,7 @@ arithmetic: the array work behind :class:`~transferome.models.fe.FactorizedEmbed
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,12 @@ import torch
 from anndata import AnnData
 
 from transferome.errors import DataValidationError
-from transferome.models.fe.network import FEModule
+from transferome.models._persist import check_var_names
+from transferome.models.fe.data import values_and_mask
+from transferome.models.fe.network import FEModule, embed_samples
+
+if TYPE_CHECKING:
+    from transferome.models.fe.estimator import FactorizedEmbedding
 
 PRED_CHUNK = 2**22  # values per prediction chunk (bounds memory)
 
@@ -61,6 +67,28 @@ def centroid_shift(
     return np.mean(shifts, axis=0)
 
 
+def arithmetic_shift(
+    z: np.ndarray,
+    contexts: np.ndarray,
+    perturbations: np.ndarray,
+    *,
+    control: str,
+    context: str,
+    perturbation: str,
+) -> np.ndarray:
+    """Shift of vector arithmetic: the mean, over the training contexts other than
+    ``context`` that measured ``perturbation``, of its centroid minus the control's."""
+    keep = np.isin(perturbations, [control, perturbation]) & (contexts != context)
+    if not (perturbations[keep] == perturbation).any():
+        raise DataValidationError(
+            f"perturbation {perturbation!r} was not measured in any training context other "
+            f"than {context!r}; vector arithmetic has no shift to transfer"
+        )
+    return centroid_shift(
+        z[keep], perturbations[keep], control, perturbation, contexts[keep], "context"
+    )
+
+
 def column_labels(frame: pd.DataFrame, key: str, axis: str) -> np.ndarray:
     if key not in frame.columns:
         raise DataValidationError(
@@ -96,3 +124,38 @@ def profile_adata(values: np.ndarray, obs: pd.DataFrame, var_names: Sequence[str
         obs=obs,
         var=pd.DataFrame(index=[str(g) for g in var_names]),
     )
+
+
+def embed_rows(
+    model: FactorizedEmbedding,
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    mask: np.ndarray | str | None = None,
+    use_learned: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample embeddings and descriptor codes of the rows of ``adata``: the learned embedding
+    of a row seen in ``fit`` (when ``use_learned``), else one fitted with the network frozen."""
+    if not isinstance(adata, AnnData):
+        raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
+    check_var_names(model.var_names_, adata.var_names, what="data")
+    labels = {k: column_labels(adata.obs, k, "obs") for k in model.factor_keys_}
+    codes = model._codes(labels, adata.n_obs)
+    index = {name: i for i, name in enumerate(model.obs_names_)} if use_learned else {}
+    rows = np.array([index.get(str(o), -1) for o in adata.obs_names], dtype=np.int64)
+    learned = model.module_.sample_embedding.weight.detach().numpy()
+    z = np.zeros((adata.n_obs, learned.shape[1]), dtype=np.float32)
+    z[rows >= 0] = learned[rows[rows >= 0]]
+    new = np.flatnonzero(rows < 0)
+    if len(new):
+        values, observed = values_and_mask(adata[new], layer=layer, mask=subset_mask(mask, new))
+        z[new] = embed_samples(
+            model.module_,
+            values,
+            observed,
+            codes[new],
+            epochs=int(model.transform_epochs),
+            lr=float(model.transform_lr),
+            gene_block=int(model.gene_block),
+        )
+    return z, codes

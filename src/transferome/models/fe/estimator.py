@@ -47,19 +47,19 @@ from transferome.data.schema import (
 )
 from transferome.errors import DataValidationError
 from transferome.models._neural import NeuralEstimator
-from transferome.models._persist import check_var_names
 from transferome.models.base import Target, prediction_adata
 from transferome.models.fe._files import read_files, write_files
 from transferome.models.fe._rows import (
+    arithmetic_shift,
     centroid_shift,
     column_labels,
+    embed_rows,
     encode,
     predict_rows,
     profile_adata,
-    subset_mask,
 )
 from transferome.models.fe.data import training_data, values_and_mask
-from transferome.models.fe.network import FEBlocks, FEConfig, FEModule, embed_samples
+from transferome.models.fe.network import FEBlocks, FEConfig, FEModule
 
 __all__ = ["FactorizedEmbedding"]
 
@@ -488,29 +488,7 @@ class FactorizedEmbedding(NeuralEstimator):
         mask: np.ndarray | str | None = None,
         use_learned: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        if not isinstance(adata, AnnData):
-            raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
-        check_var_names(self.var_names_, adata.var_names, what="data")
-        labels = {k: column_labels(adata.obs, k, "obs") for k in self.factor_keys_}
-        codes = self._codes(labels, adata.n_obs)
-        index = {name: i for i, name in enumerate(self.obs_names_)} if use_learned else {}
-        rows = np.array([index.get(str(o), -1) for o in adata.obs_names], dtype=np.int64)
-        learned = self.module_.sample_embedding.weight.detach().numpy()
-        z = np.zeros((adata.n_obs, learned.shape[1]), dtype=np.float32)
-        z[rows >= 0] = learned[rows[rows >= 0]]
-        new = np.flatnonzero(rows < 0)
-        if len(new):
-            values, observed = values_and_mask(adata[new], layer=layer, mask=subset_mask(mask, new))
-            z[new] = embed_samples(
-                self.module_,
-                values,
-                observed,
-                codes[new],
-                epochs=int(self.transform_epochs),
-                lr=float(self.transform_lr),
-                gene_block=int(self.gene_block),
-            )
-        return z, codes
+        return embed_rows(self, adata, layer=layer, mask=mask, use_learned=use_learned)
 
     def _perturbation_shift(self, context: str, perturbation: str) -> np.ndarray:
         schema = self.schema_
@@ -518,15 +496,11 @@ class FactorizedEmbedding(NeuralEstimator):
             raise DataValidationError(
                 "transfer='arithmetic' needs the context and perturbation keys in the training obs"
             )
-        z = self.module_.sample_embedding.weight.detach().numpy()
-        contexts = self.train_labels_[schema.context_key]
-        perturbations = self.train_labels_[schema.perturbation_key]
-        keep = np.isin(perturbations, [schema.control, perturbation]) & (contexts != context)
-        if not (perturbations[keep] == perturbation).any():
-            raise DataValidationError(
-                f"perturbation {perturbation!r} was not measured in any training context other "
-                f"than {context!r}; vector arithmetic has no shift to transfer"
-            )
-        return centroid_shift(
-            z[keep], perturbations[keep], schema.control, perturbation, contexts[keep], "context"
+        return arithmetic_shift(
+            self.module_.sample_embedding.weight.detach().numpy(),
+            self.train_labels_[schema.context_key],
+            self.train_labels_[schema.perturbation_key],
+            control=schema.control,
+            context=context,
+            perturbation=perturbation,
         )
