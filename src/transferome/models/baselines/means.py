@@ -225,10 +225,8 @@ class AdditiveBaseline(_Baseline):
             Training data of the target species (the controls of the target contexts may be
             all it holds when ``source`` is given).
         schema
-            The obs keys (also used for ``source``): a :class:`~transferome.data.Schema`, or the
-            :class:`~transferome.data.DatasetDescription` that :func:`~transferome.data.validate`
-            returned for the data ``adata`` was taken from (then only the keys and genes are
-            checked again, see :func:`~transferome.data.schema.checked_schema`).
+            The obs keys (also used for ``source``), or the description of the data ``adata`` was
+            taken from (:func:`~transferome.data.schema.checked_schema`).
         source
             Training data of another species with the perturbations measured.
         gene_map

@@ -371,10 +371,8 @@ class SimilarBaseline(_SourceWeighting):
         adata
             Training data (log-normalised, or changes with zero controls).
         schema
-            The obs keys: a :class:`~transferome.data.Schema`, or the
-            :class:`~transferome.data.DatasetDescription` that :func:`~transferome.data.validate`
-            returned for the data ``adata`` was taken from (then only the keys and genes are
-            checked again, see :func:`~transferome.data.schema.checked_schema`).
+            The obs keys, or the description of the data ``adata`` was
+            taken from (:func:`~transferome.data.schema.checked_schema`).
         source, gene_map
             Another species' training data and (source gene, target gene) pairs, as for
             :class:`~transferome.models.baselines.means.AdditiveBaseline`.

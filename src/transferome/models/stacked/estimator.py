@@ -166,10 +166,8 @@ class StackedTransfer(_SourceWeighting):
             Training data: log-normalised profiles with controls, or changes with zero
             controls (NaN = not measured).
         schema
-            The obs keys: a :class:`~transferome.data.Schema`, or the
-            :class:`~transferome.data.DatasetDescription` that :func:`~transferome.data.validate`
-            returned for the data ``adata`` was taken from (then only the keys and genes are
-            checked again, see :func:`~transferome.data.schema.checked_schema`).
+            The obs keys, or the description of the data ``adata`` was
+            taken from (:func:`~transferome.data.schema.checked_schema`).
         source, gene_map
             Another species' training data and (source gene, target gene) pairs: its
             contexts join as sources named ``"<species>:<context>"``.

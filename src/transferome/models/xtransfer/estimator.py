@@ -199,10 +199,8 @@ class XTransfer(NeuralEstimator):
             Controls and perturbed cells; every context with perturbed cells needs controls.
             Never modified.
         schema
-            The obs keys (the defaults when ``None``): a :class:`~transferome.data.Schema`, or the
-            :class:`~transferome.data.DatasetDescription` that :func:`~transferome.data.validate`
-            returned for the data ``adata`` was taken from (then only the keys and genes are
-            checked again, see :func:`~transferome.data.schema.checked_schema`).
+            The obs keys (the defaults when ``None``), or the description of the data ``adata`` was
+            taken from (:func:`~transferome.data.schema.checked_schema`).
         layer
             Read values from this layer instead of ``X``.
         checkpoint_dir, resume_from
