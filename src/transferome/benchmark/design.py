@@ -69,8 +69,10 @@ CURVE_COLUMNS = ["strategy", "seed", "step", "measured", "error", "error_open"]
 def _errors(
     full: Mapping[str, Reactome], grid: DesignGrid, measured: np.ndarray, preds: CellPredictions
 ) -> np.ndarray:
-    """Mean squared error over genes of every possible cell (0 where measured, NaN where not
-    possible)."""
+    """Return the mean squared error over genes of every possible cell.
+
+    0 where measured, NaN where not possible.
+    """
     out = np.full(measured.shape, np.nan)
     for s, species in enumerate(grid.species):
         values = full[species].values
@@ -112,9 +114,12 @@ def _pick(
 
 
 def starting_design(grid: DesignGrid, rng: np.random.Generator, start: float) -> np.ndarray:
-    """The measured mask a campaign starts from: a random ``start`` share of the grid's
-    measured cells (at least one), drawn from ``rng`` (``np.random.default_rng(seed)`` gives
-    the start of :func:`acquisition_curve` for that seed)."""
+    """Draw the measured mask a campaign starts from.
+
+    A random ``start`` share of the grid's measured cells (at least one), drawn from ``rng``
+    (``np.random.default_rng(seed)`` gives the start of :func:`acquisition_curve` for that
+    seed).
+    """
     if not 0 < start < 1:
         raise DataValidationError(f"start must lie in (0, 1), got {start}")
     cells = np.argwhere(grid.measured)
@@ -220,11 +225,12 @@ class DesignBenchmarkResult:
 
     @property
     def summary(self) -> pd.DataFrame:
+        """The summary of the curves (:func:`summarize_curves`)."""
         return summarize_curves(self.curves)
 
 
 def summarize_curves(curves: pd.DataFrame) -> pd.DataFrame:
-    """The summary of :class:`DesignBenchmarkResult` from its curves."""
+    """Summarise the curves of a :class:`DesignBenchmarkResult`."""
     from scipy import stats
 
     auc = curves.groupby(["strategy", "seed"])["error"].mean().unstack("strategy")
@@ -269,8 +275,10 @@ def design_benchmark(
     other_species_weight: float = 0.0,
     on_step: Callable[[str], None] | None = None,
 ) -> DesignBenchmarkResult:
-    """Acquisition curves of ``strategies`` over ``seeds`` (see :func:`acquisition_curve`)
-    and their summary; ``on_step`` is called after each curve (progress)."""
+    """Compute the acquisition curves of ``strategies`` over ``seeds``, and their summary.
+
+    See :func:`acquisition_curve`; ``on_step`` is called after each curve (progress).
+    """
     unknown = [s for s in strategies if s not in DESIGN_STRATEGIES]
     if unknown:
         raise DataValidationError(

@@ -17,6 +17,7 @@ HELP = "write the simulated atlas (one h5ad per species, ortholog table, truth/)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome simulate`` to ``parser``."""
     parser.add_argument("--out", required=True, help="output folder (created if needed)")
     parser.add_argument(
         "--mode",
@@ -48,6 +49,7 @@ def _check_folder(out: Path, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome simulate`` on the parsed ``args``; return the exit status."""
     from transferome._logging import get_logger
     from transferome.cli._common import check_output
     from transferome.data import atomic_path, write_h5ad

@@ -84,7 +84,7 @@ class GeneSet:
 
     @classmethod
     def from_adata(cls, adata: AnnData) -> GeneSet:
-        """The gene set :func:`preprocess` recorded in ``adata.uns``."""
+        """Read the gene set :func:`preprocess` recorded in ``adata.uns``."""
         record = adata.uns.get(_UNS, {})
         if "genes" not in record:
             raise DataValidationError(

@@ -210,7 +210,7 @@ def ortholog_tables(
     identity: np.ndarray,
     params: GenerativeParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ortholog table a user would download, and the true gene correspondence.
+    """Draw the ortholog table a user would download, and the true gene correspondence.
 
     Returns
     -------

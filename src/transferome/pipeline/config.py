@@ -99,8 +99,7 @@ class RunConfig:
     raw: Mapping[str, Any] = field(repr=False)
 
     def schema(self, data: Mapping[str, Any] | None = None) -> Any:
-        """The :class:`~transferome.data.Schema` of ``data`` (default: the main data)."""
-
+        """Return the :class:`~transferome.data.Schema` of ``data`` (default: the main data)."""
         section = self.data if data is None else data
         return Schema(**{k: section[k] for k in _SCHEMA_FIELDS if k in section})
 
@@ -403,10 +402,11 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
 
 
 def default_config(*, quick: bool = False) -> dict[str, Any]:
-    """The configuration of ``transferome run`` without ``--config`` (``quick``: ``--quick``).
+    """Return the configuration of ``transferome run`` without ``--config``.
 
-    Every registered model is included: with its ``fast_params`` for ``quick``, with the
-    full-run settings otherwise (defaults of the estimator for models without them).
+    ``quick`` gives that of ``--quick``. Every registered model is included: with its
+    ``fast_params`` for ``quick``, with the full-run settings otherwise (defaults of the
+    estimator for models without them).
     """
     from transferome.models import available_models, get_model
     from transferome.pipeline.stages import RUN_ORDER, STAGES, transfer_models

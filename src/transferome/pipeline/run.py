@@ -117,8 +117,10 @@ def prepare_output(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
 
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP back while the results are moved into place, so that a
-    signal cannot strike between moving the old results aside and renaming the new ones."""
+    """Hold SIGINT, SIGTERM and SIGHUP back while the results are moved into place.
+
+    A signal then cannot strike between moving the old results aside and renaming the new ones.
+    """
     names = ("SIGINT", "SIGTERM", "SIGHUP")
     held = {getattr(signal, n) for n in names if hasattr(signal, n)}
     if not hasattr(signal, "pthread_sigmask"):

@@ -40,8 +40,9 @@ __all__ = [
 
 
 def summary_table(stages: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per task: the winner, the best model, the strongest baseline, the margin and,
-    for the perturbation tasks, the noise ceiling and the scaled scores.
+    """Return one row per task: the winner, the best model, the strongest baseline, the margin.
+
+    And, for the perturbation tasks, the noise ceiling and the scaled scores.
 
     ``stages`` maps task names to results with ``tables`` (and a ``title``, the task column;
     the name when missing). ``model`` is the best model that is not a baseline, ``baseline``
@@ -137,7 +138,7 @@ def render_report(
     seconds: float,
     combination: Any = None,
 ) -> str:
-    """The report as an HTML string; figures are written under ``folder/figures``.
+    """Render the report as an HTML string; figures are written under ``folder/figures``.
 
     ``result.stages`` are the sections, in their order; ``result.skipped`` (name -> reason)
     and ``result.timings`` are listed; ``config`` gives ``seed`` and ``raw``, ``data`` the

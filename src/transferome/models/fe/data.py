@@ -1,5 +1,7 @@
-"""The training data of Factorized Embeddings: observed values in blocks of samples x genes,
-held in memory or read from an on-disk file, and the PCA start of the embeddings.
+"""The training data of Factorized Embeddings.
+
+Observed values in blocks of samples x genes, held in memory or read from an on-disk file, and
+the PCA start of the embeddings.
 
 In memory (:func:`training_data` on an in-memory AnnData, or a boolean mask array) the values
 become one dense float32 array and :class:`~transferome.models.fe.network.FEBlocks` cuts it into
