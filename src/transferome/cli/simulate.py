@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_folder(out: Path, overwrite: bool) -> None:
+def _check_folder(out: Path, *, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -59,13 +59,13 @@ def run(args: argparse.Namespace) -> int:
     log = get_logger(__name__)
     out = Path(args.out)
     check_output(out, overwrite=args.overwrite, folder=True)
-    _check_folder(out, args.overwrite)
+    _check_folder(out, overwrite=args.overwrite)
     kwargs = dict(QUICK[args.mode]) if args.quick else {}
     if args.unstructured:
         kwargs["params"] = "unstructured"
     atlas = simulate(args.mode, seed=args.seed, **kwargs)
 
-    def write_csv(frame, path: Path, index: bool = False) -> None:
+    def write_csv(frame, path: Path, *, index: bool = False) -> None:
         with atomic_path(path) as tmp:
             spreadsheet_safe(frame).to_csv(tmp, index=index)
 

@@ -24,7 +24,7 @@ class ValueSummary:
 
     @classmethod
     def empty(cls) -> ValueSummary:
-        return cls(0, "float32", 0, 0, 0, float("inf"), 0.0, True)
+        return cls(0, "float32", 0, 0, 0, float("inf"), 0.0, integer=True)
 
     @property
     def kind(self) -> str:

@@ -117,7 +117,7 @@ def _type_name(value: Any) -> str:
 
 
 def _check_value(
-    where: str, name: str, value: Any, items: tuple[type, ...], integer_hint: bool
+    where: str, name: str, value: Any, items: tuple[type, ...], *, integer_hint: bool
 ) -> None:
     """Refuse a list item of the wrong type and a count below its minimum."""
     if isinstance(value, tuple | list) and items:
@@ -192,7 +192,7 @@ def check_arguments(
             )
         integer_hint = int in allowed and float not in allowed
         items = _item_types(parameters[name], hints)
-        _check_value(f"{where}.{name}", name, value, items, integer_hint)
+        _check_value(f"{where}.{name}", name, value, items, integer_hint=integer_hint)
     return dict(given)
 
 

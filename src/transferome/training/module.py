@@ -265,9 +265,9 @@ class EngineModule(pl.LightningModule):
         record["seconds"] = time.perf_counter() - self._started
         self.records.append(record)
         if self._checkpoint_dir is not None and self.trainer.is_global_zero:
-            self._write_checkpoints(optimizer, improved)
+            self._write_checkpoints(optimizer, improved=improved)
 
-    def _write_checkpoints(self, optimizer: torch.optim.Optimizer, improved: bool) -> None:
+    def _write_checkpoints(self, optimizer: torch.optim.Optimizer, *, improved: bool) -> None:
         assert self._checkpoint_dir is not None
         progress = {
             "epoch": self.epoch,

@@ -235,7 +235,9 @@ def stored_start(
     genes = None
     k = 0
     if pca:
-        drawn = np.arange(n) if n <= sample_rows else np.sort(rng.choice(n, sample_rows, False))
+        drawn = (
+            np.arange(n) if n <= sample_rows else np.sort(rng.choice(n, sample_rows, replace=False))
+        )
         x, observed = _observed_block(
             adata, drawn, read_rows(adata, drawn, layer=layer), mask_layer
         )

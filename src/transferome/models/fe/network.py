@@ -460,7 +460,7 @@ def embed_samples(
     was_training = module.training
     frozen = [p.requires_grad for p in module.parameters()]
     module.eval()
-    module.requires_grad_(False)
+    module.requires_grad_(requires_grad=False)
     try:
         gene_h = [
             module.gene_side(genes[i : i + gene_block]) for i in range(0, len(genes), gene_block)

@@ -343,6 +343,7 @@ class XTransfer(NeuralEstimator):
         perturbations: np.ndarray,
         context: str,
         components: tuple[str, ...],
+        *,
         exclude_target: bool,
     ) -> np.ndarray | None:
         """``P`` of the cells of ``components`` (outside ``context`` if asked) or the kept mean.
@@ -359,7 +360,7 @@ class XTransfer(NeuralEstimator):
             return self.perturbation_latents_[[self.perturbations_.index(kept[0])]]
         return None
 
-    def _unknown(self, single: str, context: str, exclude_target: bool) -> DataValidationError:
+    def _unknown(self, single: str, context: str, *, exclude_target: bool) -> DataValidationError:
         return DataValidationError(
             f"perturbation {single!r} has no cell in the prediction data"
             f"{' outside context ' + repr(context) if exclude_target else ''} and was not "
