@@ -92,6 +92,7 @@ def _pick(
     grid: DesignGrid,
     preds: CellPredictions,
     errors: np.ndarray,
+    *,
     k: int,
     rng: np.random.Generator,
     other_species_weight: float,
@@ -198,7 +199,16 @@ def acquisition_curve(
         if number == steps or not open_.any():
             break
         k_now = min(k, int(open_.sum()))
-        chosen = _pick(strategy, full, grid, preds, errors, k_now, rng, other_species_weight)
+        chosen = _pick(
+            strategy,
+            full,
+            grid,
+            preds,
+            errors,
+            k=k_now,
+            rng=rng,
+            other_species_weight=other_species_weight,
+        )
         measured = measured.copy()
         for index in chosen:
             measured[index] = True

@@ -211,7 +211,7 @@ def _coverage(true: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((t >= lower[finite]) & (t <= upper[finite])))
 
 
-def run_dose_task(
+def run_dose_task(  # noqa: PLR0913 - a task runner: the data, the task, keyword-only options
     adata: AnnData,
     task: str = "unseen_dose",
     *,

@@ -274,11 +274,17 @@ def _write_rows(
         block = read_rows(adata, rows, layer=layer)
         block = sp.csr_matrix(block, dtype=np.float32) if sparse else np.asarray(block, np.float32)
         for group, name, change in targets:
-            _append(group, name, change(block), written, adata.shape, start)
+            _append(group, name, change(block), written, shape=adata.shape, start=start)
 
 
 def _append(
-    group: Any, name: str, block: Any, written: dict[str, Any], shape: tuple[int, int], start: int
+    group: Any,
+    name: str,
+    block: Any,
+    written: dict[str, Any],
+    *,
+    shape: tuple[int, int],
+    start: int,
 ) -> None:
     """Add a block of rows to ``group[name]`` (created by the first block)."""
     key = f"{group.name}/{name}"

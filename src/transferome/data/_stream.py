@@ -335,7 +335,9 @@ def row_stats(
             result[g] = _CACHE.get(key)
     todo = [g for g in range(n_groups) if result[g] is None]
     if todo:
-        for g, stats in zip(todo, _scan(adata, codes, todo, members, n_genes, layer), strict=True):
+        for g, stats in zip(
+            todo, _scan(adata, codes, todo, members, n_genes, layer=layer), strict=True
+        ):
             result[g] = stats
             kept = keys[g]
             if kept is not None:
@@ -349,6 +351,7 @@ def _scan(
     groups: list[int],
     members: list[np.ndarray],
     n_genes: int,
+    *,
     layer: str | None,
 ) -> list[RowStats]:
     slot = np.full(max(int(codes.max(initial=-1)) + 1, 1), -1, dtype=np.int64)

@@ -166,7 +166,8 @@ class EffectModel:
         return total
 
 
-def draw_effects(
+# Temporary: datasets/simulator.py, being rewritten, passes seven of these by position.
+def draw_effects(  # noqa: PLR0917
     rng: np.random.Generator,
     species: tuple[str, ...],
     contexts: tuple[str, ...],

@@ -108,6 +108,7 @@ def evolve_genes(
     n_ancestral: int,
     n_programs: int,
     params: GenerativeParams,
+    *,
     structure: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, dict[str, SpeciesGenes], np.ndarray]:
     """Draw the ancestral genes and evolve them into each species.

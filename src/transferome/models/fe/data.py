@@ -311,7 +311,7 @@ class StoredBlocks(torch.utils.data.Dataset):
         :data:`CACHE_CHUNKS`).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - what and how to read, all keyword-only
         self,
         adata: AnnData,
         *,

@@ -84,6 +84,7 @@ def encode(
     table: torch.Tensor,
     tokens: np.ndarray,
     stats: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
     batch_size: int = 256,
 ) -> np.ndarray:
     """Encode ``adata`` as ``<cls>`` latents (n_obs, d_model).
