@@ -186,8 +186,7 @@ def parse_params(pairs: Sequence[str], model: str) -> dict[str, Any]:
 
     from transferome.errors import DataValidationError
     from transferome.models import get_model
-    from transferome.pipeline._yaml import load_yaml, short_repr, yaml_problem
-    from transferome.pipeline.config import check_arguments
+    from transferome.pipeline.config import check_arguments, load_yaml, short_repr, yaml_problem
 
     params: dict[str, Any] = {}
     for pair in pairs:

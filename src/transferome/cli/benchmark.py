@@ -223,8 +223,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(out: Path, result: object, *, overwrite: bool) -> int:
-    from transferome.data import atomic_path, atomic_write_text
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, atomic_write_text, spreadsheet_safe
 
     _check_out(out, overwrite=overwrite)  # again: it may have appeared meanwhile
     tables = (

@@ -126,8 +126,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``transferome dose-curve`` on the parsed ``args``; return the exit status."""
     import pandas as pd
 
-    from transferome.data import atomic_path, prepare_values
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, prepare_values, spreadsheet_safe
     from transferome.data.dose import condition_table
     from transferome.models.dose import DoseResponse
 

@@ -32,8 +32,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``transferome evaluate`` on the parsed ``args``; return the exit status."""
     from dataclasses import replace
 
-    from transferome.data import atomic_path, obs_labels, read_h5ad, validate
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, obs_labels, read_h5ad, spreadsheet_safe, validate
     from transferome.errors import DataValidationError
     from transferome.metrics import evaluate_groups, summarize
 

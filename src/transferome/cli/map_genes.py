@@ -42,8 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``transferome map-genes`` on the parsed ``args``; return the exit status."""
     from transferome.crossspecies import map_genes
-    from transferome.data import atomic_path, read_h5ad
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, read_h5ad, spreadsheet_safe
 
     inputs = (args.source, args.target, args.orthologs)
     out = new_output(args.out, overwrite=args.overwrite, inputs=inputs)

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         run_pipeline,
         validate_config,
     )
-    from transferome.pipeline._yaml import load_yaml
+    from transferome.pipeline.config import load_yaml
     from transferome.pipeline.run import prepare_output
 
     if args.config is not None and args.quick:

@@ -52,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``transferome simulate`` on the parsed ``args``; return the exit status."""
     from transferome._logging import get_logger
     from transferome.cli._common import check_output
-    from transferome.data import atomic_path, write_h5ad
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, spreadsheet_safe, write_h5ad
     from transferome.datasets import QUICK, simulate
 
     log = get_logger(__name__)

@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from transferome.crossspecies import CompletionConfig, suggest_experiments
-    from transferome.data import atomic_path, read_h5ad
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, read_h5ad, spreadsheet_safe
     from transferome.errors import DataValidationError
 
     inputs = [item.partition("=")[2] or item for item in args.files]

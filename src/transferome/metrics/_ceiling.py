@@ -22,8 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from transferome.data._backed import is_backed
-from transferome.data._stream import read_rows
+from transferome.data.blocks import is_backed, read_rows
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 from transferome.metrics._regression import top_degs

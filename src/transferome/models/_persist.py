@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from transferome.data._atomic import atomic_path, atomic_write_text
+from transferome.data import atomic_path, atomic_write_text
 from transferome.errors import DataValidationError, ModelFileError
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ from transferome.pipeline._defaults import (
     _plain,
 )
 from transferome.pipeline._simulation import _simulated_samples
-from transferome.pipeline._yaml import load_yaml, short_repr
+from transferome.pipeline._yaml import load_yaml, short_repr, yaml_problem
 
 __all__ = [
     "ConfigError",
@@ -42,7 +42,10 @@ __all__ = [
     "check_arguments",
     "default_config",
     "load_config",
+    "load_yaml",
+    "short_repr",
     "validate_config",
+    "yaml_problem",
 ]
 
 _SCHEMA_FIELDS = tuple(f.name for f in fields(Schema))

@@ -20,8 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from transferome._logging import get_logger
-from transferome.data._atomic import atomic_path, atomic_write_text, make_temporary_folder
-from transferome.data._spreadsheet import spreadsheet_safe
+from transferome.data import atomic_path, atomic_write_text, make_temporary_folder, spreadsheet_safe
 from transferome.pipeline.config import RunConfig
 from transferome.pipeline.progress import Progress, estimate_seconds
 from transferome.pipeline.stages import RUN_ORDER, STAGES, RunContext, StageResult, data_nouns

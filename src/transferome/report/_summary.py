@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferome.benchmark._run import CEILING, TRUTH
+from transferome.benchmark import CEILING, TRUTH
 from transferome.report._labels import _BOUNDS, BASELINES
 from transferome.report._markup import _e, _fmt
 

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferome.benchmark._run import CEILING, TRUTH
-from transferome.data._atomic import atomic_path, atomic_write_text
-from transferome.data._spreadsheet import spreadsheet_safe
+from transferome.benchmark import CEILING, TRUTH
+from transferome.data import atomic_path, atomic_write_text, spreadsheet_safe
 from transferome.report._figures import _Figures
 from transferome.report._labels import BASELINES, KEY_METRICS
 from transferome.report._markup import _STYLE, _e, _heading, _table

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from anndata import AnnData
 
-from transferome.data._backed import dense_values
-from transferome.data._stream import (
+from transferome.data.blocks import (
     dense,
     dense_rows,
+    dense_values,
     iter_row_blocks,
     memory_block,
     on_disk,

@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from transferome.data._stream import dense, iter_row_blocks
 from transferome.data.aggregate import column_moments
+from transferome.data.blocks import dense, iter_row_blocks
 from transferome.data.schema import DatasetDescription, Schema, obs_labels, validate
 from transferome.errors import DataValidationError
 from transferome.models.uge.genes import (

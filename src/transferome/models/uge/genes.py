@@ -26,10 +26,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from transferome.data._backed import dense_values as _dense_values
-from transferome.data._backed import is_backed
-from transferome.data._stream import row_stats
 from transferome.data.aggregate import column_moments
+from transferome.data.blocks import dense_values as _dense_values
+from transferome.data.blocks import is_backed, row_stats
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 
