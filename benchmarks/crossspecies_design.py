@@ -53,7 +53,7 @@ def _errors(ensemble, full, truth, measured, initial_unmeasured) -> tuple[float,
 
 
 def run_seed(
-    seed: int, steps: int, fraction: float, n_genes: int, n_models: int, params=None
+    seed: int, steps: int, fraction: float, n_genes: int, n_models: int, *, params=None
 ) -> pd.DataFrame:
     atlas = simulate(seed=seed, n_genes=n_genes, animals_per_group=4, params=params)
     full = {s: reactome(atlas.adatas[s]) for s in atlas.species}
@@ -140,7 +140,7 @@ def main() -> None:
     began = time.perf_counter()
     curves = pd.concat(
         [
-            run_seed(seed, args.steps, args.fraction, args.n_genes, args.n_models, params)
+            run_seed(seed, args.steps, args.fraction, args.n_genes, args.n_models, params=params)
             for seed in range(args.seeds)
         ],
         ignore_index=True,

@@ -99,7 +99,9 @@ def coexpression(spaces: dict, x: np.ndarray, seed: int, per_bin: int = 500) -> 
     return pd.concat(frames, ignore_index=True)
 
 
-def draw(name: str, spaces: dict, tau, emd, pairs: pd.DataFrame, figures: Path, seed: int) -> None:
+def draw(
+    name: str, spaces: dict, tau, emd, pairs: pd.DataFrame, *, figures: Path, seed: int
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -204,7 +206,7 @@ def main() -> None:
         print(markdown(table))
         rho = {s: stats.spearmanr(p.correlation, p.distance)[0] for s, p in pairs.groupby("space")}
         print("\nSpearman of distance and correlation:", {k: round(v, 3) for k, v in rho.items()})
-        draw(name, spaces, tau, emd, pairs, args.figures, args.seed)
+        draw(name, spaces, tau, emd, pairs, figures=args.figures, seed=args.seed)
 
 
 if __name__ == "__main__":

@@ -167,14 +167,14 @@ def default_models() -> list[str]:
     return [name for name in available_models() if name not in NEURAL]
 
 
-def model_params(models: Sequence[str], quick: bool) -> dict[str, dict[str, Any]]:
+def model_params(models: Sequence[str], *, quick: bool) -> dict[str, dict[str, Any]]:
     """Each model's ``fast_params`` with ``quick``, else nothing (its defaults)."""
     if not quick:
         return {}
     return {name: dict(getattr(get_model(name), "fast_params", {}) or {}) for name in models}
 
 
-def transfer_groups(adata: AnnData, schema: Schema, delta: bool) -> dict[str, list[str]]:
+def transfer_groups(adata: AnnData, schema: Schema, *, delta: bool) -> dict[str, list[str]]:
     """Perturbation -> the contexts where the transfer task holds it out.
 
     As :func:`transferome.data.splits.leave_one_context_out`: perturbations measured in two or
@@ -207,6 +207,7 @@ def _run(
     dataset: Dataset,
     models: Sequence[str],
     params: Mapping[str, Mapping[str, Any]],
+    *,
     max_groups: int,
     seed: int,
     ceiling: bool,
@@ -230,6 +231,7 @@ def run_dataset(
     adata: AnnData,
     models: Sequence[str],
     params: Mapping[str, Mapping[str, Any]],
+    *,
     max_groups: int,
     seed: int,
     ceiling: bool,
@@ -240,7 +242,9 @@ def run_dataset(
     fails; if the call itself fails, each model runs alone.
     """
     try:
-        result = _run(adata, dataset, models, params, max_groups, seed, ceiling)
+        result = _run(
+            adata, dataset, models, params, max_groups=max_groups, seed=seed, ceiling=ceiling
+        )
         failed = [
             (dataset.name, model, " ".join(str(reason).split())[:300])
             for model, reason in result.skipped.items()
@@ -253,7 +257,9 @@ def run_dataset(
     tables, timings, skipped = [], [], []
     for model in models:
         try:
-            result = _run(adata, dataset, [model], params, max_groups, seed, ceiling)
+            result = _run(
+                adata, dataset, [model], params, max_groups=max_groups, seed=seed, ceiling=ceiling
+            )
         except Exception as exc:
             skipped.append((dataset.name, model, _short(exc)))
             continue
@@ -346,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     missing = sorted(set(models) - set(available_models()))
     if missing:
         parser.error(f"unknown model(s) {missing}; available: {list(available_models())}")
-    params = model_params(models, args.quick)
+    params = model_params(models, quick=args.quick)
     max_groups = args.max_groups or (20 if args.quick else 200)
     data, out = Path(args.data), Path(args.out)
 
@@ -364,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             skipped.append((name, "all", _short(exc)))
             print(f"[{name}] skipped: {_short(exc)}", flush=True)
             continue
-        groups = transfer_groups(adata, SCHEMA, dataset.values == "delta")
+        groups = transfer_groups(adata, SCHEMA, delta=dataset.values == "delta")
         n_all = sum(len(c) for c in groups.values())
         n_held = min(n_all, max_groups)
         note = "" if n_held == n_all else " (a seeded sample of the groups)"
@@ -374,7 +380,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             flush=True,
         )
         results, timings, failed = run_dataset(
-            dataset, adata, models, params, max_groups, args.seed, not args.no_ceiling
+            dataset,
+            adata,
+            models,
+            params,
+            max_groups=max_groups,
+            seed=args.seed,
+            ceiling=not args.no_ceiling,
         )
         for entry in failed:
             print(f"[{name}] skipped {entry[1]}: {entry[2]}", flush=True)

@@ -186,7 +186,9 @@ def test_validate_crafted_bad_gct(tmp_path, capsys, kind) -> None:
     ],
 )
 @pytest.mark.parametrize("command", ["info", "validate"])
-def test_bad_file(tmp_path, capsys, command, name, content, options, message) -> None:
+def test_bad_file(  # noqa: PLR0917 - pytest passes fixtures and parameters by name
+    tmp_path, capsys, command, name, content, options, message
+) -> None:
     path = tmp_path / name
     if content is not None:
         path.write_text(content)

@@ -13,7 +13,7 @@ from transferome.data import Schema
 from transferome.errors import DataValidationError
 
 
-def _tiny(with_samples: bool = False) -> AnnData:
+def _tiny(*, with_samples: bool = False) -> AnnData:
     rows = [
         ("liver", "control", "a1", [1.0, 0.5]),
         ("liver", "control", "a2", [3.0, 0.5]),

@@ -55,8 +55,11 @@ def test_oracle_and_interval_pick_the_largest_errors(full) -> None:
     widths[open_cells[4]] = widths[open_cells[7]] = np.nan
     preds = CellPredictions({"human": {}}, widths)
     rng = np.random.default_rng(0)
-    assert _pick("oracle", full, grid, preds, true, 2, rng, 0.0) == [open_cells[4], open_cells[7]]
-    picked = _pick("largest interval", full, grid, preds, true, 3, rng, 0.0)
+    picked = _pick("oracle", full, grid, preds, true, k=2, rng=rng, other_species_weight=0.0)
+    assert picked == [open_cells[4], open_cells[7]]
+    picked = _pick(
+        "largest interval", full, grid, preds, true, k=3, rng=rng, other_species_weight=0.0
+    )
     assert set(picked[:2]) == {open_cells[4], open_cells[7]}
     assert picked[2] == open_cells[2]
 

@@ -208,7 +208,7 @@ def test_inconsistent_model_folder_is_a_named_error(
     ],
     ids=["xtransfer-million", "xtransfer-huge", "fe-huge", "uge-huge"],
 )
-def test_model_json_sizes_are_checked_against_the_weights_before_building(
+def test_model_json_sizes_are_checked_against_the_weights_before_building(  # noqa: PLR0917 - pytest passes fixtures and parameters by name
     folder: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -412,7 +412,7 @@ def test_unwritable_out_is_refused_before_any_work(
 
 
 @pytest.mark.parametrize("command", ["fit", "predict", "run"])
-def test_working_folder_as_out_is_refused_before_any_work(
+def test_working_folder_as_out_is_refused_before_any_work(  # noqa: PLR0917 - pytest passes fixtures and parameters by name
     folder: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

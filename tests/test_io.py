@@ -46,7 +46,9 @@ def small():
         ("x.h5ad", {}, {}, True),
     ],
 )
-def test_round_trip(tmp_path, small, name, write_kwargs, read_kwargs, keeps_obs) -> None:
+def test_round_trip(  # noqa: PLR0917 - pytest passes fixtures and parameters by name
+    tmp_path, small, name, write_kwargs, read_kwargs, keeps_obs
+) -> None:
     before = small.copy()
     kwargs = dict(write_kwargs)
     if "metadata" in kwargs:

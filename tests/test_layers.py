@@ -3,7 +3,9 @@ and no two modules import each other (directly or round a circle) when they load
 
 Every ``import transferome.X`` / ``from transferome.X import`` in the package, at module level
 or inside a function, is checked against the layer table below (each layer may import from
-its own and the ones before it); the circle check reads the module-level imports.
+its own and the ones before it); the circle check reads the module-level imports. A
+sub-package's private modules and names (a part starting with ``_``) are its own: another
+sub-package imports what it exports.
 """
 
 from __future__ import annotations
@@ -34,17 +36,20 @@ LAYERS: dict[str, int] = {
 }
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
-    """``(line, module)`` of every transferome import in a file."""
+def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    """``(line, module, names)`` of every transferome import in a file.
+
+    ``names`` are those of ``from module import ...`` (empty for ``import module``).
+    """
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
+            modules = [(node.module, [alias.name for alias in node.names])]
         elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            modules = [(alias.name, []) for alias in node.names]
         else:
             continue
-        found += [(node.lineno, n) for n in names if n.split(".")[0] == "transferome"]
+        found += [(node.lineno, m, n) for m, n in modules if m.split(".")[0] == "transferome"]
     return found
 
 
@@ -58,7 +63,7 @@ def _violations() -> list[str]:
         own = _layer_of(path.relative_to(PACKAGE).parts)
         if own is None:
             continue
-        for line, module in _imports(path):
+        for line, module, _ in _imports(path):
             parts = module.split(".")
             if len(parts) < 2 or parts[1] == "__version__":
                 continue  # the package itself: its version, the lazy top-level names
@@ -88,6 +93,77 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch) -> None:
     )
     monkeypatch.setattr(f"{__name__}.PACKAGE", fake)
     assert _violations() == ["models/bad.py:2 (models) imports transferome.pipeline.run (pipeline)"]
+
+
+# Temporary: these files are being rewritten elsewhere and still import another sub-package's
+# private module. Each pair leaves the list when its file imports the public name
+# (test_every_allowed_private_import_is_still_there fails on a pair that has gone).
+PRIVATE_IMPORTS_ALLOWED = {
+    ("benchmark/_run.py", "transferome.data._backed"),
+    ("benchmark/species.py", "transferome.crossspecies._inputs"),
+    ("models/fe/estimator.py", "transferome.data._backed"),
+}
+
+
+def _private_imports() -> list[str]:
+    """Imports of another sub-package's private module or name, but the allowed ones.
+
+    ``transferome._logging`` is no sub-package's: every layer shares it.
+    """
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE)
+        own = _layer_of(where.parts)
+        if own is None:
+            continue
+        for line, module, names in _imports(path):
+            parts = module.split(".")
+            if len(parts) < 2 or parts[1] == own:
+                continue
+            if (where.as_posix(), module) in PRIVATE_IMPORTS_ALLOWED:
+                continue
+            if any(part.startswith("_") for part in parts[2:]):
+                bad.append(f"{where}:{line} ({own}) imports {module}")
+            hidden = [name for name in names if name.startswith("_")]
+            if hidden:
+                bad.append(f"{where}:{line} ({own}) imports {', '.join(hidden)} from {module}")
+    return bad
+
+
+def test_no_subpackage_imports_the_private_parts_of_another() -> None:
+    assert _private_imports() == []
+
+
+def test_the_check_sees_a_private_import(tmp_path, monkeypatch) -> None:
+    fake = tmp_path / "transferome"
+    (fake / "cli").mkdir(parents=True)
+    (fake / "data").mkdir()
+    (fake / "cli" / "bad.py").write_text(
+        "from transferome.data._atomic import atomic_path\n"
+        "from transferome.data import _atomic, read\n"
+        "import transferome.pipeline._yaml\n"
+        "from transferome.cli._common import read_input\n"  # its own sub-package's
+        "from transferome._logging import get_logger\n"  # shared by every layer
+        "from transferome.data import atomic_path\n"  # the public name
+        "def f():\n    from transferome.models.base import _E\n"
+    )
+    (fake / "data" / "fine.py").write_text("from transferome.data._atomic import atomic_path\n")
+    monkeypatch.setattr(f"{__name__}.PACKAGE", fake)
+    assert _private_imports() == [
+        "cli/bad.py:1 (cli) imports transferome.data._atomic",
+        "cli/bad.py:2 (cli) imports _atomic from transferome.data",
+        "cli/bad.py:3 (cli) imports transferome.pipeline._yaml",
+        "cli/bad.py:8 (cli) imports _E from transferome.models.base",
+    ]
+
+
+def test_every_allowed_private_import_is_still_there() -> None:
+    found = {
+        (path.relative_to(PACKAGE).as_posix(), module)
+        for path in PACKAGE.rglob("*.py")
+        for _, module, _ in _imports(path)
+    }
+    assert sorted(PRIVATE_IMPORTS_ALLOWED - found) == []  # fixed: take the pair off the list
 
 
 def _module(path: Path) -> str:

@@ -251,7 +251,9 @@ def _set(config, path, value):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pick=st.integers(0, 10**6), value=VALUES, drop=st.booleans())
-def test_random_configs_are_valid_or_refused_naming_a_field(pick: int, value, drop: bool) -> None:
+def test_random_configs_are_valid_or_refused_naming_a_field(
+    pick: int, value, *, drop: bool
+) -> None:
     """One field of the built-in configuration set to a random value (or dropped): the check
     accepts it or raises ConfigError with a message; never another error."""
     import copy

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _donor_data(
+    *,
     contexts=("d0", "d1", "d2", "d3"),
     perturbations=("a", "b", "a+b"),
     n_cells=6,

@@ -43,7 +43,9 @@ class AutoEncoder(torch.nn.Module):
         return {"loss": reco + 0.01 * penalty, "reco": reco, "penalty": penalty}
 
 
-def make_adata(n_obs: int = 96, n_genes: int = 12, seed: int = 0, sparse: bool = True) -> AnnData:
+def make_adata(
+    n_obs: int = 96, n_genes: int = 12, seed: int = 0, *, sparse: bool = True
+) -> AnnData:
     rng = np.random.default_rng(seed)
     latent = rng.normal(size=(n_obs, 3))
     values = np.maximum(latent @ rng.normal(size=(3, n_genes)), 0).astype(np.float32)
@@ -96,7 +98,7 @@ def test_config_round_trips_through_a_dict() -> None:
 
 # -------------------------------------------------------------------- data
 @pytest.mark.parametrize("sparse", [True, False])
-def test_anndata_rows_items_and_batches_match_the_matrix(sparse: bool) -> None:
+def test_anndata_rows_items_and_batches_match_the_matrix(*, sparse: bool) -> None:
     adata = make_adata(sparse=sparse)
     dense = adata.X.toarray() if sparse else adata.X
     rows = AnnDataRows(adata, obs_columns={"batch_code": adata.obs["batch_code"].to_numpy()})

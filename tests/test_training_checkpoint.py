@@ -54,7 +54,7 @@ def test_checkpoint_folders_hold_safetensors_and_json(tmp_path, data) -> None:
 
 
 @pytest.mark.parametrize("with_validation", [True, False])
-def test_resume_gives_the_uninterrupted_result(tmp_path, data, with_validation: bool) -> None:
+def test_resume_gives_the_uninterrupted_result(tmp_path, data, *, with_validation: bool) -> None:
     train, val = data
     val = val if with_validation else None
     straight = AutoEncoder(dropout=0.2)

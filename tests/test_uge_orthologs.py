@@ -26,7 +26,7 @@ def pair():
     return {"mouse": _species(1, "m"), "rat": _species(2, "r", ORDER)}
 
 
-def _table(one_to_many: bool = True) -> pd.DataFrame:
+def _table(*, one_to_many: bool = True) -> pd.DataFrame:
     """Rat gene j is mouse gene ORDER[j]; rat rg0 also pairs with mouse mg{ORDER[1]}."""
     table = pd.DataFrame(
         {
@@ -66,14 +66,16 @@ def test_groups_join_many_to_many_families_and_skip_unknown_genes():
 
 
 def test_links_read_long_and_wide_layouts():
-    wide = ortholog_links(_table(False).rename(columns={"mouse": "mouse_gene"}), ["mouse", "rat"])
+    wide = ortholog_links(
+        _table(one_to_many=False).rename(columns={"mouse": "mouse_gene"}), ["mouse", "rat"]
+    )
     long = ortholog_links(
         pd.DataFrame(
             {
                 "source_species": "mouse",
-                "source_gene": _table(False)["mouse"],
+                "source_gene": _table(one_to_many=False)["mouse"],
                 "target_species": "rat",
-                "target_gene": _table(False)["rat"],
+                "target_gene": _table(one_to_many=False)["rat"],
                 "homology_type": "one2one",
             }
         ),
@@ -257,7 +259,7 @@ def test_integration_scores_tell_mixed_from_separated_spaces():
 
 
 def test_ortholog_pca_places_both_species_in_one_space(pair):
-    pairs = _table(False)
+    pairs = _table(one_to_many=False)
     coords = ortholog_pca(pair, pairs, n_components=5)
     assert coords["mouse"].shape == (pair["mouse"].n_obs, 5)
     assert coords["rat"].shape == (pair["rat"].n_obs, 5)

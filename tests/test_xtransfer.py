@@ -30,6 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _easy_data(
+    *,
     contexts=("c0", "c1", "c2", "c3"),
     drugs=("d0", "d1", "d2"),
     n_cells=24,

@@ -120,7 +120,7 @@ def knn_scores(
 
 
 def _missing(labels: np.ndarray) -> np.ndarray:
-    """Samples without a label: NaN, None, ``pd.NA`` or the empty string."""
+    """Mark the samples without a label: NaN, None, ``pd.NA`` or the empty string."""
     return np.array([(isinstance(v, str) and v == "") or bool(pd.isna(v)) for v in labels])
 
 
@@ -134,7 +134,7 @@ def embedding_benchmark(
     test_size: float = 0.2,
     random_state: int = 0,
 ) -> pd.DataFrame:
-    """kNN benchmark of several embeddings on several labels, as one tidy table.
+    """Benchmark several embeddings by kNN on several labels, as one tidy table.
 
     Every embedding is scored on the same splits of every label.
 
@@ -336,6 +336,8 @@ def distance_preservation(
         and reconstruction.
     n_pairs
         Number of random distinct pairs (all pairs when ``None`` or when there are fewer).
+    random_state
+        Seed of the draw of the pairs.
 
     Returns
     -------

@@ -1,5 +1,7 @@
-"""Benchmark harness: tasks that split a dataset, fit every model and baseline on the training
-part, predict the held-out groups and return tidy tables.
+"""Benchmark harness: tasks that split a dataset, fit, predict and return tidy tables.
+
+The tasks split a dataset, fit every model and baseline on the training part, predict the
+held-out groups and return tidy tables.
 
 Tasks (:data:`TASKS`): ``transfer`` (leave one context out: one (context, perturbation) group
 per split, or with ``task_options={"holdout": "context"}`` every group of a context at once) and

@@ -69,10 +69,16 @@ def _transfer_splits(
     perturbations: Any = None,
     max_splits: int | None = None,
 ) -> list[Split]:
-    """Splits of the transfer task.
+    """Build the splits of the transfer task.
 
     Parameters
     ----------
+    adata
+        The observations to split.
+    schema
+        The obs keys.
+    seed
+        Seed of the split builder and of the ``max_splits`` sample.
     holdout
         ``"group"``: one split per (context, perturbation) group, the context's other
         perturbations staying in training; ``"context"``: one split per context, all its
@@ -121,7 +127,7 @@ def register_task(task: Task) -> Task:
 
 
 def get_task(name: str) -> Task:
-    """The task registered under ``name``."""
+    """Return the task registered under ``name``."""
     if name not in TASKS:
         raise TransferomeError(f"unknown benchmark task {name!r}; available: {sorted(TASKS)}")
     return TASKS[name]

@@ -69,8 +69,10 @@ CURVE_COLUMNS = ["strategy", "seed", "step", "measured", "error", "error_open"]
 def _errors(
     full: Mapping[str, Reactome], grid: DesignGrid, measured: np.ndarray, preds: CellPredictions
 ) -> np.ndarray:
-    """Mean squared error over genes of every possible cell (0 where measured, NaN where not
-    possible)."""
+    """Return the mean squared error over genes of every possible cell.
+
+    0 where measured, NaN where not possible.
+    """
     out = np.full(measured.shape, np.nan)
     for s, species in enumerate(grid.species):
         values = full[species].values
@@ -90,6 +92,7 @@ def _pick(
     grid: DesignGrid,
     preds: CellPredictions,
     errors: np.ndarray,
+    *,
     k: int,
     rng: np.random.Generator,
     other_species_weight: float,
@@ -112,9 +115,12 @@ def _pick(
 
 
 def starting_design(grid: DesignGrid, rng: np.random.Generator, start: float) -> np.ndarray:
-    """The measured mask a campaign starts from: a random ``start`` share of the grid's
-    measured cells (at least one), drawn from ``rng`` (``np.random.default_rng(seed)`` gives
-    the start of :func:`acquisition_curve` for that seed)."""
+    """Draw the measured mask a campaign starts from.
+
+    A random ``start`` share of the grid's measured cells (at least one), drawn from ``rng``
+    (``np.random.default_rng(seed)`` gives the start of :func:`acquisition_curve` for that
+    seed).
+    """
     if not 0 < start < 1:
         raise DataValidationError(f"start must lie in (0, 1), got {start}")
     cells = np.argwhere(grid.measured)
@@ -193,7 +199,16 @@ def acquisition_curve(
         if number == steps or not open_.any():
             break
         k_now = min(k, int(open_.sum()))
-        chosen = _pick(strategy, full, grid, preds, errors, k_now, rng, other_species_weight)
+        chosen = _pick(
+            strategy,
+            full,
+            grid,
+            preds,
+            errors,
+            k=k_now,
+            rng=rng,
+            other_species_weight=other_species_weight,
+        )
         measured = measured.copy()
         for index in chosen:
             measured[index] = True
@@ -220,11 +235,12 @@ class DesignBenchmarkResult:
 
     @property
     def summary(self) -> pd.DataFrame:
+        """The summary of the curves (:func:`summarize_curves`)."""
         return summarize_curves(self.curves)
 
 
 def summarize_curves(curves: pd.DataFrame) -> pd.DataFrame:
-    """The summary of :class:`DesignBenchmarkResult` from its curves."""
+    """Summarise the curves of a :class:`DesignBenchmarkResult`."""
     from scipy import stats
 
     auc = curves.groupby(["strategy", "seed"])["error"].mean().unstack("strategy")
@@ -269,8 +285,10 @@ def design_benchmark(
     other_species_weight: float = 0.0,
     on_step: Callable[[str], None] | None = None,
 ) -> DesignBenchmarkResult:
-    """Acquisition curves of ``strategies`` over ``seeds`` (see :func:`acquisition_curve`)
-    and their summary; ``on_step`` is called after each curve (progress)."""
+    """Compute the acquisition curves of ``strategies`` over ``seeds``, and their summary.
+
+    See :func:`acquisition_curve`; ``on_step`` is called after each curve (progress).
+    """
     unknown = [s for s in strategies if s not in DESIGN_STRATEGIES]
     if unknown:
         raise DataValidationError(

@@ -79,7 +79,7 @@ class DoseSplit:
 
 
 def dose_splits(table: ConditionTable, holdout: str) -> list[DoseSplit]:
-    """Splits of a table: ``holdout="point"`` (one condition) or ``"series"`` (a series).
+    """Split a table: ``holdout="point"`` (one condition) or ``"series"`` (a series).
 
     A point is held out from series with two or more conditions; a series only when its
     perturbation has another series to learn from.
@@ -174,7 +174,7 @@ class DoseBenchmarkResult:
         return "\n".join(lines).rstrip() + "\n"
 
     def report_markdown(self) -> str:
-        """What ``transferome benchmark`` prints and writes to ``summary.md``."""
+        """Return what ``transferome benchmark`` prints and writes to ``summary.md``."""
         return self.to_markdown(("pearson_delta", "pearson_delta_deg", "r2_delta_deg"))
 
 
@@ -211,7 +211,7 @@ def _coverage(true: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((t >= lower[finite]) & (t <= upper[finite])))
 
 
-def run_dose_task(
+def run_dose_task(  # noqa: PLR0913 - a task runner: the data, the task, keyword-only options
     adata: AnnData,
     task: str = "unseen_dose",
     *,
@@ -252,6 +252,8 @@ def run_dose_task(
         Keep at most this many splits, drawn by ``seed`` (``None``: all).
     kinds
         Keep only splits of these kinds (e.g. ``["interpolation"]``).
+    seed
+        Seed of the ``max_splits`` draw.
     ceiling
         Add the split-half noise ceiling of every held-out condition.
     keep_models

@@ -42,7 +42,7 @@ _SUBCOMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand registered."""
+    """Build the argument parser with every subcommand registered."""
     from transferome import __version__
 
     parser = argparse.ArgumentParser(
@@ -65,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Stopped(KeyboardInterrupt):
-    """Raised by the signal handlers of :func:`_stop_on_signals` (a KeyboardInterrupt, so
-    every ``except BaseException`` clean-up of partial outputs runs)."""
+    """Raised by the signal handlers of :func:`_stop_on_signals`.
+
+    A KeyboardInterrupt, so every ``except BaseException`` clean-up of partial outputs runs.
+    """
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ __all__ = [
 
 
 def add_key_arguments(parser: argparse.ArgumentParser, *, unused: Sequence[str] = ()) -> None:
-    """The obs keys of the schema, with the defaults of :class:`~transferome.data.Schema`.
+    """Add the obs keys of the schema, with the defaults of :class:`~transferome.data.Schema`.
 
     ``unused`` names optional keys (``dose_key``, ``time_key``, ``sample_key``) that nothing
     behind the command reads: they are left out of the help and giving one is an error
@@ -96,7 +96,7 @@ def prepare_input(
     schema: Schema | None = None,
     zero_controls: bool = True,
 ) -> tuple[AnnData, str]:
-    """The data on the scale the models expect, and ``"log"`` or ``"delta"``.
+    """Return the data on the scale the models expect, and ``"log"`` or ``"delta"``.
 
     Detection and normalisation are :func:`transferome.data.prepare_values` (``--values``);
     with ``delta`` values and ``zero_controls`` the controls are replaced by one zero profile
@@ -136,7 +136,7 @@ def reject_unused_keys(args: argparse.Namespace) -> None:
 
 
 def schema_from_args(args: argparse.Namespace) -> Schema:
-    """The :class:`~transferome.data.Schema` named by the obs-key options."""
+    """Return the :class:`~transferome.data.Schema` named by the obs-key options."""
     reject_unused_keys(args)
     return Schema.from_args(args)
 
@@ -159,7 +159,7 @@ def add_preset_argument(parser: argparse.ArgumentParser) -> None:
 def preset_params(
     model: str, preset: str, given: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The hyperparameters of ``model`` under ``preset``, with ``given`` applied on top."""
+    """Return the hyperparameters of ``model`` under ``preset``, ``given`` applied on top."""
     from transferome.errors import TransferomeError
     from transferome.models import get_model
 
@@ -186,8 +186,7 @@ def parse_params(pairs: Sequence[str], model: str) -> dict[str, Any]:
 
     from transferome.errors import DataValidationError
     from transferome.models import get_model
-    from transferome.pipeline._yaml import load_yaml, short_repr, yaml_problem
-    from transferome.pipeline.config import check_arguments
+    from transferome.pipeline.config import check_arguments, load_yaml, short_repr, yaml_problem
 
     params: dict[str, Any] = {}
     for pair in pairs:
@@ -210,8 +209,10 @@ def parse_params(pairs: Sequence[str], model: str) -> dict[str, Any]:
 
 
 def validate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword options of :func:`transferome.data.validate` (besides the schema, see
-    :func:`schema_from_args`) from parsed options."""
+    """Return the keyword options of :func:`transferome.data.validate` from parsed options.
+
+    Besides the schema, see :func:`schema_from_args`.
+    """
     return {
         "layer": getattr(args, "layer", None),
         "allow_negative": getattr(args, "allow_negative", False),
@@ -264,7 +265,7 @@ def check_finite(
 
 
 def read_ortholog_csv(path: str | None) -> pd.DataFrame | None:
-    """An ortholog table given on the command line (``None`` when not given)."""
+    """Read an ortholog table given on the command line (``None`` when not given)."""
     import pandas as pd
 
     if path is None:
@@ -299,8 +300,10 @@ def add_backed_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def read_data(path: str, *, backed: bool, **kwargs: Any) -> AnnData:
-    """Read ``path`` (any format, reader options ``kwargs``), on disk with ``backed`` (an
-    ``.h5ad`` file only)."""
+    """Read ``path`` (any format, reader options ``kwargs``).
+
+    On disk with ``backed`` (an ``.h5ad`` file only).
+    """
     from transferome.data.io import format_of, read
     from transferome.errors import ReaderError
 

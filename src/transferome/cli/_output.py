@@ -15,8 +15,7 @@ def new_output(
     folder: bool = False,
     option: str = "--out",
 ) -> Path:
-    """The output file (or ``folder``), refusing to replace an existing one unless
-    ``overwrite``.
+    """Return the output file (or ``folder``), refusing to replace one unless ``overwrite``.
 
     Also refused before any work (see :func:`check_output`): a file output that is a folder
     or one of the ``inputs``, a folder output that is the working folder (with
@@ -37,8 +36,10 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _check_writable(folder: Path, label: str) -> None:
-    """Refuse the output ``label`` when no file can be created in ``folder`` (or in the
-    closest folder above it that exists, where the missing ones would be created)."""
+    """Refuse the output ``label`` when no file can be created in ``folder``.
+
+    Or in the closest folder above it that exists, where the missing ones would be created.
+    """
     import tempfile
 
     from transferome.errors import TransferomeError

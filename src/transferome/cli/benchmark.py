@@ -30,6 +30,7 @@ _TRANSFER_OPTIONS = ("holdout", "contexts", "perturbations", "max_splits")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome benchmark`` to ``parser``."""
     parser.add_argument(
         "task",
         help="task name: transfer (leave one context out), combination; dose tasks: "
@@ -179,6 +180,7 @@ def _check_out(out: Path, *, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome benchmark`` on the parsed ``args``; return the exit status."""
     from transferome.benchmark import run_task
     from transferome.data import prepare_values
     from transferome.errors import TransferomeError
@@ -221,8 +223,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(out: Path, result: object, *, overwrite: bool) -> int:
-    from transferome.data import atomic_path, atomic_write_text
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, atomic_write_text, spreadsheet_safe
 
     _check_out(out, overwrite=overwrite)  # again: it may have appeared meanwhile
     tables = (

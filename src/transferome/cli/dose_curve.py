@@ -24,6 +24,7 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome dose-curve`` to ``parser``."""
     parser.add_argument("file", help="observations with a dose (or time) column (h5ad, ...)")
     parser.add_argument("--perturbation", required=True, help="the perturbation to predict")
     parser.add_argument(
@@ -122,10 +123,10 @@ def _positions(table, text: str) -> tuple[list[str], list[float]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome dose-curve`` on the parsed ``args``; return the exit status."""
     import pandas as pd
 
-    from transferome.data import atomic_path, prepare_values
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, prepare_values, spreadsheet_safe
     from transferome.data.dose import condition_table
     from transferome.models.dose import DoseResponse
 

@@ -18,6 +18,7 @@ HELP = "score predicted profiles (h5ad from `predict`) against observed data"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome evaluate`` to ``parser``."""
     parser.add_argument("prediction", help="h5ad written by `transferome predict`")
     parser.add_argument("truth", help="observed data (h5ad) holding the predicted groups")
     parser.add_argument("--out", required=True, help="CSV of per-group metrics to write")
@@ -28,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome evaluate`` on the parsed ``args``; return the exit status."""
     from dataclasses import replace
 
-    from transferome.data import atomic_path, obs_labels, read_h5ad, validate
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, obs_labels, read_h5ad, spreadsheet_safe, validate
     from transferome.errors import DataValidationError
     from transferome.metrics import evaluate_groups, summarize
 

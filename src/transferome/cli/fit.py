@@ -23,6 +23,7 @@ HELP = "fit one model on a data file and save it (safetensors + JSON folder)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome fit`` to ``parser``."""
     parser.add_argument("file", help="training data (h5ad, CSV/TSV, GCT or 10x folder)")
     parser.add_argument(
         "--model",
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome fit`` on the parsed ``args``; return the exit status."""
     import inspect
 
     from transferome.cli._common import read_input

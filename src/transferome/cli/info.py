@@ -30,6 +30,7 @@ _MAX_COLUMNS = 12
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome info`` to ``parser``."""
     parser.add_argument(
         "file", help="dataset: .h5ad, .csv/.tsv table, .gct, or a 10x matrix.mtx folder"
     )
@@ -142,6 +143,7 @@ def _describe_without_keys(console, adata, args: argparse.Namespace, missing: li
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome info`` on the parsed ``args``; return the exit status."""
     from rich.console import Console
 
     from transferome.data import validate

@@ -11,6 +11,7 @@ HELP = "write a commented YAML configuration for `transferome run --config`"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome init-config`` to ``parser``."""
     parser.add_argument(
         "file", nargs="?", default="transferome.yaml", help="where to write it (transferome.yaml)"
     )
@@ -21,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome init-config`` on the parsed ``args``; return the exit status."""
     from transferome.data import atomic_write_text
     from transferome.pipeline.template import config_template
 

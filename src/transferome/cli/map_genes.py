@@ -18,6 +18,7 @@ HELP = "map each gene of a target species to source-species genes by function"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome map-genes`` to ``parser``."""
     parser.add_argument("source", help="source species data (h5ad; see --values)")
     parser.add_argument("target", help="target species data (h5ad; see --values)")
     parser.add_argument("--out", required=True, help="CSV of ranked candidates to write")
@@ -39,10 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
+    """Run ``transferome map-genes`` on the parsed ``args``; return the exit status."""
     from transferome.crossspecies import map_genes
-    from transferome.data import atomic_path, read_h5ad
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, read_h5ad, spreadsheet_safe
 
     inputs = (args.source, args.target, args.orthologs)
     out = new_output(args.out, overwrite=args.overwrite, inputs=inputs)

@@ -24,6 +24,7 @@ HELP = "predict the profiles of (context, perturbation) targets with a saved mod
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome predict`` to ``parser``."""
     parser.add_argument("model", help="model folder written by `transferome fit`")
     parser.add_argument("file", help="data holding the controls of every target context")
     parser.add_argument("--out", required=True, help="h5ad file to write")
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
+    """Run ``transferome predict`` on the parsed ``args``; return the exit status."""
     from transferome.cli._common import read_input
     from transferome.data import write_h5ad
     from transferome.pipeline.steps import evaluator_layout, load_model, read_targets

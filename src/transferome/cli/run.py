@@ -16,6 +16,7 @@ HELP = "run every task (transfer, species, combinations, annotation, gene mappin
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome run`` to ``parser``."""
     parser.add_argument(
         "--config",
         default=None,
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome run`` on the parsed ``args``; return the exit status."""
     import sys
 
     import yaml
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         run_pipeline,
         validate_config,
     )
-    from transferome.pipeline._yaml import load_yaml
+    from transferome.pipeline.config import load_yaml
     from transferome.pipeline.run import prepare_output
 
     if args.config is not None and args.quick:
@@ -118,8 +120,11 @@ def _input_paths(config) -> list[str]:
 
 
 def verdicts(stages) -> list[str]:
-    """One line per scored task: who wins, the best model against the strongest baseline,
-    and the bounds (noise ceiling; the truth on simulated data)."""
+    """Return one line per scored task: who wins, and the bounds.
+
+    The best model against the strongest baseline, and the bounds (noise ceiling; the truth
+    on simulated data).
+    """
     import math
 
     from transferome.report import summary_table

@@ -17,6 +17,7 @@ HELP = "write the simulated atlas (one h5ad per species, ortholog table, truth/)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome simulate`` to ``parser``."""
     parser.add_argument("--out", required=True, help="output folder (created if needed)")
     parser.add_argument(
         "--mode",
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_folder(out: Path, overwrite: bool) -> None:
+def _check_folder(out: Path, *, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -48,22 +49,22 @@ def _check_folder(out: Path, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome simulate`` on the parsed ``args``; return the exit status."""
     from transferome._logging import get_logger
     from transferome.cli._common import check_output
-    from transferome.data import atomic_path, write_h5ad
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, spreadsheet_safe, write_h5ad
     from transferome.datasets import QUICK, simulate
 
     log = get_logger(__name__)
     out = Path(args.out)
     check_output(out, overwrite=args.overwrite, folder=True)
-    _check_folder(out, args.overwrite)
+    _check_folder(out, overwrite=args.overwrite)
     kwargs = dict(QUICK[args.mode]) if args.quick else {}
     if args.unstructured:
         kwargs["params"] = "unstructured"
     atlas = simulate(args.mode, seed=args.seed, **kwargs)
 
-    def write_csv(frame, path: Path, index: bool = False) -> None:
+    def write_csv(frame, path: Path, *, index: bool = False) -> None:
         with atomic_path(path) as tmp:
             spreadsheet_safe(frame).to_csv(tmp, index=index)
 

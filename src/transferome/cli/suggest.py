@@ -18,6 +18,7 @@ HELP = "rank unmeasured (species, context, perturbation) experiments by expected
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome suggest`` to ``parser``."""
     parser.add_argument(
         "files",
         nargs="+",
@@ -56,11 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome suggest`` on the parsed ``args``; return the exit status."""
     from pathlib import Path
 
     from transferome.crossspecies import CompletionConfig, suggest_experiments
-    from transferome.data import atomic_path, read_h5ad
-    from transferome.data._spreadsheet import spreadsheet_safe
+    from transferome.data import atomic_path, read_h5ad, spreadsheet_safe
     from transferome.errors import DataValidationError
 
     inputs = [item.partition("=")[2] or item for item in args.files]

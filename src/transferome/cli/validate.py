@@ -19,6 +19,7 @@ HELP = "check a dataset against the schema; exit status 2 with the reason if it 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``transferome validate`` to ``parser``."""
     parser.add_argument(
         "file", help="dataset: .h5ad, .csv/.tsv table, .gct, or a 10x matrix.mtx folder"
     )
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``transferome validate`` on the parsed ``args``; return the exit status."""
     from transferome.data import validate
 
     adata = read_input(args)

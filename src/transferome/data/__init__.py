@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from transferome.data._atomic import atomic_path, atomic_write_text
+from transferome.data._atomic import atomic_path, atomic_write_text, make_temporary_folder
+from transferome.data._spreadsheet import spreadsheet_safe
 from transferome.data.io import (
     read,
     read_10x_mtx,
@@ -46,6 +47,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_text",
     "detect_value_type",
+    "make_temporary_folder",
     "obs_labels",
     "ortholog_links",
     "prepare_values",
@@ -58,6 +60,7 @@ __all__ = [
     "read_metadata",
     "read_table",
     "split_combination",
+    "spreadsheet_safe",
     "validate",
     "write",
     "write_10x_mtx",

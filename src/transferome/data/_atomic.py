@@ -16,15 +16,17 @@ __all__ = ["atomic_path", "atomic_write_text", "make_temporary_folder"]
 
 
 def _umask() -> int:
-    """The process's umask (read by setting it and putting it back)."""
+    """Return the process's umask (read by setting it and putting it back)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
 def make_temporary_folder(final: Path, *, suffix: str) -> Path:
-    """A new hidden folder ``.NAME.<random><suffix>`` beside ``final``, with the permissions
-    the umask gives a new folder (``mkdtemp`` alone makes it 0700)."""
+    """Make a new hidden folder ``.NAME.<random><suffix>`` beside ``final``.
+
+    It has the permissions the umask gives a new folder (``mkdtemp`` alone makes it 0700).
+    """
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     return tmp

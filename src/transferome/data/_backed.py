@@ -193,7 +193,7 @@ def dense_values(
     layer: str | None = None,
     what: str,
 ) -> np.ndarray:
-    """A new dense float32 array of ``X`` (or a layer) of ``adata``, optionally some columns.
+    """Return a new dense float32 array of ``X`` (or a layer) of ``adata``, or some columns.
 
     An on-disk matrix (of a backed AnnData or a view of one) is read a block of rows at a
     time straight into the result, after checking that the result fits in the memory
@@ -224,7 +224,7 @@ def rewritten(
     keep_input: str | None,
     uns: dict[str, Any],
 ) -> AnnData:
-    """A new on-disk AnnData whose ``X`` is ``transform`` of each block of rows of ``adata``.
+    """Write a new on-disk AnnData whose ``X`` is ``transform`` of each block of ``adata``.
 
     The values (``X`` or ``layer``) are read a block of rows at a time, transformed (a
     row-wise function of a CSR or dense float32 block, e.g. normalisation) and written to a
@@ -261,8 +261,11 @@ def rewritten(
 def _write_rows(
     adata: AnnData, layer: str | None, targets: list[tuple[Any, str, Callable[[Any], Any]]]
 ) -> None:
-    """Write ``change`` of the rows of ``adata`` to ``group[name]`` for every ``(group, name,
-    change)`` of ``targets``, in one pass a block of rows at a time."""
+    """Write ``change`` of the rows of ``adata`` to ``group[name]`` for each of ``targets``.
+
+    ``targets`` holds ``(group, name, change)`` triples; all are written in one pass, a block of
+    rows at a time.
+    """
     sparse = _stream._is_sparse(stored_source(adata, layer)[0])
     written: dict[str, Any] = {}
     step = _stream.CHUNK_ROWS
@@ -271,11 +274,17 @@ def _write_rows(
         block = read_rows(adata, rows, layer=layer)
         block = sp.csr_matrix(block, dtype=np.float32) if sparse else np.asarray(block, np.float32)
         for group, name, change in targets:
-            _append(group, name, change(block), written, adata.shape, start)
+            _append(group, name, change(block), written, shape=adata.shape, start=start)
 
 
 def _append(
-    group: Any, name: str, block: Any, written: dict[str, Any], shape: tuple[int, int], start: int
+    group: Any,
+    name: str,
+    block: Any,
+    written: dict[str, Any],
+    *,
+    shape: tuple[int, int],
+    start: int,
 ) -> None:
     """Add a block of rows to ``group[name]`` (created by the first block)."""
     key = f"{group.name}/{name}"

@@ -1,6 +1,8 @@
-"""10x Genomics ``matrix.mtx`` folders: ``matrix.mtx(.gz)``, ``features.tsv(.gz)`` (or the
-older ``genes.tsv``) and ``barcodes.tsv(.gz)``, optionally with a common file-name prefix
-(``GSM123_matrix.mtx.gz``). The matrix is genes x cells; the AnnData is cells x genes.
+"""10x Genomics ``matrix.mtx`` folders.
+
+A folder holds ``matrix.mtx(.gz)``, ``features.tsv(.gz)`` (or the older ``genes.tsv``) and
+``barcodes.tsv(.gz)``, optionally with a common file-name prefix (``GSM123_matrix.mtx.gz``).
+The matrix is genes x cells; the AnnData is cells x genes.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def _first(folder: Path, names: list[str]) -> Path | None:
 
 
 def find_mtx(folder: Path, prefix: str = "") -> Path | None:
-    """The ``{prefix}matrix.mtx(.gz)`` file of ``folder``, or ``None``."""
+    """Find the ``{prefix}matrix.mtx(.gz)`` file of ``folder``, or ``None``."""
     return _first(folder, [f"{prefix}matrix.mtx.gz", f"{prefix}matrix.mtx"])
 
 

@@ -37,7 +37,7 @@ def _row_totals(matrix: Any, chunk_rows: int = 4096) -> np.ndarray:
 
 
 def _describe(value_type: str, matrix: Any) -> str:
-    """What ``counts`` / ``linear`` values are, in words, for the messages."""
+    """Say what ``counts`` / ``linear`` values are, in words, for the messages."""
     if value_type == "counts":
         return "raw counts (non-negative integers)"
     totals = _row_totals(matrix)

@@ -1,5 +1,7 @@
-"""Checks of the obs columns: labels without gaps, names without duplicates, dose and time
-axes."""
+"""Checks of the obs columns.
+
+Labels without gaps, names without duplicates, dose and time axes.
+"""
 
 from __future__ import annotations
 

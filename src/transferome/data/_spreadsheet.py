@@ -27,7 +27,7 @@ def _quote_labels(index: pd.Index) -> pd.Index:
 
 
 def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` whose text cells, labels and column names cannot run as formulas.
+    """Return a copy of ``frame`` whose text cells, labels and column names cannot run as formulas.
 
     A text starting with ``=``, ``+``, ``-``, ``@`` (or a tab / carriage return) gets a
     leading ``'``, which spreadsheets read as "this is text" (the OWASP advice on CSV

@@ -1,5 +1,6 @@
-"""Reading an on-disk expression matrix a block of rows at a time, and the statistics of groups
-of its rows computed in one pass.
+"""Reading an on-disk expression matrix a block of rows at a time, and group statistics.
+
+The statistics of groups of its rows are computed in one pass.
 
 An AnnData read with ``read_h5ad(path, backed=True)`` keeps ``X`` (and its layers) in the file:
 ``X`` is an h5py dataset (dense) or an anndata sparse dataset, and so is ``X`` of every view of
@@ -61,11 +62,11 @@ def on_disk(matrix: Any) -> bool:
 def stored_source(
     adata: AnnData, layer: str | None = None
 ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
-    """The stored matrix behind ``adata.X`` (or a layer), and which of its rows and columns
-    ``adata`` holds (``None``: all, in order).
+    """Return the stored matrix behind ``adata.X`` (or a layer), and the rows and columns held.
 
-    For a view of an AnnData whose matrix is on disk this is the root's matrix and the view's
-    positions in it; otherwise ``adata``'s own matrix.
+    The rows and columns are those of the stored matrix that ``adata`` holds (``None``: all, in
+    order). For a view of an AnnData whose matrix is on disk this is the root's matrix and the
+    view's positions in it; otherwise ``adata``'s own matrix.
     """
     if adata.is_view:
         root = adata._adata_ref  # the AnnData a view (of a view) was taken from
@@ -162,8 +163,10 @@ def read_rows(adata: AnnData, rows: np.ndarray, *, layer: str | None = None) -> 
 
 
 def memory_block(block: Any) -> Any:
-    """A block read from an on-disk matrix as canonical float32 CSR (duplicates summed) or a
-    float32 ndarray, ready for :func:`dense_rows`."""
+    """Convert a block read from an on-disk matrix for :func:`dense_rows`.
+
+    The result is canonical float32 CSR (duplicates summed) or a float32 ndarray.
+    """
     if hasattr(block, "to_memory"):  # anndata's lazy sparse slice
         block = block.to_memory()
     if sp.issparse(block):
@@ -174,13 +177,16 @@ def memory_block(block: Any) -> Any:
 
 
 def dense(block: Any, dtype: Any = np.float32) -> np.ndarray:
-    """A block of rows (CSR or ndarray, as :func:`iter_row_blocks` yields) as a dense array."""
+    """Return a block of rows (CSR or ndarray, as :func:`iter_row_blocks` yields) as dense."""
     return np.asarray(block.toarray() if sp.issparse(block) else block, dtype=dtype)
 
 
 def dense_rows(matrix: Any, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` of an in-memory CSR matrix (canonical: no duplicate entries) or ndarray as
-    a new dense float32 array, without an intermediate sparse matrix."""
+    """Return rows ``rows`` of an in-memory matrix as a new dense float32 array.
+
+    The matrix is a CSR matrix (canonical: no duplicate entries) or an ndarray; no intermediate
+    sparse matrix is made.
+    """
     if not sp.issparse(matrix):
         return np.asarray(matrix[rows], dtype=np.float32)  # fancy indexing copies
     indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
@@ -282,7 +288,7 @@ def clear_cache() -> None:
 
 
 def _matrix_identity(matrix: Any) -> tuple | None:
-    """What names an on-disk matrix and its content: file, node, size and modification time."""
+    """Name an on-disk matrix and its content: file, node, size and modification time."""
     try:
         node = matrix if isinstance(matrix, h5py.Dataset) else matrix.group
         filename = node.file.filename
@@ -329,7 +335,9 @@ def row_stats(
             result[g] = _CACHE.get(key)
     todo = [g for g in range(n_groups) if result[g] is None]
     if todo:
-        for g, stats in zip(todo, _scan(adata, codes, todo, members, n_genes, layer), strict=True):
+        for g, stats in zip(
+            todo, _scan(adata, codes, todo, members, n_genes, layer=layer), strict=True
+        ):
             result[g] = stats
             kept = keys[g]
             if kept is not None:
@@ -343,6 +351,7 @@ def _scan(
     groups: list[int],
     members: list[np.ndarray],
     n_genes: int,
+    *,
     layer: str | None,
 ) -> list[RowStats]:
     slot = np.full(max(int(codes.max(initial=-1)) + 1, 1), -1, dtype=np.int64)

@@ -52,8 +52,11 @@ def _pick_column(path: Path, header: list[str], name: str | None, what: str) -> 
 def _load_frame(
     path: Path, sep: str, header: list[str], text_columns: list[str], *, exact: bool = False
 ) -> pd.DataFrame:
-    """Parse the table; ``exact`` parses floats to the nearest double (slower), otherwise
-    within a unit in the last place, which is exact once stored as float32."""
+    """Parse the table.
+
+    ``exact`` parses floats to the nearest double (slower), otherwise within a unit in the last
+    place, which is exact once stored as float32.
+    """
     dup = _duplicates(header)
     if dup:
         raise ReaderError(f"{path}: duplicated column names in the header: {dup[:5]}")
@@ -234,8 +237,10 @@ def _compression(path: Path) -> dict[str, object] | None:
 
 
 def compact(values: np.ndarray) -> np.ndarray:
-    """Integer copy of ``values`` when they are all integers (text is shorter, written 4x
-    faster), else ``values``."""
+    """Return an integer copy of ``values`` when they are all integers, else ``values``.
+
+    Integer text is shorter and written 4x faster.
+    """
     integer = (
         values.dtype.kind == "f"
         and values.size > 0

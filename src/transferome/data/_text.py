@@ -46,7 +46,7 @@ _SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t", ".gct": "\
 
 
 def existing_file(path: str | os.PathLike[str]) -> Path:
-    """The path as a :class:`Path`; a :class:`ReaderError` when it is missing or a folder."""
+    """Return the path as a :class:`Path`; a :class:`ReaderError` when missing or a folder."""
     p = Path(path)
     if not p.exists():
         raise ReaderError(f"{p}: no such file or directory")
@@ -64,7 +64,7 @@ def base_suffix(path: Path) -> str:
 
 
 def separator_for(path: Path, sep: str | None) -> str:
-    """The field separator: ``sep`` if given, else from the suffix (``.csv`` comma, else tab)."""
+    """Return the field separator: ``sep``, else from the suffix (``.csv`` comma, else tab)."""
     if sep is not None:
         if len(sep) != 1:
             raise ReaderError(f"separator must be one character, got {sep!r}")

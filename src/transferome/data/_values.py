@@ -24,11 +24,11 @@ class ValueSummary:
 
     @classmethod
     def empty(cls) -> ValueSummary:
-        return cls(0, "float32", 0, 0, 0, float("inf"), 0.0, True)
+        return cls(0, "float32", 0, 0, 0, float("inf"), 0.0, integer=True)
 
     @property
     def kind(self) -> str:
-        """numpy dtype kind ("f", "i", "u", "b", "c", "O", ...)."""
+        """The numpy dtype kind ("f", "i", "u", "b", "c", "O", ...)."""
         return np.dtype(self.dtype).kind
 
     @classmethod
@@ -40,7 +40,7 @@ class ValueSummary:
         return accumulated.summary(0)
 
     def merge(self, other: ValueSummary) -> ValueSummary:
-        """The summary of both sets of values together."""
+        """Summarise both sets of values together."""
         if not other.n_values and other.kind in "fiu":
             return self
         if not self.n_values and self.kind in "fiu":
@@ -58,7 +58,7 @@ class ValueSummary:
 
 
 def _merged_dtype(a: str, b: str) -> str:
-    """dtype of two sets of values together (a non-numeric one wins: it is reported)."""
+    """Return the dtype of two sets of values together (a non-numeric one wins: it is reported)."""
     if a == b:
         return a
     for dtype in (a, b):

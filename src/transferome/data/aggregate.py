@@ -1,6 +1,8 @@
-"""Aggregates of observations shared by the layers above (models, metrics, crossspecies): the
-mean profile of each (context, perturbation) group, NaN-aware for signature data, and of each
-context's controls."""
+"""Aggregates of observations shared by the layers above (models, metrics, crossspecies).
+
+The mean profile of each (context, perturbation) group, NaN-aware for signature data, and of
+each context's controls.
+"""
 
 from __future__ import annotations
 
@@ -88,8 +90,10 @@ def code_means(matrix: Any, codes: np.ndarray, n_rows: int) -> np.ndarray:
 def _dense_code_means(
     indicator: sp.csr_matrix, matrix: np.ndarray, chunk_rows: int = 4096
 ) -> np.ndarray:
-    """Group means of a dense matrix, NaN-aware, in float64 a block of rows at a time (a
-    float32 matrix is never copied whole to float64)."""
+    """Compute the group means of a dense matrix, NaN-aware, in float64.
+
+    A block of rows at a time: a float32 matrix is never copied whole to float64.
+    """
     sums = np.zeros((indicator.shape[0], matrix.shape[1]))
     counts = np.zeros_like(sums)
     for start in range(0, matrix.shape[0], chunk_rows):
@@ -106,8 +110,10 @@ def _dense_code_means(
 
 
 def _sparse_nan_means(indicator: sp.csr_matrix, matrix: Any) -> np.ndarray:
-    """Group means of a sparse matrix over the measured (non-NaN) values; NaN where a group
-    measured nothing. Implicit zeros are measured values."""
+    """Compute the group means of a sparse matrix over the measured (non-NaN) values.
+
+    NaN where a group measured nothing. Implicit zeros are measured values.
+    """
     matrix = matrix.tocsr()
     missing = np.isnan(matrix.data)
     layout = (matrix.indices, matrix.indptr)

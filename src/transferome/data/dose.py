@@ -76,6 +76,7 @@ class ConditionTable:
 
     @property
     def n_genes(self) -> int:
+        """The number of genes."""
         return len(self.genes)
 
     def series(self) -> dict[str, np.ndarray]:
@@ -85,7 +86,7 @@ class ConditionTable:
         return {s: order[labels == s] for s in dict.fromkeys(labels)}
 
     def subset(self, rows: np.ndarray) -> ConditionTable:
-        """The table restricted to ``rows`` (positional indices), renumbered from 0."""
+        """Restrict the table to ``rows`` (positional indices), renumbered from 0."""
         rows = np.asarray(rows, dtype=int)
         return ConditionTable(
             axis=self.axis,

@@ -81,7 +81,7 @@ def write_h5ad(adata: AnnData, path: str | os.PathLike[str], *, overwrite: bool 
 
 
 def format_of(path: str | os.PathLike[str]) -> str:
-    """The format :func:`read` would use for ``path``: a key of :data:`FORMATS`."""
+    """Return the format :func:`read` would use for ``path``: a key of :data:`FORMATS`."""
     p = Path(path)
     if not p.exists():
         raise ReaderError(f"{p}: no such file or directory")

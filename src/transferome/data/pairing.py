@@ -58,7 +58,7 @@ class Pairs:
         return int(self.a.shape[0])
 
     def take(self, index: np.ndarray) -> Pairs:
-        """The pairs at positions ``index``."""
+        """Return the pairs at positions ``index``."""
         return Pairs(
             a=self.a[index],
             b=self.b[index],

@@ -84,7 +84,7 @@ class GeneSet:
 
     @classmethod
     def from_adata(cls, adata: AnnData) -> GeneSet:
-        """The gene set :func:`preprocess` recorded in ``adata.uns``."""
+        """Read the gene set :func:`preprocess` recorded in ``adata.uns``."""
         record = adata.uns.get(_UNS, {})
         if "genes" not in record:
             raise DataValidationError(
@@ -185,7 +185,7 @@ def prepare_values(
     if values == "delta" or (
         values == "auto" and dict(adata.uns.get(_UNS, {})).get("values") == "delta"
     ):
-        return PreparedValues(as_is(), "delta", "changes against control", False)
+        return PreparedValues(as_is(), "delta", "changes against control", normalised=False)
     try:
         value_type = detect_value_type(source)
     except DataValidationError as exc:
@@ -200,7 +200,7 @@ def prepare_values(
         detected = "log-normalised values" if value_type == "log" else _describe(value_type, source)
         if values == "log" and value_type != "log":
             _log.info("%s: holds %s; used as they are (values='log')", where, detected)
-        return PreparedValues(as_is(), "log", detected, False)
+        return PreparedValues(as_is(), "log", detected, normalised=False)
     detected = _describe(value_type, source) if value_type != "log" else "log-like values"
     record = dict(adata.uns.get(_UNS, {}))
     record["input_values"] = {"detected": detected, "target_sum": float(target_sum)}
@@ -229,7 +229,7 @@ def prepare_values(
         " as asked (values='counts')" if values == "counts" else "",
         target_sum,
     )
-    return PreparedValues(normalised, "log", detected, True)
+    return PreparedValues(normalised, "log", detected, normalised=True)
 
 
 def _max_variance(matrix) -> float:

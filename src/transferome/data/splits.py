@@ -101,8 +101,11 @@ def _make_split(
     seed: int,
     left_out: np.ndarray | None = None,
 ) -> Split:
-    """The split holding out ``test_mask``; ``left_out`` observations are in no part at all
-    (removed from training without being predicted)."""
+    """Build the split holding out ``test_mask``.
+
+    ``left_out`` observations are in no part at all (removed from training without being
+    predicted).
+    """
     if not 0.0 <= val_fraction < 1.0:
         raise DataValidationError(f"val_fraction must be in [0, 1), got {val_fraction}")
     contexts, perturbations = _labels(adata, schema)
@@ -304,9 +307,16 @@ def holdout_combinations(
 
     Parameters
     ----------
+    adata
+        The observations to split.
     combinations
         Combination labels to hold out. ``None`` selects every combination whose single
         perturbations are all observed, alone, in each context where the combination was.
+    schema
+        The obs keys (``Schema()`` when ``None``).
+    val_fraction, seed
+        ``floor(val_fraction * n)`` observations of each training group go to validation,
+        chosen by ``seed``.
 
     Raises
     ------
@@ -367,8 +377,11 @@ def _transferable(
     contexts: Iterable[str] | None,
     min_contexts: int,
 ) -> tuple[dict[str, list[str]], list[str]]:
-    """Perturbation -> contexts where it is measured (in ``min_contexts`` or more), restricted
-    to the chosen perturbations, and the chosen target contexts that have controls."""
+    """Find the transferable perturbations and the target contexts.
+
+    Returns perturbation -> contexts where it is measured (in ``min_contexts`` or more),
+    restricted to the chosen perturbations, and the chosen target contexts that have controls.
+    """
     if min_contexts < 2:
         raise DataValidationError(f"min_contexts must be at least 2, got {min_contexts}")
     context_labels, labels = _labels(adata, schema)
@@ -410,12 +423,13 @@ def leave_one_context_out(
     val_fraction: float = 0.0,
     seed: int = 0,
 ) -> Iterator[Split]:
-    """Yield one split per (context, perturbation) group whose perturbation is measured in
-    at least ``min_contexts`` contexts, holding out that group alone (``holdout="group"``).
+    """Yield one split per (context, perturbation) group, holding out that group alone.
 
-    The held-out context's other perturbations stay in training. Splits come sorted by
-    perturbation, then context. Contexts without controls are skipped (they cannot be a
-    transfer target); ``perturbations`` and ``contexts`` restrict the held-out groups.
+    This is ``holdout="group"``, for every group whose perturbation is measured in at least
+    ``min_contexts`` contexts. The held-out context's other perturbations stay in training.
+    Splits come sorted by perturbation, then context. Contexts without controls are skipped
+    (they cannot be a transfer target); ``perturbations`` and ``contexts`` restrict the held-out
+    groups.
     """
     schema = schema or Schema()
     per_perturbation, targets = _transferable(adata, schema, perturbations, contexts, min_contexts)
@@ -443,15 +457,15 @@ def leave_whole_context_out(
     val_fraction: float = 0.0,
     seed: int = 0,
 ) -> Iterator[Split]:
-    """Yield one split per context, holding out all its perturbed groups at once
-    (``holdout="context"``: a new donor, cell line or organ); its controls stay in training.
+    """Yield one split per context, holding out all its perturbed groups at once.
 
-    Every perturbed observation of the context leaves training. The groups predicted and
-    scored are those whose perturbation is measured in at least ``min_contexts`` contexts
+    This is ``holdout="context"``: a new donor, cell line or organ; its controls stay in
+    training. Every perturbed observation of the context leaves training. The groups predicted
+    and scored are those whose perturbation is measured in at least ``min_contexts`` contexts
     (so another context holds it) and, when given, is one of ``perturbations``; the context's
     other perturbed observations are in no part of the split. Contexts without controls, or
-    without a group to predict, are skipped; ``contexts`` chooses the held-out contexts.
-    Splits come sorted by context and are named ``context <name>``.
+    without a group to predict, are skipped; ``contexts`` chooses the held-out contexts. Splits
+    come sorted by context and are named ``context <name>``.
     """
     schema = schema or Schema()
     per_perturbation, targets = _transferable(adata, schema, perturbations, contexts, min_contexts)
@@ -473,8 +487,10 @@ def leave_whole_context_out(
 
 
 def sample_splits(splits: Sequence[Split], max_splits: int | None, seed: int = 0) -> list[Split]:
-    """At most ``max_splits`` of ``splits``, drawn without replacement by ``seed``, in their
-    original order (``None``: all of them)."""
+    """Draw at most ``max_splits`` of ``splits`` (``None``: all of them).
+
+    Drawn without replacement by ``seed``; they keep their original order.
+    """
     splits = list(splits)
     if max_splits is not None and int(max_splits) < 1:
         raise DataValidationError(f"max_splits must be at least 1, got {max_splits}")

@@ -86,7 +86,7 @@ def saturate(change: np.ndarray, limit: float) -> np.ndarray:
 
 
 def structure_rng(seed: int) -> np.random.Generator:
-    """The random stream of the structured context dependence, apart from the main one.
+    """Return the random stream of the structured context dependence, apart from the main one.
 
     Drawing the structured parts from their own stream leaves every draw of the main stream
     (``default_rng(seed)``) where it was, so switching them off reproduces the unstructured
@@ -166,7 +166,8 @@ class EffectModel:
         return total
 
 
-def draw_effects(
+# Temporary: datasets/simulator.py, being rewritten, passes seven of these by position.
+def draw_effects(  # noqa: PLR0917
     rng: np.random.Generator,
     species: tuple[str, ...],
     contexts: tuple[str, ...],

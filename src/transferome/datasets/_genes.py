@@ -108,6 +108,7 @@ def evolve_genes(
     n_ancestral: int,
     n_programs: int,
     params: GenerativeParams,
+    *,
     structure: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, dict[str, SpeciesGenes], np.ndarray]:
     """Draw the ancestral genes and evolve them into each species.
@@ -210,7 +211,7 @@ def ortholog_tables(
     identity: np.ndarray,
     params: GenerativeParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ortholog table a user would download, and the true gene correspondence.
+    """Draw the ortholog table a user would download, and the true gene correspondence.
 
     Returns
     -------

@@ -132,7 +132,7 @@ class GenerativeParams:
 
     @classmethod
     def unstructured(cls, **changes) -> GenerativeParams:
-        """The model of transferome 0.1: no structured context dependence.
+        """Return the model of transferome 0.1: no structured context dependence.
 
         Every non-additive part of a drug's effect is drawn independently per (drug,
         context), so nothing in the data predicts it beyond the additive baseline. With the

@@ -200,7 +200,7 @@ def load_tggates(path: str | os.PathLike[str]) -> AnnData:
 
 
 def load_cmap(path: str | os.PathLike[str]) -> AnnData:
-    """Connectivity Map build 02, small subset (``cmap_small.h5ad``).
+    """Load Connectivity Map build 02, small subset (``cmap_small.h5ad``).
 
     ``context`` = ``sampleid`` (cell line); ``perturbation`` = ``cmap_name`` where ``xptype``
     is ``perturbation``, else ``control`` (vehicle); ``dose`` = ``concentration_M`` in

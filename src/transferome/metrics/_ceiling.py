@@ -22,8 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from transferome.data._backed import is_backed
-from transferome.data._stream import read_rows
+from transferome.data.blocks import is_backed, read_rows
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 from transferome.metrics._regression import top_degs
@@ -56,7 +55,7 @@ class _StoredRows:
 def _half_sums(
     matrix: Any, rows: np.ndarray, first: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Sums and measured counts of ``matrix[rows]`` over every split's first half, and in all.
+    """Sum and count the measured values of ``matrix[rows]`` in each split's first half, and all.
 
     ``first`` is ``(n_splits, len(rows))``, 1 where a row falls in the first half. NaN values
     (not measured) are left out of sums and counts. Rows are densified in chunks, so memory
@@ -136,7 +135,7 @@ def _ceiling(reliability: float) -> float:
 
 
 def _rng(seed: int, *labels: str) -> np.random.Generator:
-    """Generator of one context's (or group's) splits, whatever else is assessed."""
+    """Return the generator of one context's (or group's) splits, whatever else is assessed."""
     return np.random.default_rng([int(seed), *(zlib.crc32(label.encode()) for label in labels)])
 
 

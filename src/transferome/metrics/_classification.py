@@ -37,7 +37,7 @@ def per_class_accuracy(true: Iterable[object], pred: Iterable[object]) -> pd.Ser
 
 
 def random_accuracy(train: Iterable[object], true: Iterable[object]) -> float:
-    """Expected accuracy of a model that draws labels from the training class frequencies.
+    """Return the expected accuracy of drawing labels from the training class frequencies.
 
     Equals ``sum_c f_train(c) * f_test(c)`` where ``f`` are class frequencies; classes absent
     from training are never predicted.

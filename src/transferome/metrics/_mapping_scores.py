@@ -144,7 +144,7 @@ def true_reactome(atlas: Any, species: str) -> pd.DataFrame:
 def simulation_truth(
     atlas: Any, source: str, target: str, *, tolerance: float = 0.01
 ) -> pd.DataFrame:
-    """The functional answer of a simulated atlas, with the ortholog class of each target gene.
+    """Return the functional answer of a simulated atlas, and each target gene's ortholog class.
 
     Non-diverged orthologs are their own answer (class ``one-to-one`` or ``many-to-many``).
     A target gene whose function diverged (sequence kept) has as answer the source genes whose
@@ -157,6 +157,9 @@ def simulation_truth(
         A :class:`~transferome.datasets.SimulatedAtlas`.
     source, target
         Species names.
+    tolerance
+        A diverged gene's answer holds every source gene within this of the best Pearson
+        correlation.
     """
     corr = atlas.truth.correspondence
     pairs = corr[(corr["source_species"] == source) & (corr["target_species"] == target)]

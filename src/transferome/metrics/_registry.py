@@ -43,98 +43,169 @@ class MetricInfo:
 
 _DEG = "on the DEGs of the group (the n_degs genes with the largest |true - control|)"
 _INFOS = [
-    MetricInfo("r2", 1.0, True, "group", "sklearn r2_score(true_mean, pred_mean) across genes"),
-    MetricInfo("r2_deg", 1.0, True, "group", f"r2 {_DEG}"),
+    MetricInfo(
+        "r2",
+        1.0,
+        higher_is_better=True,
+        kind="group",
+        description="sklearn r2_score(true_mean, pred_mean) across genes",
+    ),
+    MetricInfo("r2_deg", 1.0, higher_is_better=True, kind="group", description=f"r2 {_DEG}"),
     MetricInfo(
         "explained_variance",
         1.0,
-        True,
-        "group",
-        "sklearn explained_variance_score(true_mean, pred_mean) across genes",
+        higher_is_better=True,
+        kind="group",
+        description="sklearn explained_variance_score(true_mean, pred_mean) across genes",
     ),
-    MetricInfo("explained_variance_deg", 1.0, True, "group", f"explained_variance {_DEG}"),
-    MetricInfo("pearson", 1.0, True, "group", "Pearson r of pred_mean and true_mean"),
-    MetricInfo("pearson_deg", 1.0, True, "group", f"pearson {_DEG}"),
-    MetricInfo("pearson_squared", 1.0, True, "group", "square of pearson"),
-    MetricInfo("pearson_squared_deg", 1.0, True, "group", f"pearson_squared {_DEG}"),
+    MetricInfo(
+        "explained_variance_deg",
+        1.0,
+        higher_is_better=True,
+        kind="group",
+        description=f"explained_variance {_DEG}",
+    ),
+    MetricInfo(
+        "pearson",
+        1.0,
+        higher_is_better=True,
+        kind="group",
+        description="Pearson r of pred_mean and true_mean",
+    ),
+    MetricInfo(
+        "pearson_deg", 1.0, higher_is_better=True, kind="group", description=f"pearson {_DEG}"
+    ),
+    MetricInfo(
+        "pearson_squared", 1.0, higher_is_better=True, kind="group", description="square of pearson"
+    ),
+    MetricInfo(
+        "pearson_squared_deg",
+        1.0,
+        higher_is_better=True,
+        kind="group",
+        description=f"pearson_squared {_DEG}",
+    ),
     MetricInfo(
         "pearson_delta",
         1.0,
-        True,
-        "group",
-        "Pearson r of (pred_mean - control_mean) and (true_mean - control_mean); "
-        "NaN when either is constant (e.g. the control prediction)",
+        higher_is_better=True,
+        kind="group",
+        description=(
+            "Pearson r of (pred_mean - control_mean) and (true_mean - control_mean); NaN when "
+            "either is constant (e.g. the control prediction)"
+        ),
     ),
-    MetricInfo("pearson_delta_deg", 1.0, True, "group", f"pearson_delta {_DEG}"),
+    MetricInfo(
+        "pearson_delta_deg",
+        1.0,
+        higher_is_better=True,
+        kind="group",
+        description=f"pearson_delta {_DEG}",
+    ),
     MetricInfo(
         "interval_coverage",
         0.8,
-        True,
-        "interval",
-        "fraction of genes whose observed group mean lies within the predicted interval "
-        "(layers 'lower' and 'upper'); best when equal to the nominal level (0.8 by default)",
+        higher_is_better=True,
+        kind="interval",
+        description=(
+            "fraction of genes whose observed group mean lies within the predicted interval "
+            "(layers 'lower' and 'upper'); best when equal to the nominal level (0.8 by default)"
+        ),
     ),
     MetricInfo(
         "interval_width",
         0.0,
-        False,
-        "interval",
-        "mean width (upper - lower) of the predicted interval over the genes of the group",
+        higher_is_better=False,
+        kind="interval",
+        description=(
+            "mean width (upper - lower) of the predicted interval over the genes of the group"
+        ),
     ),
     MetricInfo(
         "scaled_pearson_delta",
         1.0,
-        True,
-        "relative",
-        "(pearson_delta - additive's pearson_delta) / (noise ceiling - additive's pearson_delta)"
-        " in the same group: 0 = the additive baseline, 1 = a noise-free prediction; NaN "
-        "where the ceiling is undefined or not above the additive score",
+        higher_is_better=True,
+        kind="relative",
+        description=(
+            "(pearson_delta - additive's pearson_delta) / (noise ceiling - additive's "
+            "pearson_delta) in the same group: 0 = the additive baseline, 1 = a noise-free "
+            "prediction; NaN where the ceiling is undefined or not above the additive score"
+        ),
     ),
     MetricInfo(
         "r2_delta",
         1.0,
-        True,
-        "group",
-        "r2_score(true_mean - control_mean, pred_mean - control_mean)",
+        higher_is_better=True,
+        kind="group",
+        description="r2_score(true_mean - control_mean, pred_mean - control_mean)",
     ),
-    MetricInfo("r2_delta_deg", 1.0, True, "group", f"r2_delta {_DEG}"),
-    MetricInfo("mse", 0.0, False, "group", "mean squared error of pred_mean against true_mean"),
-    MetricInfo("mse_deg", 0.0, False, "group", f"mse {_DEG}"),
+    MetricInfo(
+        "r2_delta_deg", 1.0, higher_is_better=True, kind="group", description=f"r2_delta {_DEG}"
+    ),
+    MetricInfo(
+        "mse",
+        0.0,
+        higher_is_better=False,
+        kind="group",
+        description="mean squared error of pred_mean against true_mean",
+    ),
+    MetricInfo("mse_deg", 0.0, higher_is_better=False, kind="group", description=f"mse {_DEG}"),
     MetricInfo(
         "deg_direction",
         1.0,
-        True,
-        "group",
-        "fraction of DEGs where sign(pred_mean - control_mean) == sign(true_mean - control_mean)",
+        higher_is_better=True,
+        kind="group",
+        description=(
+            "fraction of DEGs where sign(pred_mean - control_mean) == sign(true_mean - "
+            "control_mean)"
+        ),
     ),
     MetricInfo(
         "discrimination",
         1.0,
-        True,
-        "set",
-        "1 - rank / n, rank = number of held-out groups whose true delta is closer (L1) to the "
-        "predicted delta than the group's own (ties count half); NaN with fewer than 2 groups; "
-        "with unmeasured (NaN) genes, the mean absolute difference over the genes both measured",
+        higher_is_better=True,
+        kind="set",
+        description=(
+            "1 - rank / n, rank = number of held-out groups whose true delta is closer (L1) to the "
+            "predicted delta than the group's own (ties count half); NaN with fewer than 2 groups; "
+            "with unmeasured (NaN) genes, the mean absolute difference over the genes both measured"
+        ),
     ),
-    MetricInfo("accuracy", 1.0, True, "classification", "fraction of correct labels"),
+    MetricInfo(
+        "accuracy",
+        1.0,
+        higher_is_better=True,
+        kind="classification",
+        description="fraction of correct labels",
+    ),
     MetricInfo(
         "random_accuracy",
         1.0,
-        True,
-        "classification",
-        "expected accuracy of predictions drawn from the training class frequencies",
+        higher_is_better=True,
+        kind="classification",
+        description="expected accuracy of predictions drawn from the training class frequencies",
     ),
     MetricInfo(
-        "precision_at_1", 1.0, True, "mapping", "fraction of genes whose top candidate is true"
+        "precision_at_1",
+        1.0,
+        higher_is_better=True,
+        kind="mapping",
+        description="fraction of genes whose top candidate is true",
     ),
     MetricInfo(
         "precision_at_5",
         1.0,
-        True,
-        "mapping",
-        "fraction of genes with a true match among their top 5 candidates",
+        higher_is_better=True,
+        kind="mapping",
+        description="fraction of genes with a true match among their top 5 candidates",
     ),
-    MetricInfo("mrr", 1.0, True, "mapping", "mean over genes of 1 / rank of the first true match"),
+    MetricInfo(
+        "mrr",
+        1.0,
+        higher_is_better=True,
+        kind="mapping",
+        description="mean over genes of 1 / rank of the first true match",
+    ),
 ]
 
 METRICS: MappingProxyType[str, MetricInfo] = MappingProxyType({m.name: m for m in _INFOS})

@@ -84,7 +84,7 @@ def available_models() -> tuple[str, ...]:
 
 
 def get_model(name: str) -> type[Estimator]:
-    """The estimator class registered under ``name``."""
+    """Return the estimator class registered under ``name``."""
     from transferome.errors import TransferomeError
 
     if name not in _REGISTRY:

@@ -58,7 +58,7 @@ class ChangeTensor:
         return {p: i for i, p in enumerate(self.perturbations)}
 
     def merged(self, other: ChangeTensor) -> ChangeTensor:
-        """This tensor with ``other``'s contexts appended (perturbations united)."""
+        """Return this tensor with ``other``'s contexts appended (perturbations united)."""
         perturbations = tuple(sorted(set(self.perturbations) | set(other.perturbations)))
         contexts = self.contexts + tuple(c for c in other.contexts if c not in self.contexts)
         values = np.full((len(contexts), len(perturbations), self.n_genes), np.nan)
@@ -76,7 +76,7 @@ class ChangeTensor:
 
 
 def change_tensor(adata: AnnData, *, schema: Schema) -> ChangeTensor:
-    """Changes of every perturbed group whose context has controls.
+    """Compute the changes of every perturbed group whose context has controls.
 
     Raises
     ------

@@ -1,5 +1,7 @@
-"""The base of the neural estimators: the training arguments, the validation split, the
-training history and its place in the model files.
+"""The base of the neural estimators.
+
+The training arguments, the validation split, the training history and its place in the model
+files.
 
 Every neural estimator takes the fields of :class:`~transferome.training.TrainingConfig` as
 keyword arguments beside its own (``max_epochs``, ``batch_size``, ``lr``, ...; each class sets
@@ -110,18 +112,23 @@ class NeuralEstimator(Estimator):
 
     @classmethod
     def training_default(cls, name: str) -> Any:
-        """The default of training argument ``name`` for this model."""
+        """Return the default of training argument ``name`` for this model."""
         return cls.training_defaults.get(name, _CONFIG_DEFAULTS[name])
 
     def training_config(self, **overrides: Any) -> TrainingConfig:
-        """The :class:`~transferome.training.TrainingConfig` of this model's training
-        arguments, with ``overrides`` (validated: a bad value raises ``TrainingConfigError``)."""
+        """Build the :class:`~transferome.training.TrainingConfig` of this model's arguments.
+
+        The training arguments with ``overrides``, validated: a bad value raises
+        ``TrainingConfigError``.
+        """
         values = {name: getattr(self, name) for name in TRAINING_ARGUMENTS}
         return TrainingConfig(**{**values, **overrides})
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model folder (``weights.safetensors`` + ``model.json``, with the training
-        history) at ``path`` and return it."""
+        """Write the model folder at ``path`` and return it.
+
+        The folder holds ``weights.safetensors`` + ``model.json``, with the training history.
+        """
         self._check_fitted()
         return self._write_files(path)
 
@@ -156,9 +163,12 @@ class NeuralEstimator(Estimator):
     def _validation_split(
         self, n: int, *, seed: Any, minimum: int
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Sorted training and validation rows of ``n``: a ``validation_fraction`` share
-        (at least one row) drawn with ``seed``, or every row and ``None`` when early stopping
-        is off or there are fewer than ``minimum`` rows."""
+        """Split ``n`` rows into sorted training and validation rows.
+
+        Validation is a ``validation_fraction`` share (at least one row) drawn with ``seed``;
+        every row trains and validation is ``None`` when early stopping is off or there are
+        fewer than ``minimum`` rows.
+        """
         order = np.random.default_rng(seed).permutation(n)
         if self.early_stopping is None or n < minimum:
             return np.sort(order), None
@@ -167,7 +177,7 @@ class NeuralEstimator(Estimator):
 
 
 def history_to_json(history: pd.DataFrame) -> dict[str, Any]:
-    """The training history as the ``extra`` entries of a model file (missing values null)."""
+    """Convert the training history to the ``extra`` entries of a model file (missing: null)."""
     return {
         "history": {
             str(col): [None if pd.isna(v) else float(v) for v in history[col]]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from transferome.data._atomic import atomic_path, atomic_write_text
+from transferome.data import atomic_path, atomic_write_text
 from transferome.errors import DataValidationError, ModelFileError
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def _tensor_digest(arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def _stored_digests(path: Path) -> dict[str, str]:
-    """The checksums kept in the safetensors header (none in files of earlier releases)."""
+    """Read the checksums kept in the safetensors header (none in files of earlier releases)."""
     from safetensors import safe_open
 
     try:
@@ -215,7 +215,7 @@ def stored_array(
     shape: Sequence[int] | None = None,
     what: str = "",
 ) -> np.ndarray:
-    """The array ``name`` of a model folder, refused when missing or not of ``shape``.
+    """Return the array ``name`` of a model folder, refused when missing or not of ``shape``.
 
     ``what`` says where the expected shape comes from (``"the perturbations and latent_dim
     of model.json"``), for the message.
@@ -234,8 +234,11 @@ def stored_array(
 def check_described(
     where: str | os.PathLike[str], what: str, found: int, expected: int, source: str
 ) -> None:
-    """Refuse a model folder where ``what`` (a list of ``model.json``) has ``found`` entries
-    but ``source`` (the network's sizes) says ``expected``."""
+    """Refuse a model folder whose ``model.json`` and network disagree on a size.
+
+    ``what`` (a list of ``model.json``) has ``found`` entries but ``source`` (the network's
+    sizes) says ``expected``.
+    """
     if found != expected:
         raise ModelFileError(
             f"{where}: {META} lists {found} {what} but {source} is {expected}; the file was "
@@ -253,8 +256,11 @@ def check_params_match(
     network: Mapping[str, Any],
     names: Sequence[str],
 ) -> None:
-    """Refuse a ``model.json`` whose hyperparameters ``names`` disagree with the network
-    description they were built into (``params.hidden`` against the network's ``hidden``)."""
+    """Refuse a ``model.json`` whose hyperparameters disagree with the network description.
+
+    The hyperparameters ``names`` are compared with the network description they were built
+    into (``params.hidden`` against the network's ``hidden``).
+    """
     for name in names:
         if name in params and name in network and _plain(params[name]) != _plain(network[name]):
             raise ModelFileError(
@@ -265,8 +271,11 @@ def check_params_match(
 
 
 def _as_loaded(shape: Sequence[int]) -> tuple[int, ...]:
-    """A shape as ``load_state_dict`` compares it: a scalar and a one-element vector alike
-    (a 0-d array, as a batch-norm counter, is stored with shape ``(1,)``)."""
+    """Return a shape as ``load_state_dict`` compares it.
+
+    A scalar and a one-element vector alike (a 0-d array, as a batch-norm counter, is stored
+    with shape ``(1,)``).
+    """
     shape = tuple(int(n) for n in shape)
     return (1,) if shape == () else shape
 
@@ -278,7 +287,7 @@ def restore_module(
     *,
     prefix: str,
 ) -> _Module:
-    """The network ``build()`` makes from ``model.json``, holding the arrays under ``prefix``.
+    """Rebuild the network ``build()`` makes from ``model.json``, with the arrays of ``prefix``.
 
     ``build`` is first run on PyTorch's meta device, which lays out the tensors without
     memory: their names and shapes are compared with those stored in ``weights.safetensors``,

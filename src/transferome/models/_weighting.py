@@ -1,5 +1,7 @@
-"""Weighting source contexts by likeness: the numerics behind ``similar``, ``collaborative``
-and ``stacked`` (plain numpy, NaN = not measured).
+"""Weighting source contexts by likeness.
+
+The numerics behind ``similar``, ``collaborative`` and ``stacked`` (plain numpy, NaN = not
+measured).
 
 Notation: a change tensor ``values[c, p, g]`` (context, perturbation, gene) with ``measured[c,
 p]``; ``controls[c, g]`` the control mean of each context.
@@ -78,8 +80,11 @@ def weighted_means(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def filled_weighted_means(
     filled: np.ndarray, finite: np.ndarray, weights: np.ndarray
 ) -> np.ndarray:
-    """:func:`weighted_means` from pre-computed ``filled`` (NaN -> 0) and ``finite`` (0/1)
-    arrays; ``weights`` is a vector (one mean) or a matrix (one mean per row)."""
+    """Compute :func:`weighted_means` from pre-computed ``filled`` and ``finite`` arrays.
+
+    ``filled`` is NaN -> 0 and ``finite`` 0/1; ``weights`` is a vector (one mean) or a matrix
+    (one mean per row).
+    """
     # einsum, not matmul: products this small run slower through a threaded BLAS
     spec = "s,sg->g" if weights.ndim == 1 else "ks,sg->kg"
     numerator = np.einsum(spec, weights, filled)
@@ -102,8 +107,10 @@ def relative_errors(predictions: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def temperature_from_errors(
     temperatures: Sequence[float], errors: Sequence[np.ndarray], *, tolerance: float
 ) -> tuple[float, dict[float, float]]:
-    """:func:`choose_temperature` from one row of errors per pseudo-target (one column per
-    temperature); also returns the mean error of each temperature."""
+    """Run :func:`choose_temperature` on one row of errors per pseudo-target.
+
+    One column per temperature; also returns the mean error of each temperature.
+    """
     table = np.vstack(errors) if len(errors) else np.full((1, len(temperatures)), np.nan)
     means = {
         float(t): float(np.nanmean(table[:, k])) if np.isfinite(table[:, k]).any() else np.nan
@@ -113,10 +120,10 @@ def temperature_from_errors(
 
 
 def choose_temperature(errors: dict[float, float], *, tolerance: float = 0.005) -> float:
-    """The largest temperature whose mean error is within ``tolerance`` (relative) of the best.
+    """Return the largest temperature whose mean error is within ``tolerance`` of the best.
 
-    Preferring the larger temperature makes alike contexts fall back to the plain mean
-    instead of copying the one that happens to correlate best.
+    ``tolerance`` is relative. Preferring the larger temperature makes alike contexts fall back
+    to the plain mean instead of copying the one that happens to correlate best.
     """
     finite = {t: e for t, e in errors.items() if np.isfinite(e)}
     if not finite:
@@ -160,8 +167,10 @@ def response_similarity(values: np.ndarray, measured: np.ndarray) -> tuple[np.nd
 def pooled_similarity(
     pieces: tuple[np.ndarray, ...], target: int, sources: Sequence[int], exclude: int | None
 ) -> np.ndarray:
-    """Cosine of the centred changes of ``target`` and each source, pooled over the
-    perturbations both measured except ``exclude``; NaN where they share none."""
+    """Return the cosine of the centred changes of ``target`` and each source.
+
+    Pooled over the perturbations both measured except ``exclude``; NaN where they share none.
+    """
     dot, norm_a, norm_b = pieces
     keep = np.ones(dot.shape[2], dtype=bool)
     if exclude is not None:

@@ -87,7 +87,7 @@ class Estimator:
         return self
 
     def clone(self: _E) -> _E:
-        """A new, unfitted estimator with the same hyperparameters."""
+        """Return a new, unfitted estimator with the same hyperparameters."""
         return type(self)(**self.get_params())
 
     def __repr__(self) -> str:
@@ -114,15 +114,21 @@ class Estimator:
     # Subclasses implement these.
     if TYPE_CHECKING:  # each model's own signature; these tell the type checker they exist
 
-        def fit(self, adata: Any, *args: Any, **kwargs: Any) -> Any: ...
+        def fit(self, adata: Any, *args: Any, **kwargs: Any) -> Any:
+            """Learn from ``adata``; each model documents its own arguments."""
+            ...
 
-        def predict(self, adata: AnnData, *args: Any, **kwargs: Any) -> AnnData: ...
+        def predict(self, adata: AnnData, *args: Any, **kwargs: Any) -> AnnData:
+            """Predict profiles for ``adata``; each model documents its own arguments."""
+            ...
 
     def save(self, path: str | os.PathLike[str]) -> Path:  # pragma: no cover - interface
+        """Write the model to ``path`` and return it; a model without files raises here."""
         raise TransferomeError(f"{type(self).__name__} cannot be saved")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Estimator:  # pragma: no cover - interface
+        """Read a model written by :meth:`save`; a model without files raises here."""
         raise TransferomeError(f"{cls.__name__} cannot be loaded")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 
 def _hint_options(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The members of ``parameter``'s type hint (one for a plain hint, several for a union)."""
+    """Return the members of ``parameter``'s type hint (one if plain, several for a union)."""
     hint = hints.get(parameter.name)
     union = typing.get_origin(hint) in (typing.Union, types_module.UnionType)
     return typing.get_args(hint) if union else (hint,)
@@ -42,7 +42,7 @@ def _allowed_types(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tu
 
 
 def _literal_choices(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The values a ``Literal[...]`` hint allows (empty: the hint is not a literal)."""
+    """Return the values a ``Literal[...]`` hint allows (empty: the hint is not a literal)."""
     choices: list[Any] = []
     for option in _hint_options(parameter, hints):
         if typing.get_origin(option) is typing.Literal:
@@ -107,7 +107,7 @@ _NON_NEGATIVE_NAMES = frozenset({"seed", "random_state", "n_residual", "ranks", 
 
 
 def _integer_minimum(name: str) -> int | None:
-    """The smallest integer argument ``name`` accepts (``None``: no bound checked here)."""
+    """Return the smallest integer argument ``name`` accepts (``None``: no bound checked here)."""
     if name in _NON_NEGATIVE_NAMES:
         return 0
     if name in _COUNT_NAMES or name.startswith(_COUNT_PREFIXES) or name.endswith(_COUNT_SUFFIXES):

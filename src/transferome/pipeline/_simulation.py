@@ -8,8 +8,10 @@ from typing import Any
 
 
 def _simulated_samples(kwargs: Mapping[str, Any]) -> tuple[int, int]:
-    """Species and samples per species of :func:`~transferome.datasets.simulate` with
-    ``kwargs`` (from the same design rules; the defaults of its arguments where not given)."""
+    """Count the species and samples per species of :func:`~transferome.datasets.simulate`.
+
+    With ``kwargs``, from the same design rules; the defaults of its arguments where not given.
+    """
     from transferome.datasets import ORGANS, simulate
 
     defaults = {

@@ -1,7 +1,10 @@
-"""The stage registry of ``transferome run``: what a stage is, what it is given and returns,
-and the helpers every stage module shares (the built-in stages are in
+"""The stage registry of ``transferome run``.
+
+What a stage is, what it is given and returns, and the helpers every stage module shares (the
+built-in stages are in
 :mod:`transferome.pipeline.stages`, the cross-species and design stages in their own modules,
-all registered through :func:`register_stage`)."""
+all registered through :func:`register_stage`).
+"""
 
 from __future__ import annotations
 
@@ -106,7 +109,7 @@ def _plural(noun: str) -> str:
 
 
 def nouns(context: str, perturbation: str) -> dict[str, str]:
-    """The words a stage heading uses for the data's context and perturbation."""
+    """Return the words a stage heading uses for the data's context and perturbation."""
     return {
         "context": context,
         "contexts": _plural(context),
@@ -160,10 +163,10 @@ def register_stage(stage: Stage) -> Stage:
 
 # -- helpers ----------------------------------------------------------------------------------
 def transfer_models(config: Any, chosen: Sequence[str] | None = None) -> list[str]:
-    """Configured models that follow the single-dataset transfer contract (``fit(schema=)``).
+    """Return the configured models that follow the single-dataset transfer contract.
 
-    ``chosen`` restricts them (a task's ``models`` option); a name that is not configured, or
-    does not follow the contract, is an error.
+    That is ``fit(schema=)``. ``chosen`` restricts them (a task's ``models`` option); a name
+    that is not configured, or does not follow the contract, is an error.
     """
     from transferome.models import get_model
 
@@ -183,7 +186,7 @@ def transfer_models(config: Any, chosen: Sequence[str] | None = None) -> list[st
 
 
 def model_factory(config: Any, name: str, **overrides: Any) -> Callable[[], Any]:
-    """A function returning a fresh estimator ``name`` with the configured parameters."""
+    """Return a function returning a fresh estimator ``name`` with the configured parameters."""
     from transferome.models import get_model
 
     cls = get_model(name)

@@ -1,6 +1,9 @@
-"""Reading YAML safely: no anchors or aliases (an alias bomb expands to gigabytes) and no
-duplicate keys (YAML would silently keep the last one). Numbers in exponent notation without
-a point (``1e-3``, as YAML 1.2 and Python write them) are floats, not strings."""
+"""Reading YAML safely.
+
+No anchors or aliases (an alias bomb expands to gigabytes) and no duplicate keys (YAML would
+silently keep the last one). Numbers in exponent notation without a point (``1e-3``, as YAML
+1.2 and Python write them) are floats, not strings.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ class _StrictLoader(yaml.SafeLoader):
             )
         return super().compose_node(parent, index)
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+    # PyYAML's signature: the base constructor and its callers name ``deep``.
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:  # noqa: FBT001, FBT002
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, Any] = {}
             for key_node, _ in node.value:
@@ -74,8 +78,10 @@ def short_repr(value: Any, limit: int = 200) -> str:
 
 
 def yaml_problem(error: yaml.YAMLError) -> str:
-    """What is wrong in one line (a YAML error's own text spans several: the marks, the
-    offending line and a caret), with the line and column where the text has several lines."""
+    """Say what is wrong in one line, with the line and column where the text has several.
+
+    A YAML error's own text spans several lines: the marks, the offending line and a caret.
+    """
     problem = getattr(error, "problem", None) or str(error).splitlines()[0]
     context = getattr(error, "context", None)
     text = f"{context}: {problem}" if context else str(problem)

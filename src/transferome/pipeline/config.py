@@ -34,7 +34,7 @@ from transferome.pipeline._defaults import (
     _plain,
 )
 from transferome.pipeline._simulation import _simulated_samples
-from transferome.pipeline._yaml import load_yaml, short_repr
+from transferome.pipeline._yaml import load_yaml, short_repr, yaml_problem
 
 __all__ = [
     "ConfigError",
@@ -42,7 +42,10 @@ __all__ = [
     "check_arguments",
     "default_config",
     "load_config",
+    "load_yaml",
+    "short_repr",
     "validate_config",
+    "yaml_problem",
 ]
 
 _SCHEMA_FIELDS = tuple(f.name for f in fields(Schema))
@@ -99,8 +102,7 @@ class RunConfig:
     raw: Mapping[str, Any] = field(repr=False)
 
     def schema(self, data: Mapping[str, Any] | None = None) -> Any:
-        """The :class:`~transferome.data.Schema` of ``data`` (default: the main data)."""
-
+        """Return the :class:`~transferome.data.Schema` of ``data`` (default: the main data)."""
         section = self.data if data is None else data
         return Schema(**{k: section[k] for k in _SCHEMA_FIELDS if k in section})
 
@@ -118,7 +120,7 @@ def _type_name(value: Any) -> str:
 
 
 def _check_value(
-    where: str, name: str, value: Any, items: tuple[type, ...], integer_hint: bool
+    where: str, name: str, value: Any, items: tuple[type, ...], *, integer_hint: bool
 ) -> None:
     """Refuse a list item of the wrong type and a count below its minimum."""
     if isinstance(value, tuple | list) and items:
@@ -193,7 +195,7 @@ def check_arguments(
             )
         integer_hint = int in allowed and float not in allowed
         items = _item_types(parameters[name], hints)
-        _check_value(f"{where}.{name}", name, value, items, integer_hint)
+        _check_value(f"{where}.{name}", name, value, items, integer_hint=integer_hint)
     return dict(given)
 
 
@@ -403,10 +405,11 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
 
 
 def default_config(*, quick: bool = False) -> dict[str, Any]:
-    """The configuration of ``transferome run`` without ``--config`` (``quick``: ``--quick``).
+    """Return the configuration of ``transferome run`` without ``--config``.
 
-    Every registered model is included: with its ``fast_params`` for ``quick``, with the
-    full-run settings otherwise (defaults of the estimator for models without them).
+    ``quick`` gives that of ``--quick``. Every registered model is included: with its
+    ``fast_params`` for ``quick``, with the full-run settings otherwise (defaults of the
+    estimator for models without them).
     """
     from transferome.models import available_models, get_model
     from transferome.pipeline.stages import RUN_ORDER, STAGES, transfer_models

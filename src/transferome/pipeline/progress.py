@@ -63,7 +63,7 @@ class Progress:
         self._print(f"{len(stages)} stages, about {_clock(total)} in all: {names}")
 
     def start(self, name: str, index: int, count: int, estimate: float, steps: int) -> None:
-        """A stage begins; ``steps`` fits are expected."""
+        """Announce that a stage begins; ``steps`` fits are expected."""
         self._stage, self._estimate, self._total, self._steps = name, estimate, steps, 0
         self._stage_start = time.perf_counter()
         self._print(f"[{index}/{count}] {name}: started, ~{_clock(estimate)}")
@@ -81,7 +81,7 @@ class Progress:
             self._print(f"    {self._stage}: {message} ({_clock(elapsed)})")
 
     def end(self, note: str = "done") -> float:
-        """The current stage ended; returns its duration."""
+        """Announce that the current stage ended; return its duration."""
         elapsed = time.perf_counter() - self._stage_start
         self.records.append((self._stage, self._estimate, elapsed))
         self._print(f"    {self._stage}: {note} in {_clock(elapsed)}")

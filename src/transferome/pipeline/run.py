@@ -20,8 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from transferome._logging import get_logger
-from transferome.data._atomic import atomic_path, atomic_write_text, make_temporary_folder
-from transferome.data._spreadsheet import spreadsheet_safe
+from transferome.data import atomic_path, atomic_write_text, make_temporary_folder, spreadsheet_safe
 from transferome.pipeline.config import RunConfig
 from transferome.pipeline.progress import Progress, estimate_seconds
 from transferome.pipeline.stages import RUN_ORDER, STAGES, RunContext, StageResult, data_nouns
@@ -117,8 +116,10 @@ def prepare_output(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
 
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP back while the results are moved into place, so that a
-    signal cannot strike between moving the old results aside and renaming the new ones."""
+    """Hold SIGINT, SIGTERM and SIGHUP back while the results are moved into place.
+
+    A signal then cannot strike between moving the old results aside and renaming the new ones.
+    """
     names = ("SIGINT", "SIGTERM", "SIGHUP")
     held = {getattr(signal, n) for n in names if hasattr(signal, n)}
     if not hasattr(signal, "pthread_sigmask"):

@@ -49,8 +49,10 @@ def load_model(path: str | os.PathLike[str]) -> Any:
 def read_targets(
     path: str | None, pairs: Sequence[str], *, schema: Schema
 ) -> list[tuple[str, str]]:
-    """Targets from a CSV (columns named by the schema's context and perturbation keys) and
-    from ``CONTEXT:PERTURBATION`` strings."""
+    """Read targets from a CSV and from ``CONTEXT:PERTURBATION`` strings.
+
+    The CSV columns are named by the schema's context and perturbation keys.
+    """
     targets: list[tuple[str, str]] = []
     if path is not None:
         try:

@@ -88,7 +88,7 @@ def _model_block(name: str, params: dict[str, Any]) -> str:
 
 
 def config_template(name: str = "config.yaml", *, quick: bool = False) -> str:
-    """A commented YAML configuration equal to the built-in run (``quick``: ``--quick``)."""
+    """Return a commented YAML configuration equal to the built-in run (``quick``: ``--quick``)."""
     from transferome.pipeline.config import default_config
 
     config = default_config(quick=quick)

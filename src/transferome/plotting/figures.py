@@ -32,8 +32,10 @@ __all__ = [
 
 
 def plain_text(label: Any) -> str:
-    """``label`` as text matplotlib draws verbatim: every ``$`` escaped, so a data label such
-    as ``PBMC$\\foo$`` is never parsed as mathtext (which fails or renders something else).
+    r"""Return ``label`` as text matplotlib draws verbatim: every ``$`` escaped.
+
+    A data label such as ``PBMC$\foo$`` is never parsed as mathtext (which fails or renders
+    something else).
 
     Every data label drawn by the ``plot_*`` functions (titles, tick labels, legend entries,
     axis labels) goes through this function.
@@ -173,7 +175,7 @@ def mapping_frame(precision: pd.DataFrame, metric: str = "precision_at_1") -> pd
 
 
 def plot_mapping(frame: pd.DataFrame, ax: Any, *, metric: str = "precision@1") -> Any:
-    """Grouped bars: one group per ortholog class, one bar per method."""
+    """Draw grouped bars: one group per ortholog class, one bar per method."""
     methods = list(frame.index)
     colours = _colours(methods)
     width = 0.8 / max(len(methods), 1)
@@ -240,8 +242,11 @@ def acquisition_frame(curves: pd.DataFrame, value: str = "error") -> pd.DataFram
 
 
 def plot_acquisition(frame: pd.DataFrame, ax: Any) -> Any:
-    """Acquisition curves: error against the cells measured, the mean over seeds with a band
-    of one standard deviation (``frame`` from :func:`acquisition_frame`)."""
+    """Draw acquisition curves: error against the cells measured.
+
+    The mean over seeds with a band of one standard deviation (``frame`` from
+    :func:`acquisition_frame`).
+    """
     strategies = list(dict.fromkeys(frame["strategy"]))
     colours = _colours(strategies)
     for strategy in strategies:
@@ -275,7 +280,7 @@ def plot_acquisition(frame: pd.DataFrame, ax: Any) -> Any:
 
 
 def dose_response_frame(model: Any, series: str, genes: Sequence[str], n_grid: int = 60) -> dict:
-    """What :func:`plot_dose_response` draws for ``genes`` of one series of a fitted model.
+    """Return what :func:`plot_dose_response` draws for ``genes`` of one series of a model.
 
     ``curve``: the series' Hill curve on a grid spanning the measured doses (one column per
     gene, index the dose) and ``lower`` / ``upper``, its interpolation interval;

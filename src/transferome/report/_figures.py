@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from transferome.data._atomic import atomic_path
+from transferome.data import atomic_path
 from transferome.report._markup import _e
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transferome.benchmark._run import REFERENCE_ROWS
+from transferome.benchmark import REFERENCE_ROWS
 
 BASELINES = ("control", "additive", "linear", "similar", "collaborative", "additive (orthologs)")
 """Model labels that are baselines; the strongest of those present (by mean ``pearson_delta``)

@@ -8,8 +8,10 @@ from transferome.report._markup import _table
 
 
 def provenance_summary(provenance: pd.DataFrame, top: int = 3) -> pd.DataFrame:
-    """The ``top`` source contexts of every prediction, with their weights, one row each
-    target (``model``, ``context``, ``perturbation``, ``sources``)."""
+    """Return the ``top`` source contexts of every prediction, with their weights.
+
+    One row each target (``model``, ``context``, ``perturbation``, ``sources``).
+    """
     sources = provenance[provenance["kind"] == "source_context"]
     rows = []
     keys = (

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from transferome.benchmark._run import CEILING, TRUTH
+from transferome.benchmark import CEILING, TRUTH
 from transferome.report._figures import _Figures, _new_figure
 from transferome.report._labels import _BOUNDS, KEY_METRICS
 from transferome.report._markup import _e, _fmt, _heading, _table

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferome.benchmark._run import CEILING, TRUTH
+from transferome.benchmark import CEILING, TRUTH
 from transferome.report._labels import _BOUNDS, BASELINES
 from transferome.report._markup import _e, _fmt
 
@@ -45,7 +45,7 @@ def _ceiling_counts(summary: pd.DataFrame) -> tuple[float, int, int]:
 
 
 def _row(**values: Any) -> dict[str, Any]:
-    """A summary row: ``values`` over the defaults (no baseline, ceiling or scaled score)."""
+    """Return a summary row: ``values`` over the defaults (no baseline, ceiling or scaled score)."""
     row: dict[str, Any] = dict.fromkeys(_SUMMARY_COLUMNS, np.nan)
     row.update(baseline=None, ceiling_undefined=0, n_groups=0)
     row.update(values)

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferome.benchmark._run import CEILING, TRUTH
-from transferome.data._atomic import atomic_path, atomic_write_text
-from transferome.data._spreadsheet import spreadsheet_safe
+from transferome.benchmark import CEILING, TRUTH
+from transferome.data import atomic_path, atomic_write_text, spreadsheet_safe
 from transferome.report._figures import _Figures
 from transferome.report._labels import BASELINES, KEY_METRICS
 from transferome.report._markup import _STYLE, _e, _heading, _table
@@ -40,8 +39,9 @@ __all__ = [
 
 
 def summary_table(stages: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per task: the winner, the best model, the strongest baseline, the margin and,
-    for the perturbation tasks, the noise ceiling and the scaled scores.
+    """Return one row per task: the winner, the best model, the strongest baseline, the margin.
+
+    And, for the perturbation tasks, the noise ceiling and the scaled scores.
 
     ``stages`` maps task names to results with ``tables`` (and a ``title``, the task column;
     the name when missing). ``model`` is the best model that is not a baseline, ``baseline``
@@ -137,7 +137,7 @@ def render_report(
     seconds: float,
     combination: Any = None,
 ) -> str:
-    """The report as an HTML string; figures are written under ``folder/figures``.
+    """Render the report as an HTML string; figures are written under ``folder/figures``.
 
     ``result.stages`` are the sections, in their order; ``result.skipped`` (name -> reason)
     and ``result.timings`` are listed; ``config`` gives ``seed`` and ``raw``, ``data`` the

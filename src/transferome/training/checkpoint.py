@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from transferome.data._atomic import atomic_path, atomic_write_text
+from transferome.data import atomic_path, atomic_write_text
 from transferome.errors import ModelFileError
 
 __all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "read_checkpoint", "write_checkpoint"]

@@ -125,7 +125,7 @@ class TrainingConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-serialisable dict."""
+        """Return the fields as a JSON-serialisable dict."""
         return dataclasses.asdict(self)
 
     @classmethod

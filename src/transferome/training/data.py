@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 from anndata import AnnData
 
-from transferome.data._stream import dense_rows, memory_block, on_disk, stored_source
+from transferome.data.blocks import dense_rows, memory_block, on_disk, stored_source
 from transferome.errors import DataValidationError
 
 __all__ = ["AnnDataRows", "IndexBatchSampler", "TensorRows", "supports_batched_indexing"]

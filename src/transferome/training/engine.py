@@ -286,7 +286,7 @@ def _note_changed_settings(folder: Path, saved: dict[str, Any], config: Training
 def _best_state_for(
     folder: Path, progress: dict[str, Any], module: torch.nn.Module, val: Any
 ) -> dict[str, torch.Tensor] | None:
-    """The best weights so far of a resumed run (from the sibling ``best/`` folder)."""
+    """Read the best weights so far of a resumed run (from the sibling ``best/`` folder)."""
     if val is None:
         return None
     best_epoch = int(progress.get("best_epoch", -1))

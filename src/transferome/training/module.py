@@ -40,7 +40,7 @@ def _batch_len(batch: Any) -> int:
 
 
 def epoch_seed(random_state: int, epoch: int, rank: int) -> int:
-    """The seed of the module's own randomness in one epoch of one process."""
+    """Return the seed of the module's own randomness in one epoch of one process."""
     return int(np.random.SeedSequence([random_state, epoch, rank]).generate_state(1)[0])
 
 
@@ -127,15 +127,21 @@ class EngineModule(pl.LightningModule):
         )
 
     def train_dataloader(self) -> Any:
+        """Return the loader of the training batches (Lightning hook)."""
         return self._loader(self._train, train=True)
 
     def val_dataloader(self) -> Any:
+        """Return the loader of the validation batches, none without them (Lightning hook)."""
         if self._val is None:
             return []
         return self._loader(self._val, train=False)
 
     # ------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
+        """Build the optimiser: the module's ``configure_optimizer``, else Adam (Lightning hook).
+
+        The scheduler, if any, is kept and stepped once per epoch by this class.
+        """
         custom = getattr(self.module, "configure_optimizer", None)
         scheduler = None
         if callable(custom):
@@ -163,6 +169,7 @@ class EngineModule(pl.LightningModule):
         return optimizer
 
     def on_fit_start(self) -> None:
+        """Restore the optimiser and scheduler states of a resumed run (Lightning hook)."""
         if self._resume is not None:
             if self._resume.optimizer_state is not None:
                 self._optimizer().load_state_dict(self._resume.optimizer_state)
@@ -188,12 +195,14 @@ class EngineModule(pl.LightningModule):
         return dict(losses)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Return the loss of one training batch (Lightning hook)."""
         loss = self._losses(batch, "train")["loss"]
         if self.config.progress:
             self.log("loss", loss.detach(), prog_bar=True, batch_size=_batch_len(batch))
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Add the losses of one validation batch to the epoch's sums (Lightning hook)."""
         self._losses(batch, "val")
 
     # --------------------------------------------------------------- epochs
@@ -203,6 +212,7 @@ class EngineModule(pl.LightningModule):
         return self.first_epoch + self.current_epoch
 
     def on_train_epoch_start(self) -> None:
+        """Reset the epoch's sums and seed the epoch's randomness (Lightning hook)."""
         self._started = time.perf_counter()
         self._sums, self._counts = {}, {}
         for sampler in self._samplers:
@@ -223,6 +233,7 @@ class EngineModule(pl.LightningModule):
         return {name: value / total_count for name, value in zip(names, totals[:-1], strict=True)}
 
     def on_train_epoch_end(self) -> None:
+        """Record the epoch, keep the best weights, stop early, checkpoint (Lightning hook)."""
         train = self._epoch_means("train")
         val = self._epoch_means("val") if self._val is not None else {}
         optimizer = self._optimizer()
@@ -254,9 +265,9 @@ class EngineModule(pl.LightningModule):
         record["seconds"] = time.perf_counter() - self._started
         self.records.append(record)
         if self._checkpoint_dir is not None and self.trainer.is_global_zero:
-            self._write_checkpoints(optimizer, improved)
+            self._write_checkpoints(optimizer, improved=improved)
 
-    def _write_checkpoints(self, optimizer: torch.optim.Optimizer, improved: bool) -> None:
+    def _write_checkpoints(self, optimizer: torch.optim.Optimizer, *, improved: bool) -> None:
         assert self._checkpoint_dir is not None
         progress = {
             "epoch": self.epoch,

@@ -122,8 +122,11 @@ class _SourceWeighting(_Baseline):
     def _control_likeness(
         self, c: int | None, sources: Sequence[int], control: np.ndarray | None
     ) -> np.ndarray:
-        """Centred control similarity of each source to the target (context index ``c``,
-        or its control mean ``control`` when given; zeros for an unknown context)."""
+        """Return the centred control similarity of each source to the target.
+
+        The target is context index ``c``, or its control mean ``control`` when given; zeros
+        for an unknown context.
+        """
         if control is not None:
             return centred_similarity(self.tensor_.controls[list(sources)], control, self.centre_)
         if c is not None:
@@ -143,16 +146,22 @@ class _SourceWeighting(_Baseline):
     def _response_likeness(
         self, c: int, p: int, sources: Sequence[int], control: np.ndarray | None = None
     ) -> np.ndarray:
-        """Response likeness of each source to context ``c`` over the perturbations both
-        measured except ``p``; control likeness for a source that shares none."""
+        """Return the response likeness of each source to context ``c``.
+
+        Over the perturbations both measured except ``p``; control likeness for a source that
+        shares none.
+        """
         shared = pooled_similarity(self._pieces, c, list(sources), exclude=p)
         return np.where(np.isfinite(shared), shared, self._control_likeness(c, sources, control))
 
     def _response_weights(
         self, c: int | None, p: int, sources: Sequence[int], control: np.ndarray | None
     ) -> np.ndarray:
-        """``collaborative`` weights; the control weights where ``c`` is unknown or shares
-        no other perturbation with any source."""
+        """Return the ``collaborative`` weights.
+
+        The control weights where ``c`` is unknown or shares no other perturbation with any
+        source.
+        """
         if c is not None:
             shared = pooled_similarity(self._pieces, c, list(sources), exclude=p)
             if np.isfinite(shared).any():

@@ -33,7 +33,7 @@ DOSE_MODELS: dict[str, type[DoseModel]] = {
 
 
 def get_dose_model(name: str, **params: Any) -> DoseModel:
-    """An unfitted dose model by short name, with ``params``."""
+    """Return an unfitted dose model by short name, with ``params``."""
     if name not in DOSE_MODELS:
         raise TransferomeError(f"unknown dose model {name!r}; available: {sorted(DOSE_MODELS)}")
     return DOSE_MODELS[name](**params)

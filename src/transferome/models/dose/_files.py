@@ -60,7 +60,7 @@ def read_files(
     meta: dict[str, Any],
     arrays: dict[str, np.ndarray],
 ) -> DoseResponse:
-    """The model described by ``meta`` and ``arrays`` (checked against each other)."""
+    """Build the model described by ``meta`` and ``arrays`` (checked against each other)."""
     model = cls(**meta["params"])
     extra = meta["extra"]
     series = [str(s) for s in extra["series"]]

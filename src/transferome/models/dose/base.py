@@ -52,6 +52,7 @@ class DoseModel(Estimator):
     name: ClassVar[str] = ""
 
     def fit(self: _Dose, table: ConditionTable) -> _Dose:
+        """Learn the series of the condition ``table``; return ``self``."""
         if len(table.conditions) == 0:
             raise DataValidationError("the condition table is empty: nothing to learn from")
         self.table_ = table
@@ -68,10 +69,10 @@ class DoseModel(Estimator):
         return self
 
     def _fit_extra(self) -> None:
-        """Hook for models that learn more than the series."""
+        """Learn more than the series (a hook for the models that do)."""
 
     def _predict_row(self, series: str, perturbation: str, q: float) -> tuple[np.ndarray, str]:
-        """The change of one query and how it was predicted (``series`` or ``peers``)."""
+        """Predict the change of one query and say how (``series`` or ``peers``)."""
         raise NotImplementedError
 
     def predict(self, queries: pd.DataFrame) -> DosePrediction:

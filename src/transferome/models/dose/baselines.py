@@ -1,5 +1,8 @@
-"""The baselines of the dose tasks: the nearest measured dose, log-linear interpolation and
-the series mean, in the query's own series or averaged over its peers."""
+"""The baselines of the dose tasks.
+
+The nearest measured dose, log-linear interpolation and the series mean, in the query's own
+series or averaged over its peers.
+"""
 
 from __future__ import annotations
 

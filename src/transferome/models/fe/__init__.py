@@ -1,6 +1,8 @@
-"""Factorized Embeddings: the estimator (:mod:`.estimator`, knows AnnData), the network
-(:mod:`.network`, knows tensors) and the training blocks from memory or a file
-(:mod:`.data`)."""
+"""Factorized Embeddings.
+
+The estimator (:mod:`.estimator`, knows AnnData), the network (:mod:`.network`, knows tensors)
+and the training blocks from memory or a file (:mod:`.data`).
+"""
 
 from __future__ import annotations
 

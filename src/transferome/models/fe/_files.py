@@ -55,7 +55,7 @@ def read_files(
     meta: dict[str, Any],
     arrays: dict[str, np.ndarray],
 ) -> FactorizedEmbedding:
-    """The model described by ``meta`` and ``arrays``, checked against each other."""
+    """Build the model described by ``meta`` and ``arrays``, checked against each other."""
     params = dict(meta["params"])
     for name in TUPLE_PARAMS:
         params[name] = tuple(params[name])

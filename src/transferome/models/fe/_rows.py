@@ -1,5 +1,7 @@
-"""Labels to codes, embeddings to predicted rows, and the centroid shifts of vector
-arithmetic: the array work behind :class:`~transferome.models.fe.FactorizedEmbedding`."""
+"""The array work behind :class:`~transferome.models.fe.FactorizedEmbedding`.
+
+Labels to codes, embeddings to predicted rows, and the centroid shifts of vector arithmetic.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +25,11 @@ PRED_CHUNK = 2**22  # values per prediction chunk (bounds memory)
 
 
 def predict_rows(module: FEModule, z: np.ndarray, vectors: list[np.ndarray]) -> np.ndarray:
-    """The network's values of every gene for sample embeddings ``z`` and descriptor rows
-    ``vectors``, a chunk of rows at a time (bounded memory)."""
+    """Compute the network's values of every gene for embeddings ``z`` and rows ``vectors``.
+
+    ``z`` are the sample embeddings and ``vectors`` the descriptor rows; a chunk of rows at a
+    time (bounded memory).
+    """
     n_genes = module.config.n_genes
     out = np.empty((len(z), n_genes), dtype=np.float32)
     width = max(module.config.hidden[0], 1)
@@ -42,7 +47,8 @@ def predict_rows(module: FEModule, z: np.ndarray, vectors: list[np.ndarray]) -> 
     return out
 
 
-def centroid_shift(
+# Temporary: models/fe/estimator.py, being rewritten, passes all six by position.
+def centroid_shift(  # noqa: PLR0917
     z: np.ndarray,
     labels: np.ndarray,
     source: str,

@@ -1,5 +1,7 @@
-"""The training data of Factorized Embeddings: observed values in blocks of samples x genes,
-held in memory or read from an on-disk file, and the PCA start of the embeddings.
+"""The training data of Factorized Embeddings.
+
+Observed values in blocks of samples x genes, held in memory or read from an on-disk file, and
+the PCA start of the embeddings.
 
 In memory (:func:`training_data` on an in-memory AnnData, or a boolean mask array) the values
 become one dense float32 array and :class:`~transferome.models.fe.network.FEBlocks` cuts it into
@@ -26,10 +28,10 @@ import numpy as np
 import torch
 from anndata import AnnData
 
-from transferome.data._backed import dense_values
-from transferome.data._stream import (
+from transferome.data.blocks import (
     dense,
     dense_rows,
+    dense_values,
     iter_row_blocks,
     memory_block,
     on_disk,
@@ -233,7 +235,9 @@ def stored_start(
     genes = None
     k = 0
     if pca:
-        drawn = np.arange(n) if n <= sample_rows else np.sort(rng.choice(n, sample_rows, False))
+        drawn = (
+            np.arange(n) if n <= sample_rows else np.sort(rng.choice(n, sample_rows, replace=False))
+        )
         x, observed = _observed_block(
             adata, drawn, read_rows(adata, drawn, layer=layer), mask_layer
         )
@@ -307,7 +311,7 @@ class StoredBlocks(torch.utils.data.Dataset):
         :data:`CACHE_CHUNKS`).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - what and how to read, all keyword-only
         self,
         adata: AnnData,
         *,

@@ -173,7 +173,7 @@ class FEModule(nn.Module):
         return self.first_gene(torch.cat(parts, dim=1))
 
     def factor_weight(self, side: str, k: int) -> torch.Tensor:
-        """The ``(levels, dim)`` table of the ``k``-th ``"obs"`` or ``"var"`` factor."""
+        """Return the ``(levels, dim)`` table of the ``k``-th ``"obs"`` or ``"var"`` factor."""
         tables = self.obs_factor_embeddings if side == "obs" else self.var_factor_embeddings
         return cast(nn.Embedding, tables[k]).weight
 
@@ -246,6 +246,7 @@ class LazyAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
+        """Take one optimisation step; ``closure`` re-evaluates the loss, which is returned."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -459,7 +460,7 @@ def embed_samples(
     was_training = module.training
     frozen = [p.requires_grad for p in module.parameters()]
     module.eval()
-    module.requires_grad_(False)
+    module.requires_grad_(requires_grad=False)
     try:
         gene_h = [
             module.gene_side(genes[i : i + gene_block]) for i in range(0, len(genes), gene_block)

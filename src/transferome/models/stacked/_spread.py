@@ -19,7 +19,7 @@ PRIOR_DF = 2.0
 
 
 def source_spread(rows: np.ndarray, pooled: np.ndarray) -> np.ndarray:
-    """Expected spread of a new context's change around the mean of ``rows``, per gene.
+    """Return each gene's expected spread of a new context's change around the mean of ``rows``.
 
     The sources' variance (``n - 1`` degrees of freedom) is shrunk towards ``pooled`` (the
     gene's within-perturbation variance over every perturbation, :data:`PRIOR_DF` degrees of
@@ -38,8 +38,11 @@ def source_spread(rows: np.ndarray, pooled: np.ndarray) -> np.ndarray:
 
 
 def pooled_spread(values: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """Within-perturbation standard deviation of each gene, pooled over the perturbations
-    measured in two or more contexts (contexts x perturbations x genes ``values``)."""
+    """Return the within-perturbation standard deviation of each gene.
+
+    Pooled over the perturbations measured in two or more contexts (contexts x perturbations x
+    genes ``values``).
+    """
     finite = np.isfinite(values) & measured[:, :, None]
     count = finite.sum(axis=0)
     filled = np.where(finite, values, 0.0)
@@ -58,7 +61,7 @@ def fit_interval(
     level: float,
     random_state: int,
 ) -> tuple[np.ndarray, float]:
-    """The interval model's coefficients ``(a, b, c)`` and quantile at ``level``.
+    """Fit the interval model's coefficients ``(a, b, c)`` and quantile at ``level``.
 
     ``truths`` and ``spreads`` are the pseudo-targets' changes and spreads; ``oof`` their
     out-of-fold predictions, stacked over the finite genes of each pseudo-target and weighted

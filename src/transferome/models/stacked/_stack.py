@@ -1,6 +1,8 @@
-"""The stack of :class:`~transferome.models.stacked.estimator.StackedTransfer`: ridge
-coefficients of the base predictors over the pseudo-targets, their out-of-fold error against
-that of each single predictor, and the choice between them."""
+"""The stack of :class:`~transferome.models.stacked.estimator.StackedTransfer`.
+
+Ridge coefficients of the base predictors over the pseudo-targets, their out-of-fold error
+against that of each single predictor, and the choice between them.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +33,10 @@ class Stack:
 
 
 def solve(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
-    """Ridge coefficients of ``y`` on ``x``, the penalty relative to the mean diagonal of the
-    normal equations."""
+    """Solve for the ridge coefficients of ``y`` on ``x``.
+
+    The penalty is relative to the mean diagonal of the normal equations.
+    """
     gram = x.T @ x
     scale = float(np.mean(np.diag(gram))) or 1.0
     return np.linalg.solve(gram + float(ridge) * scale * np.eye(gram.shape[0]), x.T @ y)
@@ -48,9 +52,11 @@ def fit_stack(
     n_folds: int,
     random_state: int,
 ) -> Stack:
-    """The stack of the pseudo-targets' base predictions ``features`` (genes x
-    ``predictors`` each) on their changes ``truths``; the best of ``singles`` alone where the
-    stack's out-of-fold error is not lower."""
+    """Fit the stack of the pseudo-targets' base predictions on their changes.
+
+    ``features`` (genes x ``predictors`` each) on ``truths``; the best of ``singles`` alone
+    where the stack's out-of-fold error is not lower.
+    """
     rows_x, rows_y, group_of = [], [], []
     for k, (f, y) in enumerate(zip(features, truths, strict=True)):
         ok = np.isfinite(y)

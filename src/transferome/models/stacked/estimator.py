@@ -228,8 +228,11 @@ class StackedTransfer(_SourceWeighting):
         self._pooled_spread = pooled_spread(t.values, t.measured)
 
     def _neighbours(self, c: int, p: int, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ``max_neighbours`` other perturbations measured in context ``c`` most like
-        ``p`` (by their mean changes in the other contexts), and that likeness."""
+        """Find the ``max_neighbours`` perturbations of context ``c`` most like ``p``.
+
+        Other perturbations measured in context ``c``, by their mean changes in the other
+        contexts, and that likeness.
+        """
         others = np.flatnonzero(self.tensor_.measured[c])
         others = others[others != p]
         if others.size == 0:
@@ -264,7 +267,7 @@ class StackedTransfer(_SourceWeighting):
     def _features(
         self, c: int | None, p: int, control: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Base predictions (genes x predictors) and the sources' spread for (c, p)."""
+        """Return the base predictions (genes x predictors) and the sources' spread for (c, p)."""
         t = self.tensor_
         sources = [int(s) for s in np.flatnonzero(t.measured[:, p]) if s != c]
         rows = t.values[sources, p]
@@ -370,7 +373,7 @@ class StackedTransfer(_SourceWeighting):
         return out
 
     def provenance(self, adata: AnnData, targets: Sequence[Target]) -> pd.DataFrame:
-        """What each target's prediction leaned on.
+        """Tell what each target's prediction leaned on.
 
         Returns
         -------
@@ -428,7 +431,7 @@ class StackedTransfer(_SourceWeighting):
         return pd.DataFrame(records, columns=["context", "perturbation", "kind", "name", "weight"])
 
     def source_weights(self, adata: AnnData, targets: Sequence[Target]) -> pd.DataFrame:
-        """The ``source_context`` rows of :meth:`provenance` (columns as for the baselines)."""
+        """Return the ``source_context`` rows of :meth:`provenance` (columns as the baselines')."""
         table = self.provenance(adata, targets)
         table = table[table["kind"] == "source_context"]
         return table.rename(columns={"name": "source_context"})[

@@ -1,5 +1,6 @@
-"""Data and genes through a fitted UGE network, for the methods of
-:class:`~transferome.models.uge.estimator.UniversalGeneEmbedding`.
+"""Data and genes through a fitted UGE network.
+
+For the methods of :class:`~transferome.models.uge.estimator.UniversalGeneEmbedding`.
 
 The ``<cls>`` latents of one species' data (:func:`encode`; :func:`encode_known` for a species
 seen in training), the token embeddings of a fitted species' genes (:func:`species_table`) or
@@ -54,8 +55,11 @@ def species_table(model: UniversalGeneEmbedding, species: str) -> torch.Tensor:
 
 
 def resolve_species(model: UniversalGeneEmbedding, adata: AnnData, species: str | None) -> str:
-    """``species``, else the one species of ``adata``'s species column, else the model's
-    only species; raises :class:`~transferome.errors.DataValidationError` when none is."""
+    """Return the species of ``adata``.
+
+    ``species``, else the one species of ``adata``'s species column, else the model's only
+    species; raises :class:`~transferome.errors.DataValidationError` when none is.
+    """
     if species is not None:
         return str(species)
     key = model.schema.species_key
@@ -80,11 +84,15 @@ def encode(
     table: torch.Tensor,
     tokens: np.ndarray,
     stats: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
     batch_size: int = 256,
 ) -> np.ndarray:
-    """``<cls>`` latents (n_obs, d_model) of ``adata``, its ``tokens`` columns read as the
-    gene tokens of ``table`` (standardised with ``stats``, or on ``adata`` itself when the
-    model's values are standardised and ``stats`` is ``None``)."""
+    """Encode ``adata`` as ``<cls>`` latents (n_obs, d_model).
+
+    Its ``tokens`` columns are read as the gene tokens of ``table`` (standardised with
+    ``stats``, or on ``adata`` itself when the model's values are standardised and ``stats`` is
+    ``None``).
+    """
     if getattr(model, "values", "relative") == "standardised" and stats is None:
         stats = token_statistics(adata, tokens)
     external = None
@@ -116,8 +124,10 @@ def encode_known(model: UniversalGeneEmbedding, adata: AnnData, species: str) ->
 
 
 def descriptor_table(model: UniversalGeneEmbedding, frame: pd.DataFrame) -> torch.Tensor:
-    """Token embeddings of genes described by ``frame`` (genes x description columns;
-    missing columns are set to the training mean)."""
+    """Return the token embeddings of genes described by ``frame``.
+
+    ``frame`` is genes x description columns; missing columns are set to the training mean.
+    """
     aligned = frame.reindex(columns=model.description_columns_)
     missing = [c for c in model.description_columns_ if c not in frame.columns]
     if missing:
@@ -128,7 +138,7 @@ def descriptor_table(model: UniversalGeneEmbedding, frame: pd.DataFrame) -> torc
 
 
 def known_species(model: UniversalGeneEmbedding, adata: AnnData) -> str | None:
-    """The fitted species ``adata`` is (with that species' genes in order), else ``None``."""
+    """Return the fitted species ``adata`` is (with its genes in order), else ``None``."""
     try:
         species = resolve_species(model, adata, None)
     except DataValidationError:
@@ -141,8 +151,10 @@ def known_species(model: UniversalGeneEmbedding, adata: AnnData) -> str | None:
 def descriptions_of(
     model: UniversalGeneEmbedding, adata: AnnData, given: pd.DataFrame | None
 ) -> pd.DataFrame:
-    """The descriptions of ``adata``'s genes: those of ``given``, else computed from
-    ``adata`` (``model.gene_description``)."""
+    """Return the descriptions of ``adata``'s genes.
+
+    Those of ``given``, else computed from ``adata`` (``model.gene_description``).
+    """
     if given is not None:
         missing = [g for g in map(str, adata.var_names) if g not in given.index]
         if missing:

@@ -1,5 +1,7 @@
-"""The steps of :meth:`UniversalGeneEmbedding.fit
-<transferome.models.uge.estimator.UniversalGeneEmbedding.fit>` around the training itself.
+"""The steps of ``UniversalGeneEmbedding.fit`` around the training itself.
+
+See :meth:`UniversalGeneEmbedding.fit
+<transferome.models.uge.estimator.UniversalGeneEmbedding.fit>`.
 
 Before it: the checks of the hyperparameters, the species' blocks with their token and decode
 genes (the token genes chosen jointly over the ortholog groups when an ortholog table is
@@ -75,8 +77,11 @@ def check_params(model: UniversalGeneEmbedding) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class FitInputs:
-    """What the network is built and trained from: every species' genes in one vocabulary
-    (species ``s`` from ``offsets[s]``, ``n_genes`` in all)."""
+    """What the network is built and trained from.
+
+    Every species' genes in one vocabulary (species ``s`` from ``offsets[s]``, ``n_genes`` in
+    all).
+    """
 
     blocks: list[SpeciesBlock]
     offsets: dict[str, int]
@@ -107,8 +112,10 @@ def fit_inputs(
     orthologs: pd.DataFrame | None,
     ortholog_columns: Mapping[str, str] | None,
 ) -> FitInputs:
-    """The validated blocks, gene descriptions, labels and external tokens of ``data``
-    (the arguments of :meth:`~transferome.models.uge.estimator.UniversalGeneEmbedding.fit`)."""
+    """Return the validated blocks, gene descriptions, labels and external tokens of ``data``.
+
+    From the arguments of :meth:`~transferome.models.uge.estimator.UniversalGeneEmbedding.fit`.
+    """
     unknown = sorted(set(given) - set(data))
     if unknown:
         raise DataValidationError(
@@ -184,8 +191,10 @@ def fit_inputs(
 
 
 def build_network(model: UniversalGeneEmbedding, inputs: FitInputs) -> UGENetwork:
-    """The untrained network of ``model``'s hyperparameters over ``inputs``' vocabulary,
-    initialised from ``model.random_state`` (the global torch generator is left as it was)."""
+    """Build the untrained network of ``model``'s hyperparameters over ``inputs``' vocabulary.
+
+    Initialised from ``model.random_state`` (the global torch generator is left as it was).
+    """
     config = UGEConfig(
         n_genes=inputs.n_genes,
         n_features=len(inputs.columns),
@@ -226,8 +235,10 @@ def build_network(model: UniversalGeneEmbedding, inputs: FitInputs) -> UGENetwor
 def group_latents(
     model: UniversalGeneEmbedding, blocks: Sequence[SpeciesBlock], schema: Schema
 ) -> pd.DataFrame:
-    """Mean latent and size (column ``n``) of every (species, context, perturbation) group
-    of the fitted ``model``'s training data."""
+    """Return the mean latent and size of every (species, context, perturbation) group.
+
+    The size is column ``n``; the groups are those of the fitted ``model``'s training data.
+    """
     frames = []
     for block in blocks:
         z = encode_known(model, block.adata, block.species)

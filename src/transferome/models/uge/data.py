@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from transferome.data._stream import dense, iter_row_blocks
 from transferome.data.aggregate import column_moments
+from transferome.data.blocks import dense, iter_row_blocks
 from transferome.data.schema import DatasetDescription, Schema, obs_labels, validate
 from transferome.data.species import MultiSpecies
 from transferome.errors import DataValidationError
@@ -177,16 +177,20 @@ class UGERows(torch.utils.data.Dataset):
 
 
 def token_statistics(adata: AnnData, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and scale (standard deviation, 1 where it is 0) of the ``tokens`` columns of
-    ``adata``, as float32, in one pass a block of rows at a time."""
+    """Return the mean and scale of the ``tokens`` columns of ``adata``, as float32.
+
+    The scale is the standard deviation, 1 where it is 0; in one pass a block of rows at a time.
+    """
     mean, variance = column_moments(adata, columns=tokens)
     scale = np.sqrt(variance)
     return mean.astype(np.float32), np.where(scale > 0, scale, 1.0).astype(np.float32)
 
 
 def token_rows(adata: AnnData, tokens: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(positions, values)``: the ``tokens`` columns of the rows at ``positions`` as dense
-    float32, a block of rows at a time (an on-disk matrix is never read whole)."""
+    """Yield ``(positions, values)``: the ``tokens`` columns of those rows as dense float32.
+
+    A block of rows at a time (an on-disk matrix is never read whole).
+    """
     for positions, block in iter_row_blocks(adata):
         yield positions, dense(block[:, tokens])
 

@@ -134,7 +134,7 @@ class UniversalGeneEmbedding(NeuralEstimator):
         "lr": 3e-3,
     }
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the hyperparameters, keyword-only, as every estimator
         self,
         *,
         n_tokens: int = 256,

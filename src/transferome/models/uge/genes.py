@@ -26,10 +26,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from transferome.data._backed import dense_values as _dense_values
-from transferome.data._backed import is_backed
-from transferome.data._stream import row_stats
 from transferome.data.aggregate import column_moments
+from transferome.data.blocks import dense_values as _dense_values
+from transferome.data.blocks import is_backed, row_stats
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 
@@ -51,20 +50,28 @@ DescriptionKind = Literal["auto", "profile", "reactome", "both"]
 
 
 def dense_values(adata: AnnData, columns: np.ndarray | None = None) -> np.ndarray:
-    """``X`` (optionally a subset of columns) as a dense float32 array (a copy); an on-disk
-    ``X`` is read a block of rows at a time, after checking that the array fits in memory."""
+    """Return ``X`` (optionally a subset of columns) as a dense float32 array (a copy).
+
+    An on-disk ``X`` is read a block of rows at a time, after checking that the array fits in
+    memory.
+    """
     return _dense_values(adata, columns, what="UniversalGeneEmbedding")
 
 
 def mean_profile(adata: AnnData) -> np.ndarray:
-    """Mean of each gene over the observations (float32), in one pass a block of rows at a
-    time (an on-disk matrix is never read whole)."""
+    """Return the mean of each gene over the observations (float32).
+
+    In one pass a block of rows at a time (an on-disk matrix is never read whole).
+    """
     return column_moments(adata)[0].astype(np.float32)
 
 
 def gene_variances(adata: AnnData) -> np.ndarray:
-    """Variance of each gene over the observations; from a file in one streamed pass (in
-    memory as float32 values, whose ties the token choice breaks as it always has)."""
+    """Return the variance of each gene over the observations.
+
+    From a file in one streamed pass (in memory as float32 values, whose ties the token choice
+    breaks as it always has).
+    """
     if is_backed(adata):
         return column_moments(adata)[1]
     return dense_values(adata).var(axis=0)
@@ -73,8 +80,10 @@ def gene_variances(adata: AnnData) -> np.ndarray:
 def _grouped(
     adata: AnnData, values: np.ndarray | None, rows: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique labels of the ``rows`` (a boolean mask) and their mean profiles; from
-    ``values``, or streamed from the file when ``values`` is ``None``."""
+    """Return the sorted unique labels of the ``rows`` (a boolean mask) and their mean profiles.
+
+    From ``values``, or streamed from the file when ``values`` is ``None``.
+    """
     if values is not None:
         return _group_means(values[rows], labels[rows])
     groups, codes = np.unique(labels[rows], return_inverse=True)
@@ -97,7 +106,7 @@ def _group_means(values: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 def describe_genes(
     adata: AnnData, *, schema: Schema | None = None, kind: DescriptionKind | str = "auto"
 ) -> pd.DataFrame:
-    """Description of every gene of one species (genes x features), see the module docstring.
+    """Describe every gene of one species (genes x features), see the module docstring.
 
     Parameters
     ----------
@@ -212,7 +221,7 @@ def descriptions_through_map(
 
 
 def top_by_variance(variance: np.ndarray, n: int) -> np.ndarray:
-    """Indices (sorted) of the ``n`` largest variances (the first on ties)."""
+    """Return the indices (sorted) of the ``n`` largest variances (the first on ties)."""
     chosen = np.argsort(-np.asarray(variance), kind="stable")[: min(int(n), len(variance))]
     return np.sort(chosen)
 
@@ -224,7 +233,7 @@ def relative_values(values: np.ndarray) -> np.ndarray:
 
 
 def align_columns(descriptions: Mapping[str, pd.DataFrame]) -> list[str]:
-    """Description columns present in every species, in the first species' order."""
+    """Return the description columns present in every species, in the first species' order."""
     frames = list(descriptions.values())
     shared = set(frames[0].columns)
     for frame in frames[1:]:

@@ -73,6 +73,8 @@ def integration_scores(
         Neighbours per sample.
     max_silhouette
         Samples (drawn at random) the silhouette is computed on.
+    seed
+        Seed of that draw.
     """
     from sklearn.metrics import silhouette_score
 

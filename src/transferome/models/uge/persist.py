@@ -92,7 +92,7 @@ def read_files(
     meta: dict[str, Any],
     arrays: dict[str, np.ndarray],
 ) -> UniversalGeneEmbedding:
-    """The model described by ``meta`` and ``arrays`` (a folder written by :func:`write_files`)."""
+    """Build the model described by ``meta`` and ``arrays`` (a folder of :func:`write_files`)."""
     extra = meta["extra"]
     model = cls(**meta["params"])
     config = UGEConfig(**extra["config"])

@@ -1,5 +1,8 @@
-"""XTransfer (XTransferCDR): the estimator (:mod:`.estimator`, knows AnnData) and the network
-(:mod:`.network`, knows tensors); :class:`PairRows`, its training pairs as a dataset."""
+"""XTransfer (XTransferCDR).
+
+The estimator (:mod:`.estimator`, knows AnnData) and the network (:mod:`.network`, knows
+tensors); :class:`PairRows`, its training pairs as a dataset.
+"""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def read_files(
     meta: dict[str, Any],
     arrays: dict[str, np.ndarray],
 ) -> XTransfer:
-    """The model described by ``meta`` and ``arrays``, checked against each other."""
+    """Build the model described by ``meta`` and ``arrays``, checked against each other."""
     params = dict(meta["params"])
     params["hidden"] = tuple(params["hidden"])
     model = cls(**params)

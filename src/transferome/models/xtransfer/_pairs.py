@@ -1,5 +1,7 @@
-"""The training pairs of XTransfer as a torch dataset, the gene means that start its output,
-and the weight of its anchored correction."""
+"""The training pairs of XTransfer as a torch dataset, and what starts and weights its output.
+
+The gene means that start its output, and the weight of its anchored correction.
+"""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ class XTransfer(NeuralEstimator):
         "lr_step_size": None,
     }
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the hyperparameters, keyword-only, as every estimator
         self,
         *,
         hidden: Sequence[int] = (1024, 512, 256),
@@ -321,7 +321,7 @@ class XTransfer(NeuralEstimator):
         rows = AnnDataRows(adata, layer=layer)
         rng = np.random.default_rng(self.random_state)
         values = np.stack(
-            [self._predict_one(rows, contexts, perturbations, c, p, rng) for c, p in targets]
+            [self._predict_one(rows, contexts, perturbations, c, p, rng=rng) for c, p in targets]
         )
         return prediction_adata(values, targets, self.var_names_, schema)
 
@@ -341,6 +341,7 @@ class XTransfer(NeuralEstimator):
         perturbations: np.ndarray,
         context: str,
         components: tuple[str, ...],
+        *,
         exclude_target: bool,
     ) -> np.ndarray | None:
         """``P`` of the cells of ``components`` (outside ``context`` if asked) or the kept mean.
@@ -357,7 +358,7 @@ class XTransfer(NeuralEstimator):
             return self.perturbation_latents_[[self.perturbations_.index(kept[0])]]
         return None
 
-    def _unknown(self, single: str, context: str, exclude_target: bool) -> DataValidationError:
+    def _unknown(self, single: str, context: str, *, exclude_target: bool) -> DataValidationError:
         return DataValidationError(
             f"perturbation {single!r} has no cell in the prediction data"
             f"{' outside context ' + repr(context) if exclude_target else ''} and was not "
@@ -371,6 +372,7 @@ class XTransfer(NeuralEstimator):
         perturbations: np.ndarray,
         context: str,
         perturbation: str,
+        *,
         rng: np.random.Generator,
     ) -> np.ndarray:
         schema = self.schema_
@@ -411,7 +413,14 @@ class XTransfer(NeuralEstimator):
             return measured + target_delta[1]
         treated = np.isin(perturbations, self._labels_of(perturbations, components))
         return measured + self._anchored_delta(
-            rows, contexts, perturbations, context, treated, p_sources, target_delta[1], rng
+            rows,
+            contexts,
+            perturbations,
+            context,
+            treated_mask=treated,
+            p_sources=p_sources,
+            target_delta=target_delta[1],
+            rng=rng,
         )
 
     def _decoded_delta(
@@ -443,6 +452,7 @@ class XTransfer(NeuralEstimator):
         contexts: np.ndarray,
         perturbations: np.ndarray,
         context: str,
+        *,
         treated_mask: np.ndarray,
         p_sources: list[np.ndarray],
         target_delta: np.ndarray,
