@@ -28,7 +28,7 @@ from transferome.benchmark._scoring import (
     _with_ceiling,
 )
 from transferome.benchmark._tasks import get_task
-from transferome.data._backed import in_memory, is_backed, lazy
+from transferome.data.blocks import in_memory, is_backed, lazy
 from transferome.data.schema import Schema, obs_labels, validate
 from transferome.data.splits import Split
 from transferome.errors import DataValidationError, TransferomeError
@@ -53,7 +53,7 @@ ValueKind = Literal["log", "delta"]
 
 
 def with_zero_controls(adata: AnnData, *, schema: Schema) -> AnnData:
-    """A copy of change data (e.g. L1000 signatures) with one all-zero control per context.
+    """Copy change data (e.g. L1000 signatures), with one all-zero control per context.
 
     Existing control observations are dropped: for changes against control the control
     profile is zero by definition.
@@ -140,7 +140,7 @@ def _variants(
     return outputs
 
 
-def run_task(
+def run_task(  # noqa: PLR0913 - a task runner: the task, the data, keyword-only options
     task_name: str,
     adata: AnnData,
     *,

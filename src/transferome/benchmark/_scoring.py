@@ -68,8 +68,10 @@ def _truth_prediction(
     schema: Schema,
     data: AnnData,
 ) -> AnnData:
-    """The held-out groups as a perfect model would predict them: observed control + true
-    change (so that the score measures only the noise in the held-out observations)."""
+    """Predict the held-out groups as a perfect model would: observed control + true change.
+
+    The score of this prediction then measures only the noise in the held-out observations.
+    """
     genes = list(map(str, data.var_names))
     missing = sorted(set(genes) - set(map(str, truth.var_names)))
     if missing:

@@ -67,7 +67,7 @@ def _ortholog_baselines(
     return {"ortholog_logistic": logistic.predict(xt), "ortholog_knn": knn.predict(xt)}
 
 
-def annotation_transfer(
+def annotation_transfer(  # noqa: PLR0913 - the model, the two data sets, keyword-only options
     model: UniversalGeneEmbedding,
     source: AnnData,
     target: AnnData,
@@ -90,10 +90,17 @@ def annotation_transfer(
     source, target
         Log-normalised data of the two species with ``label_key`` in obs (the target's labels
         are only used to score).
+    source_species, target_species
+        The names of the two species in ``model``; UGE predicts the labels of ``target`` as
+        ``target_species``.
+    label_key
+        The obs column of the labels (learned from ``source``, scored on ``target``).
     gene_map, source_column, target_column
         Ortholog table of the baselines (only its one-to-one pairs are used).
     n_genes
         Most variable one-to-one orthologs used by the baselines.
+    seed
+        Seed of the logistic-regression baseline.
 
     Returns
     -------

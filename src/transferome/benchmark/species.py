@@ -55,13 +55,13 @@ def gene_pairs(
     source_column: str | None = None,
     target_column: str | None = None,
 ) -> pd.DataFrame:
-    """The (``source_gene``, ``target_gene``) pairs of an ortholog table among the given genes.
+    """Return the (``source_gene``, ``target_gene``) pairs of an ortholog table among the genes.
 
     ``source_column`` / ``target_column`` name the table's columns; ``None`` detects each as
     the text column holding most of the source (target) genes, as
     :func:`~transferome.crossspecies.map_genes` does.
     """
-    from transferome.crossspecies._inputs import ortholog_matrix
+    from transferome.crossspecies import ortholog_matrix
 
     columns = None
     if source_column is not None or target_column is not None:
@@ -88,7 +88,7 @@ def _held_mask(target: AnnData, groups: Sequence[tuple[str, str]], schema: Schem
     return held
 
 
-def species_perturbation(
+def species_perturbation(  # noqa: PLR0913 - the model, the data, keyword-only options
     model: UniversalGeneEmbedding,
     adatas: Mapping[str, AnnData],
     held_out: Sequence[tuple[str, str]],
@@ -121,8 +121,14 @@ def species_perturbation(
         Full data of both species (the held-out groups included: they are the truth).
     held_out
         ``(context, perturbation)`` groups of the target species to predict.
+    source_species, target_species
+        Keys of ``adatas``: the species whose changes are carried over, and the one predicted.
     gene_map, source_column, target_column
         Ortholog table (many-to-many pairs averaged), labelled ``orthologs``.
+    schema
+        The obs keys (shared by the species); ``None``: the defaults.
+    n_degs
+        DEGs per group (at most the number of genes scored).
     gene_maps
         More named maps (columns ``source_gene``, ``target_gene``), e.g. a functional
         mapping from :func:`~transferome.crossspecies.map_genes`.
@@ -254,7 +260,7 @@ def _takes_orthologs(model: Estimator) -> bool:
     return "orthologs" in inspect.signature(model.fit).parameters
 
 
-def species_transfer(
+def species_transfer(  # noqa: PLR0913 - a task runner: the data, keyword-only options
     adatas: Mapping[str, AnnData] | MultiSpecies,
     *,
     source_species: str,

@@ -4,11 +4,13 @@
 :func:`map_genes` maps genes of one species to another by reactome or expression-profile
 similarity, by the ortholog table, or by both; :func:`evaluate_mapping` scores a mapping
 against a known answer; :func:`predict_reactome` completes unmeasured reactome entries;
-:func:`suggest_experiments` ranks the experiments worth running next.
+:func:`suggest_experiments` ranks the experiments worth running next; :func:`ortholog_matrix`
+reads an ortholog table as a sparse gene x gene matrix.
 """
 
 from __future__ import annotations
 
+from transferome.crossspecies._inputs import ortholog_matrix
 from transferome.crossspecies.completion import (
     CompletionConfig,
     ReactomeCompleter,
@@ -35,6 +37,7 @@ __all__ = [
     "measured_cells",
     "only_measured",
     "ortholog_groups",
+    "ortholog_matrix",
     "predict_reactome",
     "reactome",
     "reactome_ensemble",

@@ -83,7 +83,26 @@ def ortholog_matrix(
     columns: tuple[str, str] | None,
     score_column: str | None,
 ) -> sp.csr_matrix:
-    """Sparse target x source matrix of table scores (1 where the table has no score)."""
+    """Read an ortholog table as a sparse target x source matrix of its scores.
+
+    Parameters
+    ----------
+    orthologs
+        Ortholog table, one row per gene pair; pairs of genes outside ``source_genes`` or
+        ``target_genes`` are dropped, repeated pairs summed.
+    source_genes, target_genes
+        The genes of the two species: the columns and the rows of the matrix.
+    columns
+        ``(source column, target column)`` of ``orthologs``; ``None``: each the text column
+        holding most of the source (target) genes.
+    score_column
+        Column of positive pair scores (e.g. sequence identity); ``None``: every pair scores 1.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``len(target_genes) x len(source_genes)``, zero where the table has no pair.
+    """
     if not isinstance(orthologs, pd.DataFrame):
         raise DataValidationError(f"orthologs must be a DataFrame, got {type(orthologs).__name__}")
     if columns is None:

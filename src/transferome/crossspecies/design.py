@@ -69,7 +69,7 @@ def measured_cells(reactomes: Mapping[str, Reactome]) -> set[Cell]:
 
 
 def only_measured(reactomes: Mapping[str, Reactome], measured: set[Cell]) -> dict[str, Reactome]:
-    """Copies of ``reactomes`` in which every cell outside ``measured`` reads as unmeasured.
+    """Copy ``reactomes`` so that every cell outside ``measured`` reads as unmeasured.
 
     The values of a hidden ``(species, context, perturbation)`` cell become NaN and its
     ``n_treated`` 0, as if the experiment had not been run (used to simulate a partial design).
@@ -162,7 +162,7 @@ def _reason(cell: Cell, sd: float, quantile: float, measured: set[Cell], grid) -
     return "; ".join(parts)
 
 
-def suggest_experiments(
+def suggest_experiments(  # noqa: PLR0913 - the data, the budget, keyword-only options
     data: Mapping[str, Reactome | AnnData] | MultiSpecies,
     budget: int = 5,
     *,
@@ -199,6 +199,9 @@ def suggest_experiments(
     ensemble
         A fitted :func:`reactome_ensemble` of the same data to reuse instead of fitting one
         (implies ``method="ensemble"``).
+    schema, layer
+        Keys and layer of the AnnData in ``data`` (their reactomes); unused for a
+        :class:`Reactome`.
     method
         ``"gain"``: the ``budget`` experiments picked greedily by the expected reduction of
         the prediction error over the cells that stay unmeasured (a batch: each pick counts

@@ -82,8 +82,11 @@ class DesignGrid:
     def from_reactomes(
         cls, reactomes: Mapping[str, Reactome], candidates: Sequence[Cell] | None = None
     ) -> DesignGrid:
-        """The grid of ``reactomes``: measured where a value exists; possible where measured,
-        among ``candidates``, or (without candidates) every cell of the grid."""
+        """Build the grid of ``reactomes``.
+
+        A cell is measured where a value exists; possible where measured, among
+        ``candidates``, or (without candidates) everywhere in the grid.
+        """
         species = tuple(reactomes)
         pairs = sorted({pair for r in reactomes.values() for pair in r.pairs})
         contexts = tuple(sorted({c for c, _ in pairs}))
@@ -110,10 +113,12 @@ class DesignGrid:
         return cls(species, contexts, perturbations, measured, possible)
 
     def cell(self, index: tuple[int, int, int]) -> Cell:
+        """Return the ``(species, context, perturbation)`` names of a grid index."""
         s, c, p = index
         return self.species[s], self.contexts[c], self.perturbations[p]
 
     def index(self, cell: Cell) -> tuple[int, int, int]:
+        """Return the grid index of a ``(species, context, perturbation)`` cell."""
         s, c, p = cell
         return self.species.index(s), self.contexts.index(c), self.perturbations.index(p)
 
@@ -146,8 +151,10 @@ class ErrorModel:
         return n + self.other_species_weight * others, measured.sum(axis=2).astype(float)
 
     def error(self, measured: np.ndarray) -> np.ndarray:
-        """Predicted squared error of every cell if it were unmeasured (species x contexts x
-        perturbations)."""
+        """Predict the squared error of every cell if it were unmeasured.
+
+        The array is species x contexts x perturbations.
+        """
         n_eff, m = self.counts(measured)
         t0, t1, t2 = self.theta
         return self.scale[:, None, :] * (
@@ -243,8 +250,10 @@ class CellPredictions:
 
 
 def _signature_data(r: Reactome, pairs: Sequence[tuple[str, str]]) -> AnnData:
-    """The measured changes of ``pairs`` as signature data: one row each, plus one zero
-    control per context of the reactome."""
+    """Return the measured changes of ``pairs`` as signature data.
+
+    One row per pair, plus one zero control per context of the reactome.
+    """
     values = r.values[list(pairs)].to_numpy(dtype=np.float32).T
     contexts = sorted({c for c, _ in r.pairs})
     obs = pd.DataFrame(
@@ -267,8 +276,9 @@ def predict_cells(
     model: str = "stacked",
     params: Mapping[str, object] | None = None,
 ) -> CellPredictions:
-    """Fit a transfer predictor per species on the measured cells of ``grid`` and predict
-    every open one.
+    """Fit a transfer predictor per species on the measured cells and predict the open ones.
+
+    The measured and open cells are those of ``grid``.
 
     Parameters
     ----------
@@ -354,8 +364,10 @@ def expected_gains(
     possible: np.ndarray,
     ratio: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Expected gain of measuring each cell, and its parts (each species x contexts x
-    perturbations; NaN where the cell is measured or not possible).
+    """Compute the expected gain of measuring each cell, and its parts.
+
+    Each is species x contexts x perturbations, NaN where the cell is measured or not
+    possible.
 
     ``ratio`` (see :func:`error_ratio`) multiplies each cell's modelled error, its own and
     the reductions that other measurements bring it.
@@ -425,8 +437,10 @@ def _reason(
 def pick_batch(
     model: ErrorModel, grid: DesignGrid, k: int, ratio: np.ndarray | None = None
 ) -> pd.DataFrame:
-    """The ``k`` experiments picked greedily by expected gain, each counted as measured before
-    the next is picked (``ratio``: see :func:`error_ratio`).
+    """Pick ``k`` experiments greedily by expected gain.
+
+    Each pick counts as measured before the next is picked (``ratio``: see
+    :func:`error_ratio`).
 
     Returns columns ``rank, species, context, perturbation, score, own_error, reason``;
     ``score`` is the expected gain at the time of the pick.

@@ -151,6 +151,7 @@ def _tidy(
     score: np.ndarray,
     confidence: np.ndarray,
     similarity: np.ndarray,
+    *,
     source_genes: pd.Index,
     target_genes: pd.Index,
     ortho: sp.csr_matrix | None,
@@ -201,7 +202,7 @@ def _isotonic(
     return out
 
 
-def map_genes(
+def map_genes(  # noqa: PLR0913 - the two species, then keyword-only options
     source: GeneInput,
     target: GeneInput,
     *,
@@ -261,6 +262,10 @@ def map_genes(
         no partner.
     max_anchors
         At most this many anchors (drawn with ``random_state``) fit the temperature.
+    random_state
+        Seed of the random draws: the anchors kept under ``max_anchors``, the genes that
+        estimate ``prior`` (``combined``), and the genes that set the temperature when there
+        is no anchor.
     chunk_size
         Target genes scored at a time (memory is ``chunk_size x n_source``).
 
@@ -378,7 +383,13 @@ def map_genes(
     else:
         similarity_values = np.einsum("ij,ikj->ik", t_feat, s_feat[safe])
     frame = _tidy(
-        candidates, score, confidence, similarity_values, source_genes, target_genes, ortho
+        candidates,
+        score,
+        confidence,
+        similarity_values,
+        source_genes=source_genes,
+        target_genes=target_genes,
+        ortho=ortho,
     )
     frame.attrs.update(
         method=method,
@@ -406,7 +417,13 @@ def _map_orthologs(
         confidence = np.where(candidates.index >= 0, candidates.score / totals[:, None], np.nan)
     similarity = np.full(candidates.index.shape, np.nan)
     frame = _tidy(
-        candidates, candidates.score, confidence, similarity, source_genes, target_genes, ortho
+        candidates,
+        candidates.score,
+        confidence,
+        similarity,
+        source_genes=source_genes,
+        target_genes=target_genes,
+        ortho=ortho,
     )
     frame.attrs.update(
         method="ortholog",

@@ -84,7 +84,7 @@ class Reactome:
         return self.pairs[self.measured.to_numpy()]
 
     def replace(self, **changes: Any) -> Reactome:
-        """A copy with some fields replaced (e.g. completed ``values``)."""
+        """Return a copy with some fields replaced (e.g. completed ``values``)."""
         current = {f.name: getattr(self, f.name) for f in fields(self)}
         current.update(changes)
         return Reactome(**current)
@@ -268,8 +268,10 @@ def reactome(
 def signature_reactome(
     adata: AnnData, *, schema: Schema | None = None, species: str | None = None
 ) -> Reactome:
-    """The reactome of change data (signatures: one row per measured group, NaN = gene not
-    measured), e.g. L1000, Tahoe or DrugMatrix signatures read with ``values="delta"``.
+    """Compute the reactome of change data (signatures: one row per measured group).
+
+    A NaN marks a gene not measured. E.g. L1000, Tahoe or DrugMatrix signatures read with
+    ``values="delta"``.
 
     Rows of one (context, perturbation) are averaged gene by gene over their finite values;
     control rows are ignored (their change is zero by definition). ``se`` is NaN (one

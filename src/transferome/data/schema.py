@@ -96,12 +96,14 @@ class Schema:
 
     @classmethod
     def optional_keys(cls) -> tuple[str, ...]:
-        """The fields naming obs keys that may be absent (``None``)."""
+        """Return the fields naming obs keys that may be absent (``None``)."""
         return tuple(f.name for f in fields(cls) if f.metadata.get("optional"))
 
     def without_optional_keys(self) -> Schema:
-        """This schema with every optional key set to ``None`` (data with context and
-        perturbation only, such as signatures)."""
+        """Return a copy with every optional key set to ``None``.
+
+        For data with context and perturbation only, such as signatures.
+        """
         absent: dict[str, Any] = dict.fromkeys(self.optional_keys())
         return replace(self, **absent)
 
@@ -123,8 +125,10 @@ class Schema:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Schema:
-        """The schema of parsed options added by :meth:`add_arguments` (a hidden optional
-        key that was not given takes its default)."""
+        """Build the schema of parsed options added by :meth:`add_arguments`.
+
+        A hidden optional key that was not given takes its default.
+        """
         values = {f.name: getattr(args, f.name) for f in fields(cls)}
         for name in cls.optional_keys():
             if values[name] is None:
@@ -396,7 +400,7 @@ def checked_schema(
     allow_negative: bool = False,
     allow_nan: bool = False,
 ) -> Schema:
-    """The schema a model fits ``adata`` with: validated once, at the boundary.
+    """Return the schema a model fits ``adata`` with: validated once, at the boundary.
 
     Given the :class:`DatasetDescription` that :func:`validate` returned for the data
     ``adata`` was taken from (a benchmark's training split, say), only the keys and the genes
@@ -459,7 +463,7 @@ def checked_schema(
 
 
 def as_schema(schema: Schema | DatasetDescription | None) -> Schema:
-    """The :class:`Schema` of ``schema`` (of a description, its keys; ``None``: the defaults)."""
+    """Return the :class:`Schema` of ``schema`` (a description's keys; ``None``: the defaults)."""
     if schema is None:
         return Schema()
     return schema.schema if isinstance(schema, DatasetDescription) else schema

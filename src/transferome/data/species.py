@@ -177,8 +177,10 @@ class MultiSpecies(Mapping[str, AnnData]):
         orthologs: pd.DataFrame | None = None,
         copy: bool = False,
     ) -> MultiSpecies:
-        """Split one AnnData by its ``species_key`` column (sorted species; views unless
-        ``copy``); without the column (or ``species_key=None``) it is one species, ``name``."""
+        """Split one AnnData by its ``species_key`` column (sorted species; views unless ``copy``).
+
+        Without the column (or with ``species_key=None``) it is one species, ``name``.
+        """
         if not isinstance(adata, AnnData):
             raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
         if species_key is None or species_key not in adata.obs.columns:
@@ -190,17 +192,17 @@ class MultiSpecies(Mapping[str, AnnData]):
         return cls(parts, orthologs)
 
     def __getitem__(self, species: str) -> AnnData:
-        """The data of ``species``."""
+        """Return the data of ``species``."""
         if species not in self.adatas:
             raise DataValidationError(f"species {species!r} not in the data ({list(self.adatas)})")
         return self.adatas[species]
 
     def __iter__(self) -> Iterator[str]:
-        """The species, in order."""
+        """Iterate over the species, in order."""
         return iter(self.adatas)
 
     def __len__(self) -> int:
-        """The number of species."""
+        """Return the number of species."""
         return len(self.adatas)
 
     def __repr__(self) -> str:
@@ -215,7 +217,7 @@ class MultiSpecies(Mapping[str, AnnData]):
         return tuple(self.adatas)
 
     def links(self) -> pd.DataFrame:
-        """The ortholog links between genes of these species (:func:`ortholog_links`).
+        """Return the ortholog links between genes of these species (:func:`ortholog_links`).
 
         Raises
         ------
@@ -227,7 +229,7 @@ class MultiSpecies(Mapping[str, AnnData]):
         return ortholog_links(self.orthologs, self.species, columns=self.ortholog_columns)
 
     def gene_map(self, source: str, target: str) -> pd.DataFrame:
-        """The (source gene, target gene) pairs of the ortholog table, read either way.
+        """Return the (source gene, target gene) pairs of the ortholog table, read either way.
 
         Returns
         -------

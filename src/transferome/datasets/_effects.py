@@ -166,13 +166,13 @@ class EffectModel:
         return total
 
 
-# Temporary: datasets/simulator.py, being rewritten, passes seven of these by position.
-def draw_effects(  # noqa: PLR0917
+def draw_effects(
     rng: np.random.Generator,
     species: tuple[str, ...],
     contexts: tuple[str, ...],
     drugs: tuple[str, ...],
     pairs: tuple[tuple[str, str], ...],
+    *,
     n_programs: int,
     params: GenerativeParams,
     combination_sep: str = "+",

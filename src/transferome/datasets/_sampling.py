@@ -157,13 +157,13 @@ def _damped(change: np.ndarray, down: np.ndarray, up: np.ndarray) -> np.ndarray:
     return change * np.where(change < 0, down, up)
 
 
-# Temporary: datasets/simulator.py, being rewritten, passes the dose by position.
-def expected_log_profile(  # noqa: PLR0917
+def expected_log_profile(
     genes: SpeciesGenes,
     effects: EffectModel,
     offsets: np.ndarray,
     context: str,
     perturbation: str,
+    *,
     dose: float,
     scale: float = 1e4,
     room: tuple[np.ndarray, np.ndarray] | None = None,
@@ -192,15 +192,14 @@ def _random_effects(
     return rng.normal(0.0, sd, size=(len(uniques), n_genes))[codes]
 
 
-# Temporary: datasets/simulator.py, being rewritten, passes six of these by position.
-def sample_counts(  # noqa: PLR0917
+def sample_counts(
     rng: np.random.Generator,
     obs: pd.DataFrame,
     genes: SpeciesGenes,
     effects: EffectModel,
     offsets: np.ndarray,
-    params: GenerativeParams,
     *,
+    params: GenerativeParams,
     single_cell: bool,
 ) -> sp.csr_matrix:
     """Negative-binomial counts of every observation (sparse CSR, observations x genes)."""

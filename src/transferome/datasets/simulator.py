@@ -213,6 +213,7 @@ class SimulatedAtlas:
 
     @property
     def species(self) -> tuple[str, ...]:
+        """The simulated species, in order."""
         return tuple(self.adatas)
 
     @property
@@ -268,7 +269,7 @@ def _combinations(
     return labels, tuple(pairs)
 
 
-def simulate(
+def simulate(  # noqa: PLR0913 - the mode, then the design of the atlas, keyword-only
     mode: Literal["bulk", "single_cell"] = "bulk",
     *,
     seed: int = 0,
@@ -364,7 +365,14 @@ def simulate(
     orthologs, correspondence = ortholog_tables(rng, genes, identity, params)
     all_contexts = (*contexts, "PBMC") if bulk and blood_days else contexts
     effects = draw_effects(
-        rng, species, all_contexts, drugs, pairs, n_programs, params, structure=structure
+        rng,
+        species,
+        all_contexts,
+        drugs,
+        pairs,
+        n_programs=n_programs,
+        params=params,
+        structure=structure,
     )
     ancestral_offsets = draw_ancestral_offsets(rng, len(all_contexts), n_ancestral, params)
     conditions = _conditions(drugs, doses, combos, "control")
@@ -395,7 +403,7 @@ def simulate(
                 wells_per_group=2,
                 n_batches=n_batches,
             )
-        counts = sample_counts(rng, obs, g, effects, offsets, params, single_cell=not bulk)
+        counts = sample_counts(rng, obs, g, effects, offsets, params=params, single_cell=not bulk)
         adatas[s] = _to_adata(obs, counts, g.names, s, dense_x=bulk, mode=mode, seed=seed)
         means[s] = _truth_means(obs, g, effects, offsets, params)
         loadings[s] = pd.DataFrame(g.loadings, index=g.names.astype(str), columns=programs)
@@ -462,7 +470,7 @@ def _truth_means(obs: pd.DataFrame, genes, effects, offsets, params) -> AnnData:
     profiles = np.stack(
         [
             expected_log_profile(
-                genes, effects, offsets, r.context, r.perturbation, r.dose, room=room
+                genes, effects, offsets, r.context, r.perturbation, dose=r.dose, room=room
             )
             for r in groups.itertuples()
         ]

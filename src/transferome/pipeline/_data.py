@@ -58,7 +58,7 @@ class RunData:
         return MultiSpecies(self.adatas, self.orthologs)
 
     def reactome(self, species: str) -> Any:
-        """The :func:`~transferome.crossspecies.reactome` of ``species``, computed once a run."""
+        """Compute the :func:`~transferome.crossspecies.reactome` of ``species``, once a run."""
         if species not in self._reactomes:
             from transferome.crossspecies import reactome
 

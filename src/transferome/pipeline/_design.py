@@ -1,5 +1,7 @@
-"""Experimental design stage: acquisition curves of suggested, random and largest-interval-first
-experiments, with a band over seeds.
+"""Experimental design stage: acquisition curves of three ways to choose experiments.
+
+The experiments are suggested, random or largest-interval-first; each curve comes with a band
+over seeds.
 
 For each seed a random share of the measured species x context x perturbation cells of the
 data counts as measured; batches of the others are acquired back by expected gain

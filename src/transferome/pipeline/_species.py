@@ -1,8 +1,11 @@
-"""Cross-species stages: perturbation transfer between species, organ annotation transfer,
-the shared latent space, and gene mapping by function.
+"""Cross-species stages: transfer, annotation, the shared latent space, gene mapping.
+
+Perturbation transfer between species, organ annotation transfer, the shared latent space,
+and gene mapping by function.
 
 ``species_transfer`` is an adapter over
-:func:`transferome.benchmark.species.species_transfer`."""
+:func:`transferome.benchmark.species.species_transfer`.
+"""
 
 from __future__ import annotations
 
@@ -62,8 +65,11 @@ started from the expression-weighted gene tokens, classes weighted equally."""
 
 
 def _cross_factory(context: RunContext) -> Any:
-    """Factory of the run's cross-species model: the configured parameters, plus
-    :data:`_ANNOTATION` where the configuration does not set them."""
+    """Return the factory of the run's cross-species model.
+
+    It takes the configured parameters, plus :data:`_ANNOTATION` where the configuration does
+    not set them.
+    """
     from transferome.pipeline._stage import model_factory
 
     config = context.config
@@ -73,8 +79,11 @@ def _cross_factory(context: RunContext) -> Any:
 
 
 def _cross_model(context: RunContext) -> Any:
-    """Fit the cross-species model for annotation: every species, the source's labels only,
-    gene tokens tied through the ortholog table when the data have one."""
+    """Fit the cross-species model for annotation.
+
+    It is fitted on every species with the source's labels only, gene tokens tied through the
+    ortholog table when the data have one.
+    """
     data = context.data
     schema = data.schema
     source, _ = context.shared["pair"]

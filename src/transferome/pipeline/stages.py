@@ -46,8 +46,11 @@ def _first_species(data: Any, species: str | None) -> str:
 def _transfer_splits(
     adata: Any, schema: Any, seed: int, perturbations: Sequence[str] | None, max_splits: int | None
 ) -> list:
-    """The transfer task's splits; with ``max_splits`` a sample drawn by ``seed`` (not the
-    first ones, which would all hold out the first contexts)."""
+    """Return the transfer task's splits, all or a sample of ``max_splits``.
+
+    The sample is drawn by ``seed`` (not the first ones, which would all hold out the first
+    contexts).
+    """
     from transferome.benchmark import get_task
 
     options: dict[str, Any] = {"perturbations": list(perturbations)} if perturbations else {}
@@ -57,8 +60,11 @@ def _transfer_splits(
 
 
 def _best_profiles(result: Any, observed: Any, schema: Any) -> pd.DataFrame:
-    """Predicted vs observed profiles of the model with the best mean ``pearson_delta``
-    (and of ``additive``); the noise ceiling is not a model and has no profiles."""
+    """Tabulate predicted vs observed profiles of the best model (and of ``additive``).
+
+    The best model has the highest mean ``pearson_delta``; the noise ceiling is not a model
+    and has no profiles.
+    """
     scores = result.summary[result.summary["metric"] == "pearson_delta"]
     scores = scores[scores["mean"].notna() & scores["model"].isin(list(result.predictions))]
     frames = []
@@ -71,7 +77,7 @@ def _best_profiles(result: Any, observed: Any, schema: Any) -> pd.DataFrame:
 
 
 def _tables(result: Any, observed: Any, schema: Any) -> dict[str, pd.DataFrame]:
-    """The stage tables of a :class:`~transferome.benchmark.BenchmarkResult`.
+    """Return the stage tables of a :class:`~transferome.benchmark.BenchmarkResult`.
 
     ``results`` keeps the pipeline's columns (``split, model, context, perturbation, metric,
     value``; the task is the file name).
@@ -100,6 +106,7 @@ def _benchmark(
     adata: Any,
     schema: Any,
     models: Mapping[str, Any],
+    *,
     splits: Sequence[Any] | None = None,
     data: Any = None,
     species: str | None = None,
@@ -129,7 +136,7 @@ def _benchmark(
 
 
 def _simulated_truth(data: Any, species: str | None, schema: Any) -> Any:
-    """The noise-free profiles of ``species`` when ``data`` is the built-in atlas."""
+    """Return the noise-free profiles of ``species`` when ``data`` is the built-in atlas."""
     atlas = getattr(data, "atlas", None)
     if atlas is None or species is None:
         return None
@@ -181,7 +188,9 @@ def _run_transfer(
     adata = data.adatas[species]
     splits = _transfer_splits(adata, data.schema, config.seed, perturbations, max_splits)
     chosen = {m: model_factory(config, m)() for m in transfer_models(config, models)}
-    result = _benchmark(context, "transfer", adata, data.schema, chosen, splits, data, species)
+    result = _benchmark(
+        context, "transfer", adata, data.schema, chosen, splits=splits, data=data, species=species
+    )
     return StageResult(tables=_tables(result, adata, data.schema), models=result.fitted)
 
 
@@ -293,7 +302,7 @@ def _run_ablation(
     chosen = {
         label: model_factory(config, model, **overrides)() for label, overrides in variants.items()
     }
-    result = _benchmark(context, "transfer", adata, data.schema, chosen, splits)
+    result = _benchmark(context, "transfer", adata, data.schema, chosen, splits=splits)
     tables = {"results": result.results.drop(columns="task"), "summary": result.summary}
     tables["variants"] = pd.DataFrame(
         [(label, repr(overrides)) for label, overrides in variants.items()],

@@ -40,8 +40,11 @@ _log = get_logger(__name__)
 
 
 def _baseline_weights(kind: str, n_features: int) -> np.ndarray:
-    """Stack weights that reproduce the kind's baseline: log-linear inside the measured
-    range, the nearest condition beyond it, the peers' nearest conditions for a new context."""
+    """Return the stack weights that reproduce the kind's baseline.
+
+    That is: log-linear inside the measured range, the nearest condition beyond it, the
+    peers' nearest conditions for a new context.
+    """
     weights = np.zeros(n_features)
     weights[1 if kind == "transfer" else 2] = 1.0
     return weights
@@ -188,8 +191,10 @@ class DoseResponse(DoseModel):
         return _Centers(out, float(np.median(offsets)) if offsets else 0.0)
 
     def _prior_mean(self, series: str, perturbation: str, centers: _Centers) -> float:
-        """Median midpoint of the perturbation's other series (else of all series), both
-        measured from the perturbation's highest dose."""
+        """Return the median midpoint of the perturbation's other series (else of all series).
+
+        Both are measured from the perturbation's highest dose.
+        """
         anchor = self.anchor_.get(perturbation)
         if anchor is None:
             return float(np.median(self.grid_))
@@ -430,7 +435,7 @@ class DoseResponse(DoseModel):
         return DosePrediction(base.delta, lower, upper, base.source, self.level)
 
     def hill_curve(self, series: str, positions: Sequence[float]) -> np.ndarray:
-        """The series' fitted Hill curve alone at ``positions`` (positions x genes)."""
+        """Evaluate the series' fitted Hill curve alone at ``positions`` (positions x genes)."""
         self._check_fitted()
         if series not in self.curves_:
             raise DataValidationError(f"unknown series {series!r}")

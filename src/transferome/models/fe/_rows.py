@@ -47,12 +47,12 @@ def predict_rows(module: FEModule, z: np.ndarray, vectors: list[np.ndarray]) -> 
     return out
 
 
-# Temporary: models/fe/estimator.py, being rewritten, passes all six by position.
-def centroid_shift(  # noqa: PLR0917
+def centroid_shift(
     z: np.ndarray,
     labels: np.ndarray,
     source: str,
     target: str,
+    *,
     groups: np.ndarray | None,
     within: str | None,
 ) -> np.ndarray:
@@ -82,8 +82,11 @@ def arithmetic_shift(
     context: str,
     perturbation: str,
 ) -> np.ndarray:
-    """Shift of vector arithmetic: the mean, over the training contexts other than
-    ``context`` that measured ``perturbation``, of its centroid minus the control's."""
+    """Compute the shift of vector arithmetic for ``perturbation`` in ``context``.
+
+    It is the mean, over the training contexts other than ``context`` that measured
+    ``perturbation``, of its centroid minus the control's.
+    """
     keep = np.isin(perturbations, [control, perturbation]) & (contexts != context)
     if not (perturbations[keep] == perturbation).any():
         raise DataValidationError(
@@ -91,7 +94,7 @@ def arithmetic_shift(
             f"than {context!r}; vector arithmetic has no shift to transfer"
         )
     return centroid_shift(
-        z[keep], perturbations[keep], control, perturbation, contexts[keep], "context"
+        z[keep], perturbations[keep], control, perturbation, groups=contexts[keep], within="context"
     )
 
 
@@ -140,8 +143,11 @@ def embed_rows(
     mask: np.ndarray | str | None = None,
     use_learned: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sample embeddings and descriptor codes of the rows of ``adata``: the learned embedding
-    of a row seen in ``fit`` (when ``use_learned``), else one fitted with the network frozen."""
+    """Return the sample embeddings and descriptor codes of the rows of ``adata``.
+
+    A row seen in ``fit`` takes its learned embedding (when ``use_learned``), any other one
+    fitted with the network frozen.
+    """
     if not isinstance(adata, AnnData):
         raise DataValidationError(f"expected an AnnData, got {type(adata).__name__}")
     check_var_names(model.var_names_, adata.var_names, what="data")

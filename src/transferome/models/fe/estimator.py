@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from transferome.data._backed import in_memory
+from transferome.data.blocks import in_memory
 from transferome.data.schema import (
     DatasetDescription,
     Schema,
@@ -369,7 +369,7 @@ class FactorizedEmbedding(NeuralEstimator):
         layer: str | None = None,
         mask: np.ndarray | str | None = None,
     ) -> AnnData:
-        """A copy of ``adata`` whose unobserved entries are replaced by predictions.
+        """Return a copy of ``adata`` whose unobserved entries are replaced by predictions.
 
         ``mask`` marks the observed entries (default: the finite ones); observed values are
         kept as they are.
@@ -420,7 +420,7 @@ class FactorizedEmbedding(NeuralEstimator):
             )
         z, codes = self._embed(adata, layer=layer)
         groups = None if within is None else column_labels(adata.obs, within, "obs")
-        shift = centroid_shift(z, labels, str(source), str(target), groups, within)
+        shift = centroid_shift(z, labels, str(source), str(target), groups=groups, within=within)
         vectors = self._factor_vectors(codes[moved])
         if key in self.factor_keys_:
             vectors[self.factor_keys_.index(key)] = np.broadcast_to(
