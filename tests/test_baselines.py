@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from anndata import AnnData
 
+from tests.conftest import make_counts_adata
 from transferome.data.schema import Schema
 from transferome.errors import DataValidationError
 from transferome.models.baselines.means import AdditiveBaseline, ControlBaseline, LinearBaseline
@@ -95,3 +96,23 @@ def test_linear_recovers_low_rank_interaction() -> None:
     assert err_linear < 0.1 * err_additive
     with pytest.raises(DataValidationError, match="penalties"):
         LinearBaseline(penalties=(0.0,)).fit(adata, schema=SCHEMA)
+
+
+def test_context_deltas_by_hand() -> None:
+    from transferome.data.aggregate import context_deltas
+
+    adata = make_counts_adata(n_per_group=3, n_genes=6, seed=4)
+    adata.X = np.log1p(adata.X).astype(np.float64)
+    # a context without controls contributes no change
+    adata = adata[~((adata.obs["context"] == "heart") & (adata.obs["perturbation"] == "control"))]
+    deltas = context_deltas(adata, schema=Schema())
+    obs = adata.obs.astype(str)
+    assert "heart" not in deltas.index.get_level_values(0)
+    for (context, perturbation), row in deltas.iterrows():
+        group = (obs["context"] == context) & (obs["perturbation"] == perturbation)
+        control = (obs["context"] == context) & (obs["perturbation"] == "control")
+        expected = adata.X[group.to_numpy()].mean(axis=0) - adata.X[control.to_numpy()].mean(axis=0)
+        np.testing.assert_allclose(row.to_numpy(), expected, rtol=1e-6)
+    only_controls = adata[adata.obs["perturbation"] == "control"]
+    with pytest.raises(DataValidationError, match="no perturbed group"):
+        context_deltas(only_controls, schema=Schema())

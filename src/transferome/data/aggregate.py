@@ -18,7 +18,7 @@ from transferome.data._stream import dense, iter_row_blocks, on_disk, row_stats,
 from transferome.data.schema import Schema, obs_labels
 from transferome.errors import DataValidationError
 
-__all__ = ["code_means", "column_moments", "control_means", "group_means"]
+__all__ = ["code_means", "column_moments", "context_deltas", "control_means", "group_means"]
 
 
 def group_means(
@@ -142,6 +142,37 @@ def control_means(adata: AnnData, *, schema: Schema) -> pd.DataFrame:
     means = group_means(adata, schema=schema, groups=[(c, schema.control) for c in contexts])
     means.index = means.index.get_level_values(0)
     return means
+
+
+def context_deltas(adata: AnnData, *, schema: Schema) -> pd.DataFrame:
+    """Compute the mean change of every perturbed group whose context has controls.
+
+    The change is the group's mean profile minus its context's control mean, both from one
+    pass of :func:`group_means` (a backed AnnData is streamed a block of rows at a time).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows: a MultiIndex ``(context, perturbation)`` of the perturbed groups; columns: genes.
+
+    Raises
+    ------
+    DataValidationError
+        No perturbed group has controls in its context.
+    """
+    means = group_means(adata, schema=schema)
+    control_rows = [(c, p) for c, p in means.index if p == schema.control]
+    controls = means.loc[control_rows]
+    controls.index = controls.index.get_level_values(0)
+    perturbed = [(c, p) for c, p in means.index if p != schema.control and c in controls.index]
+    if not perturbed:
+        raise DataValidationError(
+            f"no perturbed group in obs[{schema.perturbation_key!r}] has controls in its "
+            f"context; the baselines learn changes against the context's controls"
+        )
+    values = means.loc[perturbed].to_numpy() - controls.loc[[c for c, _ in perturbed]].to_numpy()
+    index = pd.MultiIndex.from_tuples(perturbed, names=["context", "perturbation"])
+    return pd.DataFrame(values, index=index, columns=means.columns)
 
 
 def column_moments(

@@ -26,7 +26,7 @@ import pandas as pd
 from anndata import AnnData
 
 from transferome._logging import get_logger
-from transferome.data.aggregate import control_means, group_means
+from transferome.data.aggregate import context_deltas, control_means
 from transferome.data.schema import (
     DatasetDescription,
     Schema,
@@ -49,24 +49,6 @@ def _validated_schema(adata: AnnData, schema: Schema | DatasetDescription | None
     return checked_schema(
         adata, schema, require_controls=False, allow_negative=True, allow_nan=True
     )
-
-
-def _context_deltas(adata: AnnData, schema: Schema) -> pd.DataFrame:
-    """Mean change of every perturbed group whose context has controls (MultiIndex rows).
-
-    ``X`` of a backed AnnData is streamed from its file a block of rows at a time.
-    """
-    means = group_means(adata, schema=schema)
-    controls = control_means(adata, schema=schema)
-    perturbed = [(c, p) for c, p in means.index if p != schema.control and c in controls.index]
-    if not perturbed:
-        raise DataValidationError(
-            f"no perturbed group in obs[{schema.perturbation_key!r}] has controls in its "
-            f"context; the baselines learn changes against the context's controls"
-        )
-    values = means.loc[perturbed].to_numpy() - controls.loc[[c for c, _ in perturbed]].to_numpy()
-    index = pd.MultiIndex.from_tuples(perturbed, names=["context", "perturbation"])
-    return pd.DataFrame(values, index=index, columns=means.columns)
 
 
 class _Baseline(Estimator, abc.ABC):
@@ -239,7 +221,7 @@ class AdditiveBaseline(_Baseline):
         self.groups_: list[tuple[str, str]] = []
         self.group_deltas_ = np.zeros((0, len(self.var_names_)))
         try:
-            own = _context_deltas(adata, schema)
+            own = context_deltas(adata, schema=schema)
             rows += [(p, own.iloc[i].to_numpy()) for i, (_, p) in enumerate(own.index)]
             self.groups_ = [(str(c), str(p)) for c, p in own.index]
             self.group_deltas_ = own.to_numpy(dtype=np.float64)
@@ -248,7 +230,7 @@ class AdditiveBaseline(_Baseline):
                 raise
         if source is not None:
             source_schema = _validated_schema(source, as_schema(schema))
-            theirs = _context_deltas(source, source_schema)
+            theirs = context_deltas(source, schema=source_schema)
             mapping = mapping_matrix(gene_map, list(theirs.columns), self.var_names_)
             mapped = theirs.to_numpy() @ mapping.T
             mapped[:, mapping.sum(axis=1) == 0] = np.nan
@@ -384,7 +366,7 @@ class LinearBaseline(_Baseline):
         """Fit the effects on the training changes; returns ``self``."""
         self._check_params()
         schema = self._start_fit(adata, schema)
-        deltas = _context_deltas(adata, schema)
+        deltas = context_deltas(adata, schema=schema)
         unmeasured = int(np.isnan(deltas.to_numpy()).sum())
         if unmeasured:
             raise DataValidationError(
