@@ -82,11 +82,13 @@ def test_variants_predict_one_fit_under_several_settings() -> None:
     adata = _planted(perturbations=("control", "a", "b"))
     splits = get_task_splits(adata)
     params = {**XTransfer.fast_params, "max_epochs": 2}
-    kinds = {"decoded": {}, "anchored": {"prediction": "anchored", "matching": "mean"}}
+    # the variant with the defaults comes last: the other's changes must not leak into it
+    kinds = {"anchored": {"prediction": "anchored", "matching": "mean"}, "decoded": {}}
     result = run_task(
         "transfer",
         adata,
-        models={"xtransfer": XTransfer(**params)},
+        models={"xtransfer": "xtransfer"},
+        model_params={"xtransfer": params},
         splits=splits,
         variants={"xtransfer": kinds},
         keep_models=True,
