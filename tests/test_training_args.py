@@ -96,3 +96,19 @@ def test_resumed_fit_equals_uninterrupted_fit(name: str, tmp_path) -> None:
     np.testing.assert_allclose(
         straight.predict(adata, targets).X, resumed.predict(adata, targets).X, rtol=1e-5, atol=1e-6
     )
+
+
+def test_seeded_uses_the_seed_and_restores_the_callers_random_state() -> None:
+    model = get_model("fe")(random_state=3)
+    torch.manual_seed(0)
+    with model.seeded():
+        inside = torch.rand(3)
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(3))  # the caller's stream did not move
+    torch.manual_seed(3)
+    assert torch.equal(inside, torch.rand(3))
+    with model.seeded(7):
+        other = torch.rand(3)
+    torch.manual_seed(7)
+    assert torch.equal(other, torch.rand(3))

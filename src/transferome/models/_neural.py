@@ -15,12 +15,14 @@ import dataclasses
 import inspect
 import os
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
+import torch
 
 from transferome.models._persist import load_described
 from transferome.models.base import Estimator
@@ -123,6 +125,17 @@ class NeuralEstimator(Estimator):
         """
         values = {name: getattr(self, name) for name in TRAINING_ARGUMENTS}
         return TrainingConfig(**{**values, **overrides})
+
+    @contextmanager
+    def seeded(self, seed: int | None = None) -> Iterator[None]:
+        """Seed torch's global generator for the block (``random_state`` unless ``seed``).
+
+        The caller's random state is restored afterwards, so building a network never moves
+        the user's own torch random numbers.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.random_state if seed is None else seed))
+            yield
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model folder at ``path`` and return it.

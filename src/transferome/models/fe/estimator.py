@@ -236,8 +236,7 @@ class FactorizedEmbedding(NeuralEstimator):
             ),
             seed=int(self.random_state),
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.random_state))
+        with self.seeded():
             module = FEModule(config, embedding_lr=self.embedding_lr)
         with torch.no_grad():
             if data.start is not None:

@@ -217,8 +217,7 @@ def build_network(model: UniversalGeneEmbedding, inputs: FitInputs) -> UGENetwor
         pooled_cls=bool(model.pooled_cls),
     )
     generator = torch.Generator().manual_seed(int(model.random_state))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    with model.seeded(int(torch.randint(0, 2**31 - 1, (1,), generator=generator))):
         network = UGENetwork(
             config, torch.from_numpy(inputs.table), torch.from_numpy(inputs.groups)
         )

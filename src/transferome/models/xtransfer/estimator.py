@@ -226,8 +226,7 @@ class XTransfer(NeuralEstimator):
         config = self.training_config()
         train, val = self._split_pairs(pairs)
         rows = AnnDataRows(adata, layer=layer)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.random_state)
+        with self.seeded():
             module = XTransferModule(self._module_config(adata.n_vars))
         module.set_output_offset(torch.from_numpy(gene_means(rows)))
         result = fit_module(
