@@ -168,6 +168,16 @@ def test_results_are_scored_against_the_baselines(tiny_run):
     accuracy = pd.read_csv(out / "tables" / "annotation_accuracy.csv")
     assert set(accuracy["context"]) == {"liver", "kidney", "brain", "all"}
     assert accuracy["accuracy"].between(0, 1).all()
+    # the stage scores what the benchmark task scores, with its ortholog-mapped baselines
+    assert list(accuracy.columns) == [
+        "context",
+        "n",
+        "accuracy",
+        "chance",
+        "ortholog_knn",
+        "ortholog_logistic",
+    ]
+    assert accuracy[["chance", "ortholog_knn", "ortholog_logistic"]].stack().between(0, 1).all()
     precision = pd.read_csv(out / "tables" / "gene_mapping_precision.csv")
     assert {"ortholog", "reactome", "combined", "uge embedding"} <= set(precision["method"])
     assert {"all", "one-to-one"} <= set(precision["group"])

@@ -66,6 +66,7 @@ def _result(tmp_path) -> RunResult:
             "n": [5, 5, 10],
             "accuracy": [0.8, 0.6, 0.7],
             "chance": [0.5, 0.5, 0.5],
+            "ortholog_logistic": [0.7, 0.5, 0.6],
         }
     )
     precision = pd.DataFrame(
@@ -154,7 +155,9 @@ def test_summary_names_winner_and_margin(tmp_path):
     assert mapping["model"] == "reactome"
     assert mapping["margin"] == pytest.approx(0.05)
     annotation = summary.loc["Organ annotation"]
-    assert annotation["margin"] == pytest.approx(0.2)
+    # against the strongest baseline: the ortholog-mapped classifier, not chance
+    assert annotation["baseline"] == "ortholog_logistic"
+    assert annotation["margin"] == pytest.approx(0.1)
     assert annotation["n_groups"] == 0
 
 

@@ -75,9 +75,9 @@ def annotation_transfer(  # noqa: PLR0913 - the model, the two data sets, keywor
     source_species: str,
     target_species: str,
     label_key: str,
-    gene_map: pd.DataFrame,
-    source_column: str,
-    target_column: str,
+    gene_map: pd.DataFrame | None,
+    source_column: str = "source_gene",
+    target_column: str = "target_gene",
     n_genes: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -96,7 +96,8 @@ def annotation_transfer(  # noqa: PLR0913 - the model, the two data sets, keywor
     label_key
         The obs column of the labels (learned from ``source``, scored on ``target``).
     gene_map, source_column, target_column
-        Ortholog table of the baselines (only its one-to-one pairs are used).
+        Ortholog table of the baselines (only its one-to-one pairs are used), e.g.
+        :meth:`~transferome.data.MultiSpecies.gene_map`; ``None``: no ortholog baselines.
     n_genes
         Most variable one-to-one orthologs used by the baselines.
     seed
@@ -115,10 +116,11 @@ def annotation_transfer(  # noqa: PLR0913 - the model, the two data sets, keywor
     source_labels = obs_labels(source, label_key)
     truth = obs_labels(target, label_key)
     predictions = {"uge": model.predict_labels(target, species=target_species).astype(str)}
-    pairs = one_to_one_pairs(gene_map, source_column, target_column)
-    predictions.update(
-        _ortholog_baselines(source, target, source_labels, pairs, n_genes=n_genes, seed=seed)
-    )
+    if gene_map is not None:
+        pairs = one_to_one_pairs(gene_map, source_column, target_column)
+        predictions.update(
+            _ortholog_baselines(source, target, source_labels, pairs, n_genes=n_genes, seed=seed)
+        )
     frequency = pd.Series(source_labels).value_counts(normalize=True)
     counts = pd.Series(truth).value_counts()
     rows = []

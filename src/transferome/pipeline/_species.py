@@ -221,7 +221,7 @@ register_stage(
 def _run_annotation(
     context: RunContext, *, source: str | None = None, target: str | None = None
 ) -> StageResult:
-    from transferome.metrics import accuracy, random_accuracy
+    from transferome.benchmark.annotation import annotation_transfer
 
     data = context.data
     schema = data.schema
@@ -240,34 +240,32 @@ def _run_annotation(
     else:
         model = shared
     source, target = pair
-    true = obs_labels(data.adatas[target], schema.context_key)
-    train = obs_labels(data.adatas[source], schema.context_key)
-    predicted = model.predict_labels(data.adatas[target], species=target).astype(str)
-    frequency = pd.Series(train).value_counts(normalize=True)
-    rows = []
-    for label in sorted(set(true)):
-        mask = true == label
-        rows.append(
-            {
-                "context": label,
-                "n": int(mask.sum()),
-                "accuracy": float(np.mean(predicted[mask] == label)),
-                "chance": float(frequency.get(label, 0.0)),
-            }
-        )
-    rows.append(
-        {
-            "context": "all",
-            "n": len(true),
-            "accuracy": accuracy(true, predicted),
-            "chance": random_accuracy(train, true),
-        }
+    scores = annotation_transfer(
+        model,
+        data.adatas[source],
+        data.adatas[target],
+        source_species=source,
+        target_species=target,
+        label_key=schema.context_key,
+        # the ortholog-mapped classifiers (logistic regression, kNN) beside chance
+        gene_map=None if data.orthologs is None else data.multi_species.gene_map(source, target),
+        seed=context.config.seed,
     )
+    table = scores.pivot(index="class", columns="model", values="accuracy")
+    table = table.rename(columns={"uge": "accuracy", "random": "chance"})
+    table.insert(0, "n", scores.drop_duplicates("class").set_index("class")["n"])
+    order = [*sorted(c for c in table.index if c != "all"), "all"]
+    baselines = [c for c in table.columns if c not in ("n", "accuracy", "chance")]
+    table = table.loc[order, ["n", "accuracy", "chance", *baselines]]
+    rows = table.rename_axis("context").reset_index()
+    rows.columns.name = None
+    true = obs_labels(data.adatas[target], schema.context_key)
+    predicted = model.predict_labels(data.adatas[target], species=target).astype(str)
     confusion = pd.crosstab(
         pd.Series(true, name="observed"), pd.Series(predicted, name="predicted")
     )
     return StageResult(
-        tables={"accuracy": pd.DataFrame(rows), "confusion": confusion.reset_index()},
+        tables={"accuracy": rows, "confusion": confusion.reset_index()},
         models={_CROSS: model} if own else {},
     )
 
