@@ -42,6 +42,10 @@ def test_a_read_only_mapping_of_species_with_the_table(atlas) -> None:
         multi.adatas["cow"] = multi["mouse"]  # type: ignore[index]
     with pytest.raises(DataValidationError, match="species 'cow' not in the data"):
         multi["cow"]
+    assert "cow" not in multi
+    assert "rat" in multi
+    assert multi.get("cow") is None
+    assert multi.get("rat") is multi["rat"]
     with pytest.raises(DataValidationError, match="non-empty mapping"):
         MultiSpecies({})
     with pytest.raises(DataValidationError, match="is a ndarray, expected an AnnData"):

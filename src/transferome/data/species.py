@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import pandas as pd
 from anndata import AnnData
@@ -196,6 +197,14 @@ class MultiSpecies(Mapping[str, AnnData]):
         if species not in self.adatas:
             raise DataValidationError(f"species {species!r} not in the data ({list(self.adatas)})")
         return self.adatas[species]
+
+    def __contains__(self, species: object) -> bool:
+        """Tell whether ``species`` has data here."""
+        return species in self.adatas
+
+    def get(self, species: str, default: Any = None) -> Any:
+        """Return the data of ``species``, or ``default`` when it has none."""
+        return self.adatas.get(species, default)
 
     def __iter__(self) -> Iterator[str]:
         """Iterate over the species, in order."""
