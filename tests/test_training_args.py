@@ -112,3 +112,14 @@ def test_seeded_uses_the_seed_and_restores_the_callers_random_state() -> None:
         other = torch.rand(3)
     torch.manual_seed(7)
     assert torch.equal(other, torch.rand(3))
+
+
+def test_a_neural_model_must_say_how_it_writes_and_reads_its_files() -> None:
+    class Unfinished(NeuralEstimator):
+        def __init__(self, *, width: int = 2, **training: object) -> None:
+            super().__init__(**training)
+            self.width = width
+
+    with pytest.raises(TypeError, match="abstract"):
+        Unfinished()
+    assert "max_epochs" in Unfinished.param_names()

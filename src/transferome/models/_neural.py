@@ -11,6 +11,7 @@ training configuration from them with :meth:`NeuralEstimator.training_config`.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import inspect
 import os
@@ -37,7 +38,7 @@ _CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingConfig
 _Neural = TypeVar("_Neural", bound="NeuralEstimator")
 
 
-class NeuralEstimator(Estimator):
+class NeuralEstimator(Estimator, abc.ABC):
     """An estimator trained by the engine (:func:`~transferome.training.fit_module`).
 
     Subclasses list their own hyperparameters as keyword-only ``__init__`` arguments, take the
@@ -161,17 +162,19 @@ class NeuralEstimator(Estimator):
         model: _Neural = load_described(path, cls.__name__, cls._read_files)
         return model
 
+    @abc.abstractmethod
     def _write_files(self, path: str | os.PathLike[str]) -> Path:
-        raise NotImplementedError
+        """Write the fitted model's folder at ``path`` (each model's own fields)."""
 
     @classmethod
+    @abc.abstractmethod
     def _read_files(
         cls: type[_Neural],
         path: str | os.PathLike[str],
         meta: dict[str, Any],
         arrays: dict[str, np.ndarray],
     ) -> _Neural:
-        raise NotImplementedError
+        """Build the model that ``meta`` and ``arrays`` describe (checked against each other)."""
 
     def _validation_split(
         self, n: int, *, seed: Any, minimum: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
@@ -46,7 +47,7 @@ def _check_queries(queries: pd.DataFrame) -> pd.DataFrame:
 _Dose = TypeVar("_Dose", bound="DoseModel")
 
 
-class DoseModel(Estimator):
+class DoseModel(Estimator, abc.ABC):
     """Shared plumbing: series of the training table and their peers."""
 
     name: ClassVar[str] = ""
@@ -71,9 +72,9 @@ class DoseModel(Estimator):
     def _fit_extra(self) -> None:
         """Learn more than the series (a hook for the models that do)."""
 
+    @abc.abstractmethod
     def _predict_row(self, series: str, perturbation: str, q: float) -> tuple[np.ndarray, str]:
         """Predict the change of one query and say how (``series`` or ``peers``)."""
-        raise NotImplementedError
 
     def predict(self, queries: pd.DataFrame) -> DosePrediction:
         """Predicted changes of ``queries`` (columns ``series``, ``perturbation``, ``position``)."""

@@ -6,6 +6,7 @@ series or averaged over its peers.
 
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 import numpy as np
@@ -39,9 +40,9 @@ class _BaselineDose(DoseModel):
     """A baseline: one rule applied in the query's series, or averaged over its peers."""
 
     @staticmethod
+    @abc.abstractmethod
     def rule(x: np.ndarray, y: np.ndarray, q: float) -> np.ndarray:
         """Change at position ``q`` from a series' positions ``x`` and changes ``y``."""
-        raise NotImplementedError
 
     def _predict_row(self, series: str, perturbation: str, q: float) -> tuple[np.ndarray, str]:
         if series in self.series_:
